@@ -1,0 +1,159 @@
+"""Budget plan rules (DESIGN.md, Budgets): exact hundredths, overrides, nesting, capacity.
+
+A scope counts inside its nearest allocated ancestor: a user inside its allocated teams, else
+inside the allocated orgs of its teams; a team inside its org when the org is allocated; the rest
+(orgs, unnested teams and users, `pool`) at the top level, which must fit the account's credits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from cockpit.config.diagnostics import Location
+from cockpit.config.references import Resolver, report_duplicate
+from cockpit.config.tenant import Declared, DirectoryIndex, Tenant
+from cockpit.policy.budgets import format_credits, is_whole_cents, split_equally, to_cents
+from cockpit.resources.scopes import Scope
+
+TOP = Scope("top", "")
+
+
+@dataclass
+class _Entry:
+    cents: int
+    location: Location
+
+
+def check(plans: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    active: dict[str, Declared] = {}
+    for declared in plans:
+        plan = declared.model
+        if plan.active:
+            first = active.setdefault(plan.account, declared)
+            if first is not declared:
+                resolver.diagnostics.error(
+                    declared.at("active") if "active" in declared.source.data else declared.at("name"),
+                    f"account '{plan.account}' already has an active budget plan "
+                    f"'{first.model.name}' ({first.at('name')}); set active: false on one of them",
+                )
+        _check_plan(declared, tenant, resolver)
+
+
+def _check_plan(declared: Declared, tenant: Tenant, resolver: Resolver) -> None:
+    plan = declared.model
+    diagnostics = resolver.diagnostics
+    entries: dict[Scope, _Entry] = {}
+
+    def add(scope: Scope | None, cents: int, path: tuple) -> None:
+        if scope is None:
+            return
+        if scope in entries:
+            report_duplicate(diagnostics, declared, path, f"allocation for '{scope}'", entries[scope].location)
+            return
+        entries[scope] = _Entry(cents, declared.at(*path))
+
+    def whole(value: float | None, path: tuple) -> None:
+        if value is not None and not is_whole_cents(value):
+            diagnostics.error(
+                declared.at(*path), f"{value} has more than two decimals; credits go to the hundredth"
+            )
+
+    for i, allocation in enumerate(plan.allocations):
+        whole(allocation.credits, ("allocations", i, "credits"))
+        whole(allocation.overflow_cap, ("allocations", i, "overflow_cap"))
+        scope = resolver.scope(declared, ("allocations", i, "scope"), allocation.scope)
+        add(scope, to_cents(allocation.credits), ("allocations", i, "scope"))
+    for i, split in enumerate(plan.distribute_equally):
+        whole(split.total_credits, ("distribute_equally", i, "total_credits"))
+        whole(split.overflow_cap, ("distribute_equally", i, "overflow_cap"))
+        resolved: dict[Scope, tuple] = {}
+        for j, text in enumerate(split.scopes):
+            path = ("distribute_equally", i, "scopes", j)
+            scope = resolver.scope(declared, path, text)
+            if scope is None:
+                continue
+            if scope in resolved:
+                report_duplicate(diagnostics, declared, path, f"scope '{scope}' in an equal split", declared.at(*resolved[scope]))
+                continue
+            resolved[scope] = path
+        if len(resolved) == len(split.scopes):
+            shares = split_equally(to_cents(split.total_credits), resolved)
+            for scope, cents in shares.items():
+                add(scope, cents, resolved[scope])
+
+    overridden: dict[Scope, Location] = {}
+    for i, override in enumerate(plan.overrides):
+        path = ("overrides", i, "scope")
+        whole(override.credits, ("overrides", i, "credits"))
+        scope = resolver.scope(declared, path, override.scope)
+        if scope is None:
+            continue
+        if scope in overridden:
+            report_duplicate(diagnostics, declared, path, f"override for '{scope}'", overridden[scope])
+            continue
+        overridden[scope] = declared.at(*path)
+        if scope not in entries:
+            diagnostics.error(
+                declared.at(*path),
+                f"override for '{scope}' has no allocation to replace; add '{scope}' to "
+                "allocations or distribute_equally first",
+            )
+            continue
+        entries[scope].cents = to_cents(override.credits)
+
+    if plan.account in tenant.accounts:
+        _check_capacity(declared, entries, tenant, resolver)
+
+
+def _check_capacity(
+    declared: Declared, entries: dict[Scope, _Entry], tenant: Tenant, resolver: Resolver
+) -> None:
+    plan = declared.model
+    directory = tenant.directory(plan.account, "copilot")
+    inside: dict[Scope, list[Scope]] = defaultdict(list)
+    for scope in entries:
+        for parent in _parents(scope, entries, directory):
+            inside[parent].append(scope)
+    for parent, children in sorted(inside.items(), key=lambda item: str(item[0])):
+        requested = sum(entries[child].cents for child in children)
+        if parent == TOP:
+            allocation = tenant.accounts[plan.account].model.allocation
+            available = to_cents(allocation.monthly_credits)
+            what = f"account '{plan.account}' has {format_credits(available)} (monthly_credits"
+            if plan.allow_overflow:
+                available += to_cents(allocation.overflow_limit)
+                what = f"account '{plan.account}' has {format_credits(available)} (monthly_credits + overflow_limit"
+            if requested > available:
+                path = "allocations" if "allocations" in declared.source.data else "distribute_equally"
+                resolver.diagnostics.error(
+                    declared.at(path, key=True),
+                    f"budget plan '{plan.name}' allocates {format_credits(requested)} credits at the "
+                    f"top level but {what}); over by {format_credits(requested - available)}",
+                )
+            continue
+        available = entries[parent].cents
+        if requested > available:
+            resolver.diagnostics.error(
+                entries[parent].location,
+                f"allocations inside '{parent}' need {format_credits(requested)} credits but "
+                f"'{parent}' has {format_credits(available)}; over by "
+                f"{format_credits(requested - available)}",
+            )
+
+
+def _parents(scope: Scope, entries: dict[Scope, _Entry], directory: DirectoryIndex) -> list[Scope]:
+    """The nearest allocated ancestors of a scope, or [TOP]."""
+    if scope.type == "team":
+        org = Scope("org", scope.key.partition("/")[0])
+        return [org] if org in entries else [TOP]
+    if scope.type == "user":
+        teams = sorted(directory.user_teams.get(scope.key, ()))
+        allocated_teams = [Scope("team", t) for t in teams if Scope("team", t) in entries]
+        if allocated_teams:
+            return allocated_teams
+        orgs = sorted({t.partition("/")[0] for t in teams})
+        allocated_orgs = [Scope("org", o) for o in orgs if Scope("org", o) in entries]
+        if allocated_orgs:
+            return allocated_orgs
+    return [TOP]

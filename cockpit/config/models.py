@@ -1,0 +1,302 @@
+"""The config language: one pydantic model per kind (DESIGN.md, "The config language").
+
+These models are the single source of the JSON Schemas under `schemas/` (`cockpit schema
+export`). Defaults follow the old system (reference/seed-behaviour.md) unless DESIGN.md decides
+otherwise. Every model forbids unknown fields, so a typo is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cockpit.config.types import (
+    AssignScope,
+    BudgetScope,
+    Credits,
+    Email,
+    EmailDomain,
+    EntityRef,
+    GrantScope,
+    MemberScope,
+    ModelName,
+    Name,
+    SecretRef,
+)
+
+API_VERSION = "cockpit/v1"
+Domain = Literal["copilot", "console"]
+
+
+class Strict(BaseModel):
+    """Base of every config object: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Document(Strict):
+    """Fields every document has."""
+
+    api_version: Literal["cockpit/v1"] = Field(alias="apiVersion")
+    protect: bool = Field(
+        default=False, description="When true, a plan may never delete this resource."
+    )
+
+
+# --- Account -------------------------------------------------------------------------------
+
+
+class Admin(Strict):
+    email: Email
+    role: str = Field(default="account_admin", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class Sso(Strict):
+    provider: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    enabled: bool = False
+    settings: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description="Provider settings. Keys containing 'secret' take only ${env:…}/${file:…}.",
+    )
+
+
+class AccountAllocation(Strict):
+    monthly_credits: Credits = 0
+    overflow_limit: Credits = 0
+    credit_factor: float = Field(default=1, gt=0, description="credits = raw cost × this.")
+
+
+class FeaturePack(Strict):
+    features: list[Name] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class DomainModelPolicy(Strict):
+    allow: list[ModelName] = Field(
+        default_factory=list, description="Ceiling: empty means no ceiling."
+    )
+    deny: list[ModelName] = Field(default_factory=list, description="Always denied.")
+
+
+class ModelPolicy(Strict):
+    console: DomainModelPolicy = Field(default_factory=DomainModelPolicy)
+    copilot: DomainModelPolicy = Field(default_factory=DomainModelPolicy)
+
+
+class ZitadelSettings(Strict):
+    project_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z_-]{1,64}$")
+    organization_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z_-]{1,64}$")
+    issuer: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    role_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    role_mappings: dict[str, str] = Field(default_factory=dict)
+    users: dict[str, str] = Field(
+        default_factory=dict, description="E-mail → Zitadel user id, when search cannot find one."
+    )
+
+
+class Account(Document):
+    kind: Literal["Account"]
+    name: Name
+    alias: str | None = None
+    description: str | None = None
+    email_domain: EmailDomain | None = None
+    status: Literal["active", "suspended"] = "active"
+    admins: list[Admin] = Field(default_factory=list)
+    sso: Sso | None = None
+    allocation: AccountAllocation = Field(default_factory=AccountAllocation)
+    feature_pack: FeaturePack = Field(default_factory=FeaturePack)
+    model_policy: ModelPolicy = Field(default_factory=ModelPolicy)
+    zitadel: ZitadelSettings | None = None
+
+
+# --- Model catalog -------------------------------------------------------------------------
+
+
+class LitellmParams(Strict):
+    model: str = Field(min_length=1, description="Upstream model, e.g. openai/gpt-4o.")
+    api_base: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    api_key: SecretRef | None = None
+    api_version: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class Pricing(Strict):
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class Model(Document):
+    kind: Literal["Model"]
+    name: ModelName
+    description: str | None = None
+    litellm: LitellmParams
+    pricing: Pricing
+
+
+# --- Directory -----------------------------------------------------------------------------
+
+
+class DirectoryUser(Strict):
+    email: Email
+    display_name: str | None = None
+    identity_user_id: str | None = None
+    status: Literal["active", "suspended"] = "active"
+
+
+class Member(Strict):
+    user: Email
+    role: Literal["member", "admin"] = "member"
+
+
+class Team(Strict):
+    name: Name
+    description: str | None = None
+    members: list[Member] = Field(default_factory=list)
+
+
+class Org(Strict):
+    name: Name
+    description: str | None = None
+    admins: list[Email] = Field(default_factory=list, description="Org administrators.")
+    teams: list[Team] = Field(default_factory=list)
+
+
+class Directory(Document):
+    kind: Literal["Directory"]
+    account: Name
+    domain: Domain
+    users: list[DirectoryUser] = Field(default_factory=list)
+    orgs: list[Org] = Field(default_factory=list)
+
+
+# --- Grants and entitlements ---------------------------------------------------------------
+
+
+class ModelGrant(Strict):
+    model: ModelName
+    scope: GrantScope
+    access: Literal["allow", "deny"] = "allow"
+
+
+class ModelAccess(Document):
+    kind: Literal["ModelAccess"]
+    account: Name
+    domain: Domain
+    grants: list[ModelGrant] = Field(default_factory=list)
+
+
+class Entitlement(Strict):
+    feature: Name
+    scope: GrantScope
+    enabled: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Features(Document):
+    kind: Literal["Features"]
+    account: Name
+    domain: Domain
+    entitlements: list[Entitlement] = Field(default_factory=list)
+
+
+# --- Guardrails, agents, connections, marketplace ------------------------------------------
+
+
+class Pattern(Strict):
+    name: Name
+    regex: str = Field(min_length=1)
+    type: Literal["detect", "block", "allow"] = "detect"
+    enabled: bool = True
+    action: str | None = None
+
+
+class GuardrailPreset(Document):
+    kind: Literal["GuardrailPreset"]
+    account: Name
+    code: Name
+    name: str = Field(min_length=1)
+    domain: Domain = "copilot"
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    patterns: list[Pattern] = Field(default_factory=list)
+    assign: list[AssignScope] = Field(default_factory=list)
+
+
+class Agent(Document):
+    kind: Literal["Agent"]
+    account: Name
+    name: Name
+    description: str | None = None
+    definition: dict[str, Any] = Field(default_factory=dict)
+    guardrails: list[Name] = Field(min_length=1, description="Preset codes; at least one.")
+    grants: list[MemberScope] = Field(default_factory=list)
+
+
+class ConnectionGrant(Strict):
+    scope: MemberScope
+    can_manage: bool = False
+
+
+class Connection(Document):
+    kind: Literal["Connection"]
+    account: Name
+    name: Name
+    type: Literal["openapi", "mcp", "composio"]
+    description: str | None = None
+    credential_visibility: Literal["use_only", "self_managed"] = "use_only"
+    allow_user_self_manage: bool = False
+    config: dict[str, Any] = Field(default_factory=dict)
+    secret: dict[str, SecretRef] = Field(default_factory=dict)
+    grants: list[ConnectionGrant] = Field(default_factory=list)
+
+
+class MarketplaceListing(Document):
+    kind: Literal["MarketplaceListing"]
+    account: Name
+    entity: EntityRef
+    title: str = Field(min_length=1)
+    description: str | None = None
+    published: bool = True
+    featured: bool = False
+    verified: bool = False
+    pricing_model: str = "free"
+    version: str = "1.0.0"
+    author: str | None = None
+    grants: list[MemberScope] = Field(
+        default_factory=list, description="None means visible to the whole account."
+    )
+
+
+# --- Budgets -------------------------------------------------------------------------------
+
+
+class Allocation(Strict):
+    scope: BudgetScope
+    credits: Credits
+    overflow_cap: Credits | None = None
+
+
+class EqualDistribution(Strict):
+    scopes: list[BudgetScope] = Field(min_length=1)
+    total_credits: Credits
+    overflow_cap: Credits | None = None
+
+
+class Override(Strict):
+    scope: BudgetScope
+    credits: Credits
+    reason: str | None = None
+
+
+class BudgetPlan(Document):
+    kind: Literal["BudgetPlan"]
+    account: Name
+    name: Name
+    cycle: Literal["monthly", "quarterly"] = "monthly"
+    active: bool = Field(default=True, description="At most one active plan per account.")
+    allow_overflow: bool = False
+    allocations: list[Allocation] = Field(default_factory=list)
+    distribute_equally: list[EqualDistribution] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)

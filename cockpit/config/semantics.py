@@ -1,0 +1,248 @@
+"""The second validation pass: rules across documents (DESIGN.md, Semantics).
+
+Runs only over schema-valid documents, so every rule can trust types and forms and is left with
+meaning: references resolve, keys are unique, budgets fit, secrets are references.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cockpit.config import budget_rules
+from cockpit.config.diagnostics import Diagnostics, Location
+from cockpit.config.references import Resolver, report_duplicate
+from cockpit.config.tenant import Declared, Tenant
+from cockpit.config.types import SECRET_REF_PATTERN
+
+_SECRET_REF = re.compile(SECRET_REF_PATTERN)
+
+
+def check(tenant: Tenant, diagnostics: Diagnostics) -> None:
+    resolver = Resolver(tenant, diagnostics)
+    _accounts(tenant, resolver)
+    valid_accounts = {
+        kind: [d for d in tenant.of(kind) if resolver.account(d)]
+        for kind in tenant.by_kind
+        if kind not in ("Account", "Model")
+    }
+    for declared in valid_accounts.get("Directory", []):
+        _directory(declared, tenant, diagnostics)
+    for declared in valid_accounts.get("ModelAccess", []):
+        _model_access(declared, resolver)
+    for declared in valid_accounts.get("Features", []):
+        _features(declared, resolver, tenant)
+    for declared in valid_accounts.get("GuardrailPreset", []):
+        _guardrail_preset(declared, resolver)
+    for declared in valid_accounts.get("Agent", []):
+        _agent(declared, resolver)
+    for declared in valid_accounts.get("Connection", []):
+        _connection(declared, resolver)
+    for declared in valid_accounts.get("MarketplaceListing", []):
+        _marketplace(declared, resolver)
+    budget_rules.check(valid_accounts.get("BudgetPlan", []), tenant, resolver)
+    _merged_duplicates(valid_accounts, diagnostics)
+
+
+def _accounts(tenant: Tenant, resolver: Resolver) -> None:
+    diagnostics = resolver.diagnostics
+    domains: dict[str, Declared] = {}
+    for declared in tenant.of("Account"):
+        account = declared.model
+        if account.email_domain:
+            first = domains.setdefault(account.email_domain, declared)
+            if first is not declared:
+                diagnostics.error(
+                    declared.at("email_domain"),
+                    f"email_domain '{account.email_domain}' already belongs to account "
+                    f"'{first.model.name}' ({first.at('email_domain')}); it must be unique",
+                )
+        seen: dict[str, Location] = {}
+        for i, admin in enumerate(account.admins):
+            email = admin.email.lower()
+            if email in seen:
+                report_duplicate(diagnostics, declared, ("admins", i), f"admin '{email}'", seen[email])
+            seen[email] = declared.at("admins", i)
+            _email_domain_warning(declared, ("admins", i, "email"), email, account.email_domain, diagnostics)
+        if account.sso is not None:
+            for key, value in account.sso.settings.items():
+                if "secret" in key.lower() and value not in (None, "") and not (
+                    isinstance(value, str) and _SECRET_REF.match(value)
+                ):
+                    diagnostics.error(
+                        declared.at("sso", "settings", key),
+                        f"'{key}' takes a reference, not a literal secret: write ${{env:NAME}} "
+                        "or ${file:PATH} and keep the value out of the repository",
+                    )
+        for domain in ("console", "copilot"):
+            policy = getattr(account.model_policy, domain)
+            for field in ("allow", "deny"):
+                for i, name in enumerate(getattr(policy, field)):
+                    resolver.model(declared, ("model_policy", domain, field, i), name)
+
+
+def _email_domain_warning(declared, path, email: str, domain: str | None, diagnostics) -> None:
+    if domain and not email.endswith("@" + domain):
+        diagnostics.warning(
+            declared.at(*path),
+            f"'{email}' is outside the account's email_domain '{domain}'",
+        )
+
+
+def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> None:
+    directory = declared.model
+    account = tenant.accounts[directory.account].model
+    index = tenant.directory(directory.account, directory.domain)
+    where = f"the {directory.domain} directory of '{directory.account}'"
+    for i, user in enumerate(directory.users):
+        _email_domain_warning(declared, ("users", i, "email"), user.email.lower(), account.email_domain, diagnostics)
+
+    def known_user(path: tuple, email: str) -> None:
+        if email.lower() not in index.users:
+            from cockpit.config.diagnostics import did_you_mean
+
+            diagnostics.error(
+                declared.at(*path),
+                f"unknown user '{email}' in {where}{did_you_mean(email.lower(), index.names('user'))}; "
+                "list it under users",
+            )
+
+    for i, org in enumerate(directory.orgs):
+        for a, email in enumerate(org.admins):
+            known_user(("orgs", i, "admins", a), email)
+        for j, team in enumerate(org.teams):
+            seen: dict[str, Location] = {}
+            for m, member in enumerate(team.members):
+                path = ("orgs", i, "teams", j, "members", m)
+                known_user((*path, "user"), member.user)
+                email = member.user.lower()
+                if email in seen:
+                    report_duplicate(diagnostics, declared, path, f"member '{email}'", seen[email])
+                seen[email] = declared.at(*path)
+
+
+def _model_access(declared: Declared, resolver: Resolver) -> None:
+    access = declared.model
+    for i, grant in enumerate(access.grants):
+        resolver.model(declared, ("grants", i, "model"), grant.model)
+        resolver.scope(declared, ("grants", i, "scope"), grant.scope, access.domain)
+
+
+def _features(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:
+    features = declared.model
+    pack = tenant.accounts[features.account].model.feature_pack.features
+    for i, entitlement in enumerate(features.entitlements):
+        if entitlement.feature not in pack:
+            resolver.diagnostics.error(
+                declared.at("entitlements", i, "feature"),
+                f"feature '{entitlement.feature}' is not in the feature pack of account "
+                f"'{features.account}' ({', '.join(pack) or 'empty'}); add it to "
+                "feature_pack.features or remove the entitlement",
+            )
+        resolver.scope(declared, ("entitlements", i, "scope"), entitlement.scope, features.domain)
+
+
+def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
+    preset = declared.model
+    seen: dict[str, Location] = {}
+    for i, pattern in enumerate(preset.patterns):
+        if pattern.name in seen:
+            report_duplicate(resolver.diagnostics, declared, ("patterns", i, "name"), f"pattern '{pattern.name}'", seen[pattern.name])
+        seen[pattern.name] = declared.at("patterns", i)
+        try:
+            re.compile(pattern.regex)
+        except re.error as exc:
+            resolver.diagnostics.error(
+                declared.at("patterns", i, "regex"),
+                f"pattern '{pattern.name}' is not a valid regular expression: {exc}",
+            )
+    assigned: dict[str, Location] = {}
+    for i, scope in enumerate(preset.assign):
+        if scope.startswith("agent:") and preset.domain == "console":
+            resolver.diagnostics.error(
+                declared.at("assign", i),
+                "agents are copilot resources; a console preset cannot be assigned to one",
+            )
+            continue
+        resolved = resolver.scope(declared, ("assign", i), scope, preset.domain)
+        if resolved is not None:
+            _unique(resolver, declared, ("assign", i), str(resolved), assigned, "assignment")
+
+
+def _agent(declared: Declared, resolver: Resolver) -> None:
+    agent = declared.model
+    presets: dict[str, Location] = {}
+    for i, code in enumerate(agent.guardrails):
+        domain = resolver.preset(declared, ("guardrails", i), code)
+        if domain == "console":
+            resolver.diagnostics.error(
+                declared.at("guardrails", i),
+                f"preset '{code}' is a console preset; agents need copilot presets",
+            )
+        _unique(resolver, declared, ("guardrails", i), code, presets, "guardrail")
+    _grants(declared, resolver, [(("grants", i), s) for i, s in enumerate(agent.grants)])
+
+
+def _connection(declared: Declared, resolver: Resolver) -> None:
+    connection = declared.model
+    if connection.type == "composio":
+        mode = connection.config.get("auth_mode")
+        normalised = mode.strip().lower() if isinstance(mode, str) else mode
+        if normalised not in ("oauth", "api_key"):
+            path = ("config", "auth_mode") if "auth_mode" in connection.config else ("config",)
+            resolver.diagnostics.error(
+                declared.at(*path),
+                "composio connections need config.auth_mode: oauth or api_key",
+            )
+        elif normalised == "api_key" and "api_key" not in connection.secret:
+            resolver.diagnostics.error(
+                declared.at("secret") if connection.secret else declared.at("config", "auth_mode"),
+                "composio api_key mode needs secret.api_key: ${env:NAME} or ${file:PATH}",
+            )
+    _grants(declared, resolver, [(("grants", i, "scope"), g.scope) for i, g in enumerate(connection.grants)])
+
+
+def _marketplace(declared: Declared, resolver: Resolver) -> None:
+    listing = declared.model
+    resolver.entity(declared, ("entity",), listing.entity)
+    _grants(declared, resolver, [(("grants", i), s) for i, s in enumerate(listing.grants)])
+
+
+def _grants(declared: Declared, resolver: Resolver, grants: list[tuple[tuple, str]]) -> None:
+    """Copilot-directory grants of agents, connections and listings: resolve, no duplicates."""
+    seen: dict[str, Location] = {}
+    for path, text in grants:
+        scope = resolver.scope(declared, path, text, "copilot")
+        if scope is not None:
+            _unique(resolver, declared, path, str(scope), seen, "grant")
+
+
+def _unique(resolver: Resolver, declared: Declared, path, key: str, seen: dict, what: str) -> None:
+    if key in seen:
+        report_duplicate(resolver.diagnostics, declared, path, f"{what} '{key}'", seen[key])
+    else:
+        seen[key] = declared.at(*path)
+
+
+def _merged_duplicates(valid: dict[str, list[Declared]], diagnostics: Diagnostics) -> None:
+    """Grants and entitlements are unique per (account, domain) across all merged documents."""
+    for kind, list_field, key_of in (
+        ("ModelAccess", "grants", lambda g: f"{g.model} for {_norm(g.scope)}"),
+        ("Features", "entitlements", lambda e: f"{e.feature} for {_norm(e.scope)}"),
+    ):
+        seen: dict[tuple[Any, ...], Location] = {}
+        for declared in valid.get(kind, []):
+            model = declared.model
+            for i, item in enumerate(getattr(model, list_field)):
+                key = (model.account, model.domain, key_of(item))
+                if key in seen:
+                    what = "grant" if kind == "ModelAccess" else "entitlement"
+                    report_duplicate(diagnostics, declared, (list_field, i), f"{what} {key[2]}", seen[key])
+                else:
+                    seen[key] = declared.at(list_field, i)
+
+
+def _norm(scope: str) -> str:
+    from cockpit.resources.scopes import parse_scope
+
+    return str(parse_scope(scope))

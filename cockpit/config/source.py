@@ -1,0 +1,281 @@
+"""YAML files → documents that remember where every node came from.
+
+PyYAML's composer gives nodes with marks; we build the plain data ourselves from those nodes so
+that duplicate keys, unknown tags, runaway aliases and deep nesting become located errors instead
+of silent overwrites or tracebacks. The node tree is kept, so a problem found later (schema or
+semantics) is located by walking it along the problem's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import yaml
+
+from cockpit.config.diagnostics import Diagnostics, Location, display_path
+
+try:  # libyaml when present: the same nodes and marks, several times faster
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - pure-Python fallback
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES_PER_FILE = 5_000_000
+YAML_SUFFIXES = (".yaml", ".yml")
+
+PathElement = str | int
+
+
+@dataclass
+class SourceDocument:
+    """One YAML document: its data, and the node tree that locates any part of it."""
+
+    file: str
+    """The path as shown to the user."""
+    path: Path
+    """The real path, for `${file:…}` references relative to it."""
+    index: int
+    node: yaml.Node
+    data: Any
+
+    def locate(self, path: Sequence[PathElement], *, key: bool = False) -> Location:
+        """The position of the node at `path`; with `key`, of the mapping key naming it.
+
+        A path that does not exist (a missing required field, say) falls back to the deepest
+        node that does, which is where the user has to add something.
+        """
+        node = self.node
+        mark = node.start_mark
+        for depth, element in enumerate(path):
+            child = _child(node, element)
+            if child is None:
+                break
+            key_node, node = child
+            last = depth == len(path) - 1
+            mark = key_node.start_mark if (key and last and key_node is not None) else node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+
+def _child(node: yaml.Node, element: PathElement) -> tuple[yaml.Node | None, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(element):
+                return key_node, value_node
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(element, int):
+        if 0 <= element < len(node.value):
+            return None, node.value[element]
+    return None
+
+
+def find_files(root: Path) -> list[Path]:
+    """Every *.yaml / *.yml below `root` (or `root` itself), skipping hidden directories."""
+    if root.is_file():
+        return [root]
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts[:-1]):
+            continue
+        if path.suffix in YAML_SUFFIXES and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
+    """Load every document under `root`; problems go to `diagnostics`, never raise."""
+    if not root.exists():
+        diagnostics.error(
+            Location(str(root), 0, 0), "no such file or directory; give a tenant repo directory"
+        )
+        return []
+    files = find_files(root)
+    if not files:
+        diagnostics.error(
+            Location(display_path(root), 0, 0),
+            "no *.yaml or *.yml files found; point cockpit at the tenant repo directory",
+        )
+    documents: list[SourceDocument] = []
+    for path in files:
+        documents.extend(load_file(path, diagnostics))
+    return documents
+
+
+def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
+    shown = display_path(path)
+    text = _read_text(path, shown, diagnostics)
+    if text is None:
+        return []
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        diagnostics.error(_mark_location(shown, exc), _yaml_message(exc))
+        return []
+    except yaml.YAMLError as exc:
+        diagnostics.error(Location(shown, 1, 1), f"invalid YAML: {exc}")
+        return []
+    except RecursionError:
+        diagnostics.error(Location(shown, 1, 1), f"nesting deeper than {MAX_DEPTH} levels")
+        return []
+    documents = []
+    builder = _DataBuilder(shown, diagnostics)
+    for index, node in enumerate(nodes):
+        if node is None:
+            continue
+        data = builder.build(node)
+        if builder.aborted:
+            return []
+        documents.append(SourceDocument(shown, path, index, node, data))
+    if not documents:
+        diagnostics.warning(Location(shown, 1, 1), "file holds no YAML documents")
+    return documents
+
+
+def _read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            diagnostics.error(
+                Location(shown, 1, 1),
+                f"file is {size / 2**20:.1f} MiB, above the {MAX_FILE_BYTES // 2**20} MiB "
+                "limit per file; split it into several files",
+            )
+            return None
+        raw = path.read_bytes()
+    except OSError as exc:
+        diagnostics.error(Location(shown, 0, 0), f"cannot read file: {exc.strerror}")
+        return None
+    if b"\x00" in raw:
+        line, column = _position_of(raw, raw.index(b"\x00"))
+        diagnostics.error(
+            Location(shown, line, column), "binary file (NUL byte); tenant files must be YAML text"
+        )
+        return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, column = _position_of(raw, exc.start)
+        diagnostics.error(
+            Location(shown, line, column), "file is not valid UTF-8; save it as UTF-8 text"
+        )
+        return None
+
+
+def _position_of(raw: bytes, offset: int) -> tuple[int, int]:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _mark_location(shown: str, exc: yaml.MarkedYAMLError) -> Location:
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return Location(shown, 1, 1)
+    return Location(shown, mark.line + 1, mark.column + 1)
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = (exc.problem or "malformed YAML").strip()
+    if "'\\t'" in problem:
+        return "tab character in YAML; indent with spaces, YAML does not allow tabs"
+    context = f" {exc.context.strip()}" if exc.context else ""
+    if exc.context_mark is not None and exc.problem_mark is not None and context:
+        context += f" (line {exc.context_mark.line + 1})"
+    return f"invalid YAML: {problem}{';' + context if context else ''}"
+
+
+class _DataBuilder:
+    """Turns composed nodes into plain data, reporting what PyYAML would silently accept."""
+
+    def __init__(self, shown: str, diagnostics: Diagnostics) -> None:
+        self._shown = shown
+        self._diagnostics = diagnostics
+        self._constructor = yaml.constructor.SafeConstructor()
+        self._nodes = 0
+        self.aborted = False
+
+    def build(self, node: yaml.Node) -> Any:
+        return self._build(node, 0)
+
+    def _at(self, node: yaml.Node) -> Location:
+        return Location(self._shown, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def _build(self, node: yaml.Node, depth: int) -> Any:
+        if self.aborted:
+            return None
+        self._nodes += 1
+        if self._nodes > MAX_NODES_PER_FILE:
+            self.aborted = True
+            self._diagnostics.error(
+                self._at(node),
+                f"more than {MAX_NODES_PER_FILE:,} nodes (aliases expanded); split the file or "
+                "use fewer aliases",
+            )
+            return None
+        if depth > MAX_DEPTH:
+            self.aborted = True
+            self._diagnostics.error(self._at(node), f"nesting deeper than {MAX_DEPTH} levels")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, depth + 1) for item in node.value]
+        return self._mapping(node, depth)
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value
+        construct = self._constructor.yaml_constructors.get(node.tag)
+        if construct is None:
+            self._diagnostics.error(
+                self._at(node), f"unsupported YAML tag {node.tag!r}; remove the tag"
+            )
+            return None
+        try:
+            return construct(self._constructor, node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            self._diagnostics.error(self._at(node), f"invalid YAML value: {exc}")
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[Any, Any]:
+        if node.tag != "tag:yaml.org,2002:map":
+            self._diagnostics.error(
+                self._at(node), f"unsupported YAML tag {node.tag!r}; remove the tag"
+            )
+        try:
+            self._constructor.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            self._diagnostics.error(self._at(node), f"invalid merge key: {exc}")
+            return {}
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = self._build(key_node, depth + 1)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                self._diagnostics.error(
+                    self._at(key_node), "mapping keys must be plain scalars, not lists or maps"
+                )
+                continue
+            if key in first_seen:
+                first = first_seen[key].start_mark.line + 1
+                self._diagnostics.error(
+                    self._at(key_node),
+                    f"duplicate key '{key}' (first at line {first}); keep only one",
+                )
+                continue
+            first_seen[key] = key_node
+            result[key] = self._build(value_node, depth + 1)
+        return result
+
+
+def iter_paths(data: Any, prefix: tuple[PathElement, ...] = ()) -> Iterator[tuple[PathElement, ...]]:
+    """Every path in a data tree, depth first (used to locate secret-bearing keys)."""
+    yield prefix
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from iter_paths(value, (*prefix, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from iter_paths(value, (*prefix, index))

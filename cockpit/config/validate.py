@@ -1,0 +1,64 @@
+"""`cockpit validate`: load → schema pass → models → semantic pass, collecting every problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from cockpit.config import semantics
+from cockpit.config.diagnostics import Diagnostic, Diagnostics
+from cockpit.config.schema import check_document, check_envelope
+from cockpit.config.source import SourceDocument, load_tree
+from cockpit.config.tenant import Tenant, gather
+from cockpit.resources import Registry, build_registry
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    diagnostics: list[Diagnostic]
+    files: int
+    documents: int
+    tenant: Tenant
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+def validate_path(root: Path, registry: Registry | None = None) -> ValidationResult:
+    """Validate a tenant repo; never raises on bad input, reports it instead."""
+    registry = registry or build_registry()
+    diagnostics = Diagnostics()
+    documents = load_tree(root, diagnostics)
+    parsed: list[tuple[SourceDocument, BaseModel]] = []
+    broken: list[SourceDocument] = []
+    for document in documents:
+        descriptor = check_envelope(document, registry, diagnostics)
+        if descriptor is None:
+            continue
+        if not check_document(document, descriptor, diagnostics):
+            broken.append(document)
+            continue
+        model = _parse(document, descriptor.model, diagnostics)
+        if model is None:
+            broken.append(document)
+        else:
+            parsed.append((document, model))
+    tenant = gather(parsed, registry, diagnostics, broken)
+    semantics.check(tenant, diagnostics)
+    files = len({d.file for d in documents})
+    return ValidationResult(diagnostics.sorted(), files, len(documents), tenant)
+
+
+def _parse(
+    document: SourceDocument, model: type[BaseModel], diagnostics: Diagnostics
+) -> BaseModel | None:
+    """Build the model; the schema pass has vetted the data, so errors here are rare."""
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            diagnostics.error(document.locate(error["loc"]), error["msg"])
+        return None

@@ -10,10 +10,11 @@ import re
 from typing import Any
 
 from cockpit.config import budget_rules
-from cockpit.config.diagnostics import Diagnostics, Location
+from cockpit.config.diagnostics import Diagnostics, Location, did_you_mean
 from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, Tenant
 from cockpit.config.types import SECRET_REF_PATTERN
+from cockpit.resources.scopes import parse_scope
 
 _SECRET_REF = re.compile(SECRET_REF_PATTERN)
 
@@ -99,8 +100,6 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
 
     def known_user(path: tuple, email: str) -> None:
         if email.lower() not in index.users:
-            from cockpit.config.diagnostics import did_you_mean
-
             diagnostics.error(
                 declared.at(*path),
                 f"unknown user '{email}' in {where}{did_you_mean(email.lower(), index.names('user'))}; "
@@ -243,6 +242,4 @@ def _merged_duplicates(valid: dict[str, list[Declared]], diagnostics: Diagnostic
 
 
 def _norm(scope: str) -> str:
-    from cockpit.resources.scopes import parse_scope
-
     return str(parse_scope(scope))

@@ -40,8 +40,8 @@ class Resolver:
             return False
         self.diagnostics.error(
             declared.at(*path),
-            f"unknown account '{name}'{did_you_mean(name, list(self._accounts))}; "
-            "declare it in a document of kind Account",
+            f"unknown account '{name}'; declare it in a document of kind Account"
+            f"{did_you_mean(name, list(self._accounts))}",
         )
         return False
 
@@ -50,8 +50,8 @@ class Resolver:
             return name in self._catalog
         self.diagnostics.error(
             declared.at(*path),
-            f"model '{name}' is not in the catalog{did_you_mean(name, list(self._catalog))}; "
-            "declare it in a document of kind Model",
+            f"model '{name}' is not in the catalog; declare it in a document of kind Model"
+            f"{did_you_mean(name, list(self._catalog))}",
         )
         return False
 

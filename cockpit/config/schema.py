@@ -101,8 +101,8 @@ def check_envelope(
     if descriptor is None:
         diagnostics.error(
             document.locate(("kind",)),
-            f"unknown kind {_show(kind)}{did_you_mean(str(kind), known)} "
-            f"(known kinds: {', '.join(known)})",
+            f"unknown kind {_show(kind)}; use one of: {', '.join(known)}"
+            f"{did_you_mean(str(kind), known)}",
         )
     return descriptor
 
@@ -141,7 +141,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[tuple[Any, ...], bool, st
     elif validator == "required":
         for name in error.validator_value:
             if isinstance(error.instance, dict) and name not in error.instance:
-                where = f" in '{field}'" if field else ""
+                where = f" in '{field}'" if path else ""
                 yield path, False, f"missing required field '{name}'{where}; add it"
     elif validator == "type":
         expected = error.validator_value

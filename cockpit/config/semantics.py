@@ -102,8 +102,8 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
         if email.lower() not in index.users:
             diagnostics.error(
                 declared.at(*path),
-                f"unknown user '{email}' in {where}{did_you_mean(email.lower(), index.names('user'))}; "
-                "list it under users",
+                f"unknown user '{email}' in {where}; list it under users"
+                f"{did_you_mean(email.lower(), index.names('user'))}",
             )
 
     for i, org in enumerate(directory.orgs):

@@ -112,7 +112,7 @@ def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
-        diagnostics.error(_mark_location(shown, exc), _yaml_message(exc))
+        diagnostics.error(_mark_location(shown, exc), _yaml_message(exc, text))
         return []
     except yaml.YAMLError as exc:
         diagnostics.error(Location(shown, 1, 1), f"invalid YAML: {exc}")
@@ -176,9 +176,10 @@ def _mark_location(shown: str, exc: yaml.MarkedYAMLError) -> Location:
     return Location(shown, mark.line + 1, mark.column + 1)
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+def _yaml_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     problem = (exc.problem or "malformed YAML").strip()
-    if "'\\t'" in problem:
+    mark = exc.problem_mark
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         return "tab character in YAML; indent with spaces, YAML does not allow tabs"
     context = f" {exc.context.strip()}" if exc.context else ""
     if exc.context_mark is not None and exc.problem_mark is not None and context:
@@ -253,6 +254,8 @@ class _DataBuilder:
         first_seen: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
             key = self._build(key_node, depth + 1)
+            if self.aborted:
+                break
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 self._diagnostics.error(
                     self._at(key_node), "mapping keys must be plain scalars, not lists or maps"

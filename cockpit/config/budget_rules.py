@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from cockpit.config.diagnostics import Location
+from cockpit.config.source import NodeRef
 from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, DirectoryIndex, Tenant
 from cockpit.policy.budgets import format_credits, is_whole_cents, split_equally, to_cents
@@ -22,7 +22,7 @@ TOP = Scope("top", "")
 @dataclass
 class _Entry:
     cents: int
-    location: Location
+    ref: NodeRef
 
 
 def check(plans: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
@@ -49,9 +49,9 @@ def _check_plan(declared: Declared, tenant: Tenant, resolver: Resolver) -> None:
         if scope is None:
             return
         if scope in entries:
-            report_duplicate(diagnostics, declared, path, f"allocation for '{scope}'", entries[scope].location)
+            report_duplicate(diagnostics, declared, path, f"allocation for '{scope}'", entries[scope].ref)
             return
-        entries[scope] = _Entry(cents, declared.at(*path))
+        entries[scope] = _Entry(cents, declared.ref(*path))
 
     def whole(value: float | None, path: tuple) -> None:
         if value is not None and not is_whole_cents(value):
@@ -82,7 +82,7 @@ def _check_plan(declared: Declared, tenant: Tenant, resolver: Resolver) -> None:
             for scope, cents in shares.items():
                 add(scope, cents, resolved[scope])
 
-    overridden: dict[Scope, Location] = {}
+    overridden: dict[Scope, NodeRef] = {}
     for i, override in enumerate(plan.overrides):
         path = ("overrides", i, "scope")
         whole(override.credits, ("overrides", i, "credits"))
@@ -92,7 +92,7 @@ def _check_plan(declared: Declared, tenant: Tenant, resolver: Resolver) -> None:
         if scope in overridden:
             report_duplicate(diagnostics, declared, path, f"override for '{scope}'", overridden[scope])
             continue
-        overridden[scope] = declared.at(*path)
+        overridden[scope] = declared.ref(*path)
         if scope not in entries:
             diagnostics.error(
                 declared.at(*path),
@@ -135,7 +135,7 @@ def _check_capacity(
         available = entries[parent].cents
         if requested > available:
             resolver.diagnostics.error(
-                entries[parent].location,
+                entries[parent].ref.location,
                 f"allocations inside '{parent}' need {format_credits(requested)} credits but "
                 f"'{parent}' has {format_credits(available)}; over by "
                 f"{format_credits(requested - available)}",

@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from cockpit.config import budget_rules
-from cockpit.config.diagnostics import Diagnostics, Location, did_you_mean
+from cockpit.config.diagnostics import Diagnostics, did_you_mean
+from cockpit.config.source import NodeRef
 from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, Tenant
 from cockpit.config.types import SECRET_REF_PATTERN
@@ -58,12 +59,12 @@ def _accounts(tenant: Tenant, resolver: Resolver) -> None:
                     f"email_domain '{account.email_domain}' already belongs to account "
                     f"'{first.model.name}' ({first.at('email_domain')}); it must be unique",
                 )
-        seen: dict[str, Location] = {}
+        seen: dict[str, NodeRef] = {}
         for i, admin in enumerate(account.admins):
             email = admin.email.lower()
             if email in seen:
                 report_duplicate(diagnostics, declared, ("admins", i), f"admin '{email}'", seen[email])
-            seen[email] = declared.at("admins", i)
+            seen[email] = declared.ref("admins", i)
             _email_domain_warning(declared, ("admins", i, "email"), email, account.email_domain, diagnostics)
         if account.sso is not None:
             for key, value in account.sso.settings.items():
@@ -110,14 +111,14 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
         for a, email in enumerate(org.admins):
             known_user(("orgs", i, "admins", a), email)
         for j, team in enumerate(org.teams):
-            seen: dict[str, Location] = {}
+            seen: dict[str, NodeRef] = {}
             for m, member in enumerate(team.members):
                 path = ("orgs", i, "teams", j, "members", m)
                 known_user((*path, "user"), member.user)
                 email = member.user.lower()
                 if email in seen:
                     report_duplicate(diagnostics, declared, path, f"member '{email}'", seen[email])
-                seen[email] = declared.at(*path)
+                seen[email] = declared.ref(*path)
 
 
 def _model_access(declared: Declared, resolver: Resolver) -> None:
@@ -143,11 +144,11 @@ def _features(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:
 
 def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
     preset = declared.model
-    seen: dict[str, Location] = {}
+    seen: dict[str, NodeRef] = {}
     for i, pattern in enumerate(preset.patterns):
         if pattern.name in seen:
             report_duplicate(resolver.diagnostics, declared, ("patterns", i, "name"), f"pattern '{pattern.name}'", seen[pattern.name])
-        seen[pattern.name] = declared.at("patterns", i)
+        seen[pattern.name] = declared.ref("patterns", i)
         try:
             re.compile(pattern.regex)
         except re.error as exc:
@@ -155,7 +156,7 @@ def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
                 declared.at("patterns", i, "regex"),
                 f"pattern '{pattern.name}' is not a valid regular expression: {exc}",
             )
-    assigned: dict[str, Location] = {}
+    assigned: dict[str, NodeRef] = {}
     for i, scope in enumerate(preset.assign):
         if scope.startswith("agent:") and preset.domain == "console":
             resolver.diagnostics.error(
@@ -170,7 +171,7 @@ def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
 
 def _agent(declared: Declared, resolver: Resolver) -> None:
     agent = declared.model
-    presets: dict[str, Location] = {}
+    presets: dict[str, NodeRef] = {}
     for i, code in enumerate(agent.guardrails):
         domain = resolver.preset(declared, ("guardrails", i), code)
         if domain == "console":
@@ -209,7 +210,7 @@ def _marketplace(declared: Declared, resolver: Resolver) -> None:
 
 def _grants(declared: Declared, resolver: Resolver, grants: list[tuple[tuple, str]]) -> None:
     """Copilot-directory grants of agents, connections and listings: resolve, no duplicates."""
-    seen: dict[str, Location] = {}
+    seen: dict[str, NodeRef] = {}
     for path, text in grants:
         scope = resolver.scope(declared, path, text, "copilot")
         if scope is not None:
@@ -220,7 +221,7 @@ def _unique(resolver: Resolver, declared: Declared, path, key: str, seen: dict, 
     if key in seen:
         report_duplicate(resolver.diagnostics, declared, path, f"{what} '{key}'", seen[key])
     else:
-        seen[key] = declared.at(*path)
+        seen[key] = declared.ref(*path)
 
 
 def _merged_duplicates(valid: dict[str, list[Declared]], diagnostics: Diagnostics) -> None:
@@ -229,7 +230,7 @@ def _merged_duplicates(valid: dict[str, list[Declared]], diagnostics: Diagnostic
         ("ModelAccess", "grants", lambda g: f"{g.model} for {_norm(g.scope)}"),
         ("Features", "entitlements", lambda e: f"{e.feature} for {_norm(e.scope)}"),
     ):
-        seen: dict[tuple[Any, ...], Location] = {}
+        seen: dict[tuple[Any, ...], NodeRef] = {}
         for declared in valid.get(kind, []):
             model = declared.model
             for i, item in enumerate(getattr(model, list_field)):
@@ -238,7 +239,7 @@ def _merged_duplicates(valid: dict[str, list[Declared]], diagnostics: Diagnostic
                     what = "grant" if kind == "ModelAccess" else "entitlement"
                     report_duplicate(diagnostics, declared, (list_field, i), f"{what} {key[2]}", seen[key])
                 else:
-                    seen[key] = declared.at(list_field, i)
+                    seen[key] = declared.ref(list_field, i)
 
 
 def _norm(scope: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import yaml
 
@@ -57,6 +57,21 @@ class SourceDocument:
             last = depth == len(path) - 1
             mark = key_node.start_mark if (key and last and key_node is not None) else node.start_mark
         return Location(self.file, mark.line + 1, mark.column + 1)
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    """A node to locate later: positions are walked for only the few nodes that get reported."""
+
+    document: SourceDocument
+    path: tuple[PathElement, ...]
+
+    @property
+    def location(self) -> Location:
+        return self.document.locate(self.path)
+
+    def __str__(self) -> str:
+        return str(self.location)
 
 
 def _child(node: yaml.Node, element: PathElement) -> tuple[yaml.Node | None, yaml.Node] | None:
@@ -271,14 +286,3 @@ class _DataBuilder:
             first_seen[key] = key_node
             result[key] = self._build(value_node, depth + 1)
         return result
-
-
-def iter_paths(data: Any, prefix: tuple[PathElement, ...] = ()) -> Iterator[tuple[PathElement, ...]]:
-    """Every path in a data tree, depth first (used to locate secret-bearing keys)."""
-    yield prefix
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from iter_paths(value, (*prefix, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield from iter_paths(value, (*prefix, index))

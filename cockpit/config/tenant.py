@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from cockpit.config import models
 from cockpit.config.diagnostics import Diagnostics, Location
-from cockpit.config.source import PathElement, SourceDocument
+from cockpit.config.source import NodeRef, PathElement, SourceDocument
 from cockpit.resources import Registry
 from cockpit.resources.scopes import Scope
 
@@ -31,6 +31,10 @@ class Declared(Generic[M]):
     def at(self, *path: PathElement, key: bool = False) -> Location:
         return self.source.locate(path, key=key)
 
+    def ref(self, *path: PathElement) -> NodeRef:
+        """A lazily located node: for remembering where something was first seen."""
+        return NodeRef(self.source, path)
+
 
 @dataclass
 class DirectoryIndex:
@@ -38,9 +42,10 @@ class DirectoryIndex:
 
     account: str
     domain: str
-    users: dict[str, Location] = field(default_factory=dict)
-    orgs: dict[str, Location] = field(default_factory=dict)
-    teams: dict[str, Location] = field(default_factory=dict)
+    users: dict[str, NodeRef] = field(default_factory=dict)
+    orgs: dict[str, NodeRef | None] = field(default_factory=dict)
+    """`None` for copilot's built-in org "global" when no document declares it."""
+    teams: dict[str, NodeRef] = field(default_factory=dict)
     """Keyed `org/team`."""
     team_members: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     user_teams: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -82,7 +87,7 @@ class Tenant:
         if found is None:
             found = self.directories[(account, domain)] = DirectoryIndex(account, domain)
             if domain == "copilot":  # copilot always has org "global", declared or not
-                found.orgs["global"] = Location("(built in)", 0, 0)
+                found.orgs["global"] = None
         return found
 
     def account_documents(self, account: str) -> Iterator[Declared[Any]]:
@@ -141,15 +146,15 @@ def _index_directory(
                 f"user '{email}' is listed twice in {where} (first at {index.users[email]})",
             )
             continue
-        index.users[email] = declared.at("users", i)
+        index.users[email] = declared.ref("users", i)
     for i, org in enumerate(directory.orgs):
-        if org.name in index.orgs and index.orgs[org.name].line:
+        if index.orgs.get(org.name) is not None:
             diagnostics.error(
                 declared.at("orgs", i, "name"),
                 f"org '{org.name}' is declared twice in {where} (first at {index.orgs[org.name]})",
             )
             continue
-        index.orgs[org.name] = declared.at("orgs", i)
+        index.orgs[org.name] = declared.ref("orgs", i)
         for j, team in enumerate(org.teams):
             key = f"{org.name}/{team.name}"
             if key in index.teams:
@@ -158,7 +163,7 @@ def _index_directory(
                     f"team '{team.name}' is declared twice in org '{org.name}'",
                 )
                 continue
-            index.teams[key] = declared.at("orgs", i, "teams", j)
+            index.teams[key] = declared.ref("orgs", i, "teams", j)
             for member in team.members:
                 index.team_members[key].add(member.user.lower())
                 index.user_teams[member.user.lower()].add(key)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -29,7 +32,25 @@ class ValidationResult:
 
 def validate_path(root: Path, registry: Registry | None = None) -> ValidationResult:
     """Validate a tenant repo; never raises on bad input, reports it instead."""
-    registry = registry or build_registry()
+    with _gc_paused():
+        return _validate(root, registry or build_registry())
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Loading keeps millions of small acyclic objects alive (nodes, marks, models); the cyclic
+    collector would rescan them all again and again (4x slower on a 100,000-grant tenant).
+    Reference counting still frees everything; the collector runs again afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _validate(root: Path, registry: Registry) -> ValidationResult:
     diagnostics = Diagnostics()
     documents = load_tree(root, diagnostics)
     parsed: list[tuple[SourceDocument, BaseModel]] = []

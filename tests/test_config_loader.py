@@ -186,3 +186,29 @@ def test_equal_split_sums_exactly(tmp_path: Path) -> None:
     write(tmp_path, (tmp_path / "tenant.yaml").read_text().replace("total_credits: 100", "total_credits: 100.01"))
     (message,) = messages(tmp_path)
     assert "allocates 100.01 credits at the top level" in message
+
+
+def test_grant_outside_model_policy_is_a_warning(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        ACCOUNT
+        + "model_policy: {copilot: {allow: [m1]}}\n---\n"
+        + "".join(
+            f"apiVersion: cockpit/v1\nkind: Model\nname: {m}\nlitellm: {{model: openai/{m}}}\n"
+            "pricing: {input_per_million: 1, output_per_million: 1}\n---\n"
+            for m in ("m1", "m2")
+        )
+        + "apiVersion: cockpit/v1\nkind: ModelAccess\naccount: acme\ndomain: copilot\n"
+        + "grants: [{model: m1, scope: account}, {model: m2, scope: account}]\n",
+    )
+    result = validate_path(tmp_path)
+    assert result.ok
+    assert [m for m in messages(tmp_path)] == [
+        "20:42: warning: grant of 'm2' can never take effect: the account's copilot model_policy does not allow it"
+    ]
+
+
+def test_trailing_document_separator_is_ignored(tmp_path: Path) -> None:
+    write(tmp_path, ACCOUNT + "---\n")
+    result = validate_path(tmp_path)
+    assert result.ok and not result.diagnostics

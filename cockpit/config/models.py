@@ -27,6 +27,15 @@ from cockpit.config.types import (
 
 API_VERSION = "cockpit/v1"
 Domain = Literal["copilot", "console"]
+BaseRole = Literal[
+    "account_admin",
+    "console_org_admin",
+    "console_team_admin",
+    "copilot_org_admin",
+    "copilot_team_admin",
+    "end_user",
+]
+"""The six standard Zitadel project roles (before the account's `role_prefix`)."""
 
 
 class Strict(BaseModel):
@@ -49,7 +58,7 @@ class Document(Strict):
 
 class Admin(Strict):
     email: Email
-    role: str = Field(default="account_admin", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    role: BaseRole = "account_admin"
 
 
 class Sso(Strict):
@@ -89,7 +98,10 @@ class ZitadelSettings(Strict):
     organization_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z_-]{1,64}$")
     issuer: str | None = Field(default=None, pattern=r"^https?://\S+$")
     role_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
-    role_mappings: dict[str, str] = Field(default_factory=dict)
+    role_mappings: dict[BaseRole, str] = Field(
+        default_factory=dict,
+        description="Standard role → project role key; keys must start with role_prefix.",
+    )
     users: dict[str, str] = Field(
         default_factory=dict, description="E-mail → Zitadel user id, when search cannot find one."
     )

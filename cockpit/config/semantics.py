@@ -7,6 +7,7 @@ meaning: references resolve, keys are unique, budgets fit, secrets are reference
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from cockpit.config import budget_rules
@@ -14,14 +15,17 @@ from cockpit.config.diagnostics import Diagnostics, did_you_mean
 from cockpit.config.source import NodeRef
 from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, Tenant
-from cockpit.config.types import SECRET_REF_PATTERN
+from cockpit.config.secrets import reference_problem, secret_fields
+from cockpit.config.types import EMAIL_PATTERN
+from cockpit.resources import Registry
 from cockpit.resources.scopes import parse_scope
 
-_SECRET_REF = re.compile(SECRET_REF_PATTERN)
+EMAIL = re.compile(EMAIL_PATTERN)
 
 
-def check(tenant: Tenant, diagnostics: Diagnostics) -> None:
+def check(tenant: Tenant, diagnostics: Diagnostics, registry: Registry, repo_root: Path) -> None:
     resolver = Resolver(tenant, diagnostics)
+    _secrets(tenant, registry, repo_root, diagnostics)
     _accounts(tenant, resolver)
     valid_accounts = {
         kind: [d for d in tenant.of(kind) if resolver.account(d)]
@@ -31,7 +35,7 @@ def check(tenant: Tenant, diagnostics: Diagnostics) -> None:
     for declared in valid_accounts.get("Directory", []):
         _directory(declared, tenant, diagnostics)
     for declared in valid_accounts.get("ModelAccess", []):
-        _model_access(declared, resolver)
+        _model_access(declared, resolver, tenant)
     for declared in valid_accounts.get("Features", []):
         _features(declared, resolver, tenant)
     for declared in valid_accounts.get("GuardrailPreset", []):
@@ -44,6 +48,38 @@ def check(tenant: Tenant, diagnostics: Diagnostics) -> None:
         _marketplace(declared, resolver)
     budget_rules.check(valid_accounts.get("BudgetPlan", []), tenant, resolver)
     _merged_duplicates(valid_accounts, diagnostics)
+
+
+def _secrets(tenant: Tenant, registry: Registry, repo_root: Path, diagnostics: Diagnostics) -> None:
+    for kind, declared_list in tenant.by_kind.items():
+        descriptor = registry.get(kind)
+        if descriptor is None or not descriptor.secret_fields:
+            continue
+        for declared in declared_list:
+            for path, value in secret_fields(descriptor, declared.source.data):
+                problem = reference_problem(value, declared.source.path, repo_root)
+                if problem:
+                    diagnostics.error(declared.at(*path), f"'{path[-1]}' {problem}")
+
+
+def _zitadel(declared: Declared, diagnostics: Diagnostics) -> None:
+    """Mapped roles carry the account's prefix: a shared project's other roles are not ours."""
+    zitadel = declared.model.zitadel
+    if zitadel is None:
+        return
+    for base, role in zitadel.role_mappings.items():
+        if not role.startswith(zitadel.role_prefix):
+            diagnostics.error(
+                declared.at("zitadel", "role_mappings", base),
+                f"role '{role}' does not start with the account's role_prefix "
+                f"'{zitadel.role_prefix}'; an account may only use roles with its own prefix",
+            )
+    for email in zitadel.users:
+        if not EMAIL.match(email):
+            diagnostics.error(
+                declared.at("zitadel", "users", email, key=True),
+                f"'{email}' is not an e-mail address; zitadel.users maps e-mails to user ids",
+            )
 
 
 def _accounts(tenant: Tenant, resolver: Resolver) -> None:
@@ -66,16 +102,7 @@ def _accounts(tenant: Tenant, resolver: Resolver) -> None:
                 report_duplicate(diagnostics, declared, ("admins", i), f"admin '{email}'", seen[email])
             seen[email] = declared.ref("admins", i)
             _email_domain_warning(declared, ("admins", i, "email"), email, account.email_domain, diagnostics)
-        if account.sso is not None:
-            for key, value in account.sso.settings.items():
-                if "secret" in key.lower() and value not in (None, "") and not (
-                    isinstance(value, str) and _SECRET_REF.match(value)
-                ):
-                    diagnostics.error(
-                        declared.at("sso", "settings", key),
-                        f"'{key}' takes a reference, not a literal secret: write ${{env:NAME}} "
-                        "or ${file:PATH} and keep the value out of the repository",
-                    )
+        _zitadel(declared, diagnostics)
         for domain in ("console", "copilot"):
             policy = getattr(account.model_policy, domain)
             for field in ("allow", "deny"):
@@ -108,8 +135,12 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
             )
 
     for i, org in enumerate(directory.orgs):
+        admins: dict[str, NodeRef] = {}
         for a, email in enumerate(org.admins):
             known_user(("orgs", i, "admins", a), email)
+            if email.lower() in admins:
+                report_duplicate(diagnostics, declared, ("orgs", i, "admins", a), f"admin '{email.lower()}'", admins[email.lower()])
+            admins.setdefault(email.lower(), declared.ref("orgs", i, "admins", a))
         for j, team in enumerate(org.teams):
             seen: dict[str, NodeRef] = {}
             for m, member in enumerate(team.members):
@@ -121,11 +152,20 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
                 seen[email] = declared.ref(*path)
 
 
-def _model_access(declared: Declared, resolver: Resolver) -> None:
+def _model_access(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:
     access = declared.model
+    policy = getattr(tenant.accounts[access.account].model.model_policy, access.domain)
     for i, grant in enumerate(access.grants):
-        resolver.model(declared, ("grants", i, "model"), grant.model)
+        if not resolver.model(declared, ("grants", i, "model"), grant.model):
+            continue
         resolver.scope(declared, ("grants", i, "scope"), grant.scope, access.domain)
+        outside = grant.model in policy.deny or (policy.allow and grant.model not in policy.allow)
+        if grant.access == "allow" and outside:
+            resolver.diagnostics.warning(
+                declared.at("grants", i, "model"),
+                f"grant of '{grant.model}' can never take effect: the account's {access.domain} "
+                "model_policy does not allow it",
+            )
 
 
 def _features(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:

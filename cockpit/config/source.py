@@ -143,6 +143,8 @@ def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
         data = builder.build(node)
         if builder.aborted:
             return []
+        if data is None:  # an empty document, e.g. after a trailing `---`
+            continue
         documents.append(SourceDocument(shown, path, index, node, data))
     if not documents:
         diagnostics.warning(Location(shown, 1, 1), "file holds no YAML documents")

@@ -68,7 +68,8 @@ def _validate(root: Path, registry: Registry) -> ValidationResult:
         else:
             parsed.append((document, model))
     tenant = gather(parsed, registry, diagnostics, broken)
-    semantics.check(tenant, diagnostics)
+    repo_root = root if root.is_dir() else root.parent
+    semantics.check(tenant, diagnostics, registry, repo_root)
     files = len({d.file for d in documents})
     return ValidationResult(diagnostics.sorted(), files, len(documents), tenant)
 

@@ -204,7 +204,7 @@ def test_grant_outside_model_policy_is_a_warning(tmp_path: Path) -> None:
     result = validate_path(tmp_path)
     assert result.ok
     assert [m for m in messages(tmp_path)] == [
-        "20:42: warning: grant of 'm2' can never take effect: the account's copilot model_policy does not allow it"
+        "22:47: warning: grant of 'm2' can never take effect: the account's copilot model_policy does not allow it"
     ]
 
 

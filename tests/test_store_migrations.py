@@ -237,6 +237,47 @@ def test_deleting_an_account_removes_its_config_but_keeps_runtime_data(
         assert _count(connection, t.audit_events) == 1
 
 
+@pytest.mark.parametrize("domain", t.DOMAINS)
+def test_org_admins_are_unique_and_go_with_their_org_or_user(
+    engine: sa.Engine, domain: str
+) -> None:
+    tables = t.DIRECTORIES[domain]
+    with engine.begin() as connection:
+        account_id = _account(connection)
+        org_ids = [uuid.uuid4(), uuid.uuid4()]
+        for org_id, name in zip(org_ids, ("research", "sales")):
+            connection.execute(
+                sa.insert(tables.orgs).values(id=org_id, account_id=account_id, name=name)
+            )
+        user_ids = [uuid.uuid4(), uuid.uuid4()]
+        for user_id, email in zip(user_ids, ("alice@acme.com", "bob@acme.com")):
+            connection.execute(
+                sa.insert(tables.users).values(id=user_id, account_id=account_id, email=email)
+            )
+        for org_id in org_ids:
+            for user_id in user_ids:
+                connection.execute(
+                    sa.insert(tables.org_admins).values(org_id=org_id, user_id=user_id)
+                )
+        with pytest.raises(IntegrityError), connection.begin_nested():
+            connection.execute(
+                sa.insert(tables.org_admins).values(org_id=org_ids[0], user_id=user_ids[0])
+            )
+        connection.execute(sa.delete(tables.orgs).where(tables.orgs.c.id == org_ids[0]))
+        assert _count(connection, tables.org_admins) == 2
+        connection.execute(sa.delete(tables.users).where(tables.users.c.id == user_ids[0]))
+        assert _count(connection, tables.org_admins) == 1
+
+
+def test_connection_secret_refs_default_to_an_empty_object(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        account_id = _account(connection)
+        connection.execute(
+            sa.insert(t.connections).values(account_id=account_id, name="crm", type="openapi")
+        )
+        assert connection.execute(sa.select(t.connections.c.secret_refs)).scalar_one() == {}
+
+
 def test_member_of_an_unknown_team_is_rejected(engine: sa.Engine) -> None:
     with engine.connect() as connection:
         ids = _directory(connection, _account(connection))

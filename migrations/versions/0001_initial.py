@@ -210,11 +210,12 @@ def _create_accounts() -> None:
 
 def _create_directories() -> None:
     for domain in DOMAINS:
-        orgs, teams, users, members = (
+        orgs, teams, users, members, org_admins = (
             f"{domain}_orgs",
             f"{domain}_teams",
             f"{domain}_users",
             f"{domain}_team_members",
+            f"{domain}_org_admins",
         )
         extra = [_flag("is_default_global", False)] if domain == "copilot" else []
         op.create_table(
@@ -264,6 +265,16 @@ def _create_directories() -> None:
             _one_of(members, "role", ("member", "admin")),
         )
         _index(members, "user_id")
+        op.create_table(
+            org_admins,
+            _id(),
+            _ref(org_admins, "org_id", orgs),
+            _ref(org_admins, "user_id", users),
+            *_timestamps(),
+            _pk(org_admins),
+            _uq(org_admins, "org_id", "user_id"),
+        )
+        _index(org_admins, "user_id")
 
 
 def _create_policy() -> None:
@@ -319,6 +330,7 @@ def _create_policy() -> None:
         _account("guardrail_presets"),
         _string("code", 200),
         _string("name", 200),
+        _text("description"),
         _string("domain", 16, "copilot"),
         _json("config"),
         _flag("protect", False),
@@ -401,6 +413,7 @@ def _create_copilot() -> None:
         _json("config"),
         _text("secret_encrypted"),
         _text("secret_fingerprint"),
+        _json("secret_refs"),
         _flag("protect", False),
         *_timestamps(),
         _pk("connections"),
@@ -639,10 +652,12 @@ def downgrade() -> None:
         "guardrail_presets",
         "feature_entitlements",
         "model_grants",
+        "copilot_org_admins",
         "copilot_team_members",
         "copilot_users",
         "copilot_teams",
         "copilot_orgs",
+        "console_org_admins",
         "console_team_members",
         "console_users",
         "console_teams",

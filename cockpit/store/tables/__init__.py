@@ -1,7 +1,7 @@
 """Every table of Cockpit, on one MetaData (`metadata`), as SQLAlchemy Core `Table` objects.
 
 Split by concern: account (accounts, admins, SSO, model catalog), directory (console and
-copilot orgs, teams, users, members), policy (model grants, features, guardrails), copilot
+copilot orgs, teams, users, members, org admins), policy (model grants, features, guardrails), copilot
 (agents, connections, marketplace), budget (plans, allocations, overrides) and runtime
 (ledger, cycles, audit, apply runs and journal, virtual keys). Conventions shared by all of
 them (UUID ids, timestamps, scopes by natural key with ``''`` for keyless scopes) are in
@@ -30,10 +30,12 @@ from cockpit.store.tables.copilot import (
 from cockpit.store.tables.directory import (
     DIRECTORIES,
     DirectoryTables,
+    console_org_admins,
     console_orgs,
     console_team_members,
     console_teams,
     console_users,
+    copilot_org_admins,
     copilot_orgs,
     copilot_team_members,
     copilot_teams,
@@ -78,10 +80,12 @@ __all__ = [
     "budget_plans",
     "connection_grants",
     "connections",
+    "console_org_admins",
     "console_orgs",
     "console_team_members",
     "console_teams",
     "console_users",
+    "copilot_org_admins",
     "copilot_orgs",
     "copilot_team_members",
     "copilot_teams",

@@ -60,6 +60,8 @@ agent_grants = sa.Table(
 
 # ``secret`` is one encrypted JSON object of all the connection's secret fields, with a keyed
 # fingerprint so a plan can tell that the referenced secret changed without decrypting it.
+# ``secret_refs`` keeps the references themselves (``${env:NAME}``, ``${file:path}``, by field),
+# which are not secret, so export can write the config back as it was.
 connections = sa.Table(
     "connections",
     metadata,
@@ -78,6 +80,7 @@ connections = sa.Table(
     json_column("config"),
     sa.Column("secret_encrypted", sa.Text()),
     sa.Column("secret_fingerprint", sa.Text()),
+    json_column("secret_refs"),
     protect_column(),
     *timestamp_columns(),
     sa.UniqueConstraint("account_id", "name"),

@@ -3,6 +3,7 @@
 They are structurally the same but kept in separate tables, as the product keeps the domains
 separate; only copilot orgs carry ``is_default_global`` (every account has a copilot org
 ``global``). Users are unique by email per account and domain; emails are stored lower-case.
+Org admins are users of the same domain named as admins of an org.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from cockpit.store.tables.base import (
 
 
 class DirectoryTables(NamedTuple):
-    """The four tables of one domain's directory, so code can be generic over the domain."""
+    """The tables of one domain's directory, so code can be generic over the domain."""
 
     orgs: sa.Table
     teams: sa.Table
     users: sa.Table
     team_members: sa.Table
+    org_admins: sa.Table
 
 
 def _orgs(domain: str, *extra: sa.Column[object]) -> sa.Table:
@@ -91,17 +93,35 @@ def _team_members(domain: str) -> sa.Table:
     )
 
 
+def _org_admins(domain: str) -> sa.Table:
+    return sa.Table(
+        f"{domain}_org_admins",
+        metadata,
+        id_column(),
+        parent_column("org_id", f"{domain}_orgs.id"),
+        parent_column("user_id", f"{domain}_users.id", index=True),
+        *timestamp_columns(),
+        sa.UniqueConstraint("org_id", "user_id"),
+    )
+
+
 console_orgs = _orgs("console")
 console_teams = _teams("console")
 console_users = _users("console")
 console_team_members = _team_members("console")
+console_org_admins = _org_admins("console")
 
 copilot_orgs = _orgs("copilot", flag_column("is_default_global", False))
 copilot_teams = _teams("copilot")
 copilot_users = _users("copilot")
 copilot_team_members = _team_members("copilot")
+copilot_org_admins = _org_admins("copilot")
 
 DIRECTORIES: dict[str, DirectoryTables] = {
-    "console": DirectoryTables(console_orgs, console_teams, console_users, console_team_members),
-    "copilot": DirectoryTables(copilot_orgs, copilot_teams, copilot_users, copilot_team_members),
+    "console": DirectoryTables(
+        console_orgs, console_teams, console_users, console_team_members, console_org_admins
+    ),
+    "copilot": DirectoryTables(
+        copilot_orgs, copilot_teams, copilot_users, copilot_team_members, copilot_org_admins
+    ),
 }

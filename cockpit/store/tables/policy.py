@@ -79,6 +79,7 @@ guardrail_presets = sa.Table(
     account_column(),
     sa.Column("code", sa.String(NAME_LENGTH), nullable=False),
     name_column(),
+    sa.Column("description", sa.Text()),
     # Which directory the preset's assignments name scopes in.
     sa.Column("domain", sa.String(16), nullable=False, server_default=sa.text("'copilot'")),
     json_column("config"),

@@ -14,6 +14,7 @@ import click
 from cockpit.config.diagnostics import Diagnostic
 
 FORMATS = click.Choice(["text", "json"])
+PLAN_FORMATS = click.Choice(["text", "json", "markdown"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,3 +95,57 @@ def db_upgrade(revision: str) -> None:
     except DatabaseNotConnected as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"database at revision {current}")
+
+
+def _format_option(func):
+    func = click.option("--markdown", "as_markdown", is_flag=True, help="Shorthand for --format markdown.")(func)
+    func = click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")(func)
+    return click.option("--format", "output_format", type=PLAN_FORMATS, default="text", show_default=True)(func)
+
+
+def _chosen_format(output_format: str, as_json: bool, as_markdown: bool) -> str:
+    return "json" if as_json else "markdown" if as_markdown else output_format
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--workspace", default="default", show_default=True, help="The workspace that owns the accounts.")
+@_format_option
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `cockpit apply FILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes, 3 deletes or revocations, 1 error.")
+@click.option("--hard-delete-accounts", "hard_delete", multiple=True, metavar="NAME", help="Delete this account for real instead of suspending it (name it exactly).")
+def plan(path: Path, workspace: str, output_format: str, as_json: bool, as_markdown: bool, out: Path | None, detailed_exitcode: bool, hard_delete: tuple[str, ...]) -> None:
+    """Show what `apply` would change in the database to match the config at PATH."""
+    from cockpit import runner
+
+    output_format = _chosen_format(output_format, as_json, as_markdown)
+    planned = runner.plan_or_exit(path, workspace, frozenset(hard_delete))
+    if out is not None:
+        runner.save_plan(planned.plan, out)
+    click.echo(runner.render(planned.plan, output_format, out), nl=False)
+    sys.exit(planned.plan.exit_code if detailed_exitcode else 0)
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--workspace", default="default", show_default=True)
+@click.option("--allow-delete", is_flag=True, help="Allow a plan that deletes resources or revokes access.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-timeout", default=30.0, show_default=True, type=float, help="Seconds to wait for another apply's lock.")
+@click.option("--actor", default=None, help="Who applies, for the audit log (default: the CI's user, else the OS user).")
+@click.option("--hard-delete-accounts", "hard_delete", multiple=True, metavar="NAME")
+@_format_option
+def apply(target: Path, workspace: str, allow_delete: bool, auto_approve: bool, lock_timeout: float, actor: str | None, hard_delete: tuple[str, ...], output_format: str, as_json: bool, as_markdown: bool) -> None:
+    """Make the database match the config at TARGET, or apply a saved plan file."""
+    from cockpit import runner
+
+    runner.apply_or_exit(
+        target,
+        workspace=workspace,
+        allow_delete=allow_delete,
+        auto_approve=auto_approve,
+        lock_timeout=lock_timeout,
+        actor=actor,
+        hard_delete=frozenset(hard_delete),
+        output_format=_chosen_format(output_format, as_json, as_markdown),
+    )

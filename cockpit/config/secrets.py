@@ -58,3 +58,28 @@ def reference_problem(value: Any, document_path: Path, repo_root: Path) -> str |
                 "inside it, or use ${env:NAME}"
             )
     return None
+
+
+class UnresolvedSecret(Exception):
+    """A reference that names a variable or file that is not there; says which, never a value."""
+
+
+def resolve_reference(reference: str, base_dir: Path, environ: Mapping[str, str]) -> str:
+    match = SECRET_REF.match(reference)
+    if match is None:
+        raise UnresolvedSecret("is not a ${env:NAME} or ${file:PATH} reference")
+    target = match.group(1)
+    if target.startswith("env:"):
+        name = target[len("env:"):]
+        value = environ.get(name)
+        if not value:
+            raise UnresolvedSecret(f"environment variable {name} is not set; export it before plan and apply")
+        return value
+    relative = target[len("file:"):]
+    path = base_dir / relative
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UnresolvedSecret(f"cannot read secret file {relative} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UnresolvedSecret(f"secret file {relative} is not UTF-8 text") from None

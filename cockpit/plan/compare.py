@@ -1,0 +1,157 @@
+"""compare(desired, actual) → Plan: set arithmetic on natural keys, field diffs by JSON path.
+
+Desired − actual is created, actual − desired deleted, both are compared field by field. An
+account of the workspace that the config no longer names is suspended, not deleted, unless the
+caller asked for its hard delete; runtime data is not in the state, so no plan touches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+from cockpit.plan.model import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange, Plan, ResourceChange
+from cockpit.resources.state import Address, Resource, State
+from cockpit.resources.types import resource_types
+
+CATALOG = "*catalog*"
+"""The pseudo-account of the global model catalog, in fingerprints and locks."""
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What the comparison needs besides the two states: ownership and explicit choices."""
+
+    workspace: str
+    config_accounts: frozenset[str]
+    hard_delete_accounts: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()
+    config_path: str | None = None
+
+
+def compare(desired: State, actual: State, context: PlanContext) -> Plan:
+    order = {t.name: i for i, t in enumerate(resource_types())}
+    creates_updates: list[ResourceChange] = []
+    deletes: list[ResourceChange] = []
+    for resource in desired:
+        current = actual.get(resource.address)
+        if current is None:
+            creates_updates.append(_create(resource))
+        else:
+            changes = tuple(_field_changes(current, resource))
+            if changes:
+                creates_updates.append(_update(current, resource, changes))
+    for resource in actual:
+        if resource.address in desired:
+            continue
+        dropped = resource.account is not None and resource.account not in context.config_accounts
+        if dropped and resource.account not in context.hard_delete_accounts:
+            if resource.type == "account" and resource.fields.get("status") != "suspended":
+                suspended = Resource(resource.type, resource.account, resource.key, {**resource.fields, "status": "suspended"}, protect=resource.protect)
+                change = _update(resource, suspended, tuple(_field_changes(resource, suspended)))
+                creates_updates.append(_with_reason(change, "account no longer in the config: suspended (hard delete needs --hard-delete-accounts)"))
+            continue
+        deletes.append(_delete(resource))
+    creates_updates.sort(key=lambda c: (order[c.type], c.account or "", c.key))
+    deletes.sort(key=lambda c: (-order[c.type], c.account or "", c.key))
+    return Plan(
+        workspace=context.workspace,
+        changes=tuple(deletes + creates_updates),
+        fingerprints=fingerprints(actual),
+        digests=digests(actual),
+        warnings=context.warnings,
+        config_path=context.config_path,
+    )
+
+
+def _with_reason(change: ResourceChange, reason: str) -> ResourceChange:
+    return replace(change, reason=reason)
+
+
+def _create(resource: Resource) -> ResourceChange:
+    return ResourceChange(
+        Action.CREATE, resource.type, resource.account, resource.key, None, dict(resource.fields),
+        protect=resource.protect, origin=resource.origin,
+        secret_fingerprint=resource.secret_fingerprint, secret_base=resource.secret_base,
+    )
+
+
+def _update(current: Resource, resource: Resource, changes: tuple[FieldChange, ...]) -> ResourceChange:
+    return ResourceChange(
+        Action.UPDATE, resource.type, resource.account, resource.key, dict(current.fields), dict(resource.fields),
+        field_changes=changes, protect=resource.protect, origin=resource.origin,
+        secret_fingerprint=resource.secret_fingerprint, secret_base=resource.secret_base,
+    )
+
+
+def _delete(resource: Resource) -> ResourceChange:
+    return ResourceChange(
+        Action.DELETE, resource.type, resource.account, resource.key, dict(resource.fields), None,
+        protect=resource.protect,
+    )
+
+
+def _field_changes(current: Resource, desired: Resource) -> Iterator[FieldChange]:
+    for name, after in desired.fields.items():
+        yield from diff_values((name,), current.fields.get(name), after)
+    if current.secret_fingerprint != desired.secret_fingerprint:
+        before = SENSITIVE if current.secret_fingerprint else None
+        after = SENSITIVE_CHANGED if desired.secret_fingerprint else None
+        yield FieldChange(("secret",), before, after, sensitive=True)
+    if current.protect != desired.protect:
+        yield FieldChange(("protect",), current.protect, desired.protect)
+
+
+def diff_values(path: tuple[str | int, ...], before: Any, after: Any) -> Iterator[FieldChange]:
+    """Field changes between two JSON values: mappings and lists are walked, leaves compared."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after), key=str):
+            if key not in after:
+                yield FieldChange((*path, key), before[key], None)
+            elif key not in before:
+                yield FieldChange((*path, key), None, after[key])
+            else:
+                yield from diff_values((*path, key), before[key], after[key])
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for index, (b, a) in enumerate(zip(before, after)):
+            yield from diff_values((*path, index), b, a)
+    elif not _same(before, after):
+        yield FieldChange(path, before, after)
+
+
+def _same(before: Any, after: Any) -> bool:
+    if isinstance(before, bool) or isinstance(after, bool):
+        return before is after
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+        return abs(before - after) < 1e-9
+    return before == after
+
+
+def digest(resource: Resource) -> str:
+    body = [resource.type, resource.account, list(resource.key), resource.fields, resource.secret_fingerprint, resource.protect]
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _account_of(resource: Resource) -> str:
+    return resource.account if resource.account is not None else CATALOG
+
+
+def digests(state: State) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for resource in state:
+        result.setdefault(_account_of(resource), {})[address_text(resource.address)] = digest(resource)
+    return result
+
+
+def fingerprints(state: State) -> dict[str, str]:
+    return {
+        account: hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()
+        for account, items in digests(state).items()
+    }
+
+
+def address_text(address: Address) -> str:
+    type_name, account, key = address
+    return f"{type_name}:{account or ''}:{'/'.join(key)}"

@@ -1,0 +1,125 @@
+"""The plan: data only. Renderers read it, the executor runs it; neither recomputes a diff."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from cockpit.resources.state import Address, Key
+from cockpit.resources.types import audit_domain, types_by_name
+
+SENSITIVE = "(sensitive)"
+SENSITIVE_CHANGED = "(sensitive, changed)"
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def glyph(self) -> str:
+        return {"create": "+", "update": "~", "delete": "-"}[self.value]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: tuple[str | int, ...]
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+    @property
+    def dotted(self) -> str:
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        return text
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    action: Action
+    type: str
+    account: str | None
+    key: Key
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    field_changes: tuple[FieldChange, ...] = ()
+    protect: bool = False
+    origin: str | None = None
+    secret_fingerprint: str | None = None
+    """The fingerprint the executor must find when it resolves the secret again."""
+    secret_base: str | None = None
+    reason: str | None = None
+    """Why, for people (e.g. "account no longer in the config: suspended"). Never read by apply."""
+
+    @property
+    def address(self) -> Address:
+        return (self.type, self.account, self.key)
+
+    @property
+    def kind(self) -> str:
+        return types_by_name()[self.type].kind
+
+    @property
+    def domain(self) -> str:
+        return audit_domain(types_by_name()[self.type], self.key)
+
+    @property
+    def label(self) -> str:
+        return "/".join(self.key) if self.key else "(singleton)"
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    """One person's or scope's effective access that the plan changes."""
+
+    account: str
+    domain: str
+    subject: str
+    """`user:alice@acme.com` or a budget scope such as `org:research`."""
+    what: str
+    """model, agent, connection, listing or budget."""
+    name: str
+    gains: bool | None
+    """True: gains access; False: loses it; None: a changed amount (budgets)."""
+    before: Any = None
+    after: Any = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    workspace: str
+    changes: tuple[ResourceChange, ...]
+    access_impact: tuple[AccessChange, ...] = ()
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    """Per account (and `*catalog*`): a digest of the actual state this plan was made from."""
+    digests: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per account: resource address → digest, to name what changed when a saved plan is stale."""
+    warnings: tuple[str, ...] = ()
+    plan_id: str = ""
+    created_at: str = ""
+    config_path: str | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def deletes(self) -> tuple[ResourceChange, ...]:
+        return tuple(c for c in self.changes if c.action is Action.DELETE)
+
+    @property
+    def revocations(self) -> tuple[AccessChange, ...]:
+        return tuple(a for a in self.access_impact if a.gains is False)
+
+    @property
+    def has_deletes(self) -> bool:
+        """Deletes something or revokes someone's access: exit code 3, and --allow-delete."""
+        return bool(self.deletes or self.revocations)
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.has_deletes else 2 if self.has_changes else 0

@@ -1,0 +1,192 @@
+"""What the `plan` and `apply` commands do around the workspace: open the database, turn known
+failures into one clear message and exit 1, render, save and load plans, ask for confirmation,
+and prove idempotency with a re-plan after every apply."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from cockpit.plan.model import Plan
+from cockpit.plan.render_json import PlanFormatError, load_plan, render_json
+from cockpit.plan.render_text import render_text
+from cockpit.workspace import (
+    ApplyOptions,
+    ApplyRefused,
+    PlanFailed,
+    PlanInputs,
+    Planned,
+    StalePlan,
+    apply_plan,
+    check_applicable,
+    make_plan,
+)
+
+CI_ACTOR_VARIABLES = ("COCKPIT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_REQUESTEDFOR")
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(message if message.startswith(("error", "Error")) or ": error:" in message else f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def open_store():
+    """(engine, secret box, environment) for the configured database, or exit 1 saying why."""
+    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, effective_environment, resolve_database_url
+    from cockpit.store.migrate import require_current
+    from cockpit.store.secrets import SecretBox, SecretKeyError
+
+    environ = effective_environment()
+    url = resolve_database_url()
+    try:
+        engine = create_engine_for(url)
+        connect_check(engine)
+        require_current(engine)
+        box = SecretBox.from_environment(url, environ)
+    except (DatabaseNotConnected, SecretKeyError) as exc:
+        fail(str(exc))
+    except Exception as exc:  # SchemaNotCurrent and friends carry their own advice
+        if type(exc).__name__ == "SchemaNotCurrent":
+            fail(str(exc))
+        raise
+    return engine, box, environ
+
+
+def plan_or_exit(path: Path, workspace: str, hard_delete: frozenset[str]) -> Planned:
+    engine, box, environ = open_store()
+    try:
+        return make_plan(engine, box, PlanInputs(path, workspace, hard_delete), environ)
+    except PlanFailed as exc:
+        for message in exc.messages:
+            click.echo(message, err=True)
+        fail(f"no plan: {len(exc.messages)} error(s)")
+
+
+def render(plan: Plan, output_format: str, saved_to: Path | None = None) -> str:
+    if output_format == "json":
+        return json.dumps(render_json(plan), indent=2, sort_keys=False, default=str) + "\n"
+    if output_format == "markdown":
+        from cockpit.plan.render_markdown import render_markdown
+
+        return render_markdown(plan, full_plan=str(saved_to) if saved_to else None)
+    return render_text(plan, colour=sys.stdout.isatty())
+
+
+def save_plan(plan: Plan, out: Path) -> None:
+    out.write_text(json.dumps(render_json(plan), indent=1, default=str) + "\n", encoding="utf-8")
+    click.echo(f"Saved the plan to {out}; apply it with: cockpit apply {out}", err=True)
+
+
+def read_saved_plan(path: Path) -> Plan | None:
+    """The plan in `path` if it is a saved plan file, else None (it is a config path)."""
+    if not path.is_file() or path.suffix != ".json":
+        return None
+    try:
+        return load_plan(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"{path}: not a saved plan ({exc})")
+    except PlanFormatError as exc:
+        fail(f"{path}: {exc}")
+
+
+def apply_or_exit(
+    target: Path,
+    *,
+    workspace: str,
+    allow_delete: bool,
+    auto_approve: bool,
+    lock_timeout: float,
+    actor: str | None,
+    hard_delete: frozenset[str],
+    output_format: str,
+) -> None:
+    from cockpit.apply.executor import ApplyError
+    from cockpit.store.locks import LockTimeout
+
+    saved = read_saved_plan(target)
+    engine, box, environ = open_store()
+    if saved is not None:
+        plan = saved
+        config_path = Path(plan.config_path) if plan.config_path else None
+    else:
+        plan = plan_or_exit(target, workspace, hard_delete).plan
+        config_path = target
+        click.echo(render(plan, output_format), nl=False)
+    options = ApplyOptions(
+        allow_delete=allow_delete,
+        actor=actor or _default_actor(),
+        commit_sha=_git_commit(config_path) if config_path else None,
+        lock_timeout=lock_timeout,
+    )
+    if not plan.has_changes:
+        click.echo("Nothing to apply.", err=True)
+        return
+    try:
+        check_applicable(plan, options)
+    except ApplyRefused as exc:
+        fail(str(exc))
+    if saved is None and not auto_approve:
+        _confirm(plan)
+    try:
+        outcome = apply_plan(engine, box, plan, options, environ, progress=_progress())
+    except (ApplyRefused, StalePlan, ApplyError, LockTimeout) as exc:
+        fail(str(exc))
+    click.echo(f"Apply complete: {outcome.written} change(s) written (run by {options.actor}).", err=True)
+    if outcome.shipping:
+        click.echo(outcome.shipping, err=True)
+    if config_path is not None:
+        _replan(engine, box, config_path, plan.workspace, environ)
+
+
+def _replan(engine, box, config_path: Path, workspace: str, environ) -> None:
+    """After every apply, plan again: anything left is a bug, said loudly."""
+    try:
+        again = make_plan(engine, box, PlanInputs(config_path, workspace), environ).plan
+    except PlanFailed as exc:
+        fail("re-plan after apply failed: " + "; ".join(exc.messages[:3]))
+    if again.has_changes:
+        click.echo(render_text(again), err=True)
+        fail(f"apply finished but the re-plan still shows {len(again.changes)} change(s); this is a bug in cockpit — please report it with the plan above")
+    click.echo("Re-plan: no changes.", err=True)
+
+
+def _confirm(plan: Plan) -> None:
+    if not sys.stdin.isatty():
+        fail("refusing to apply without confirmation: stdin is not a terminal; review the plan and pass --auto-approve, or apply a saved plan file")
+    answer = click.prompt(f"Apply {len(plan.changes)} change(s)? Only 'yes' is accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        fail("apply cancelled")
+
+
+def _progress():
+    if not sys.stderr.isatty():
+        return lambda done, total: None
+    def report(done: int, total: int) -> None:
+        click.echo(f"\r  applied {done}/{total}", err=True, nl=done == total)
+    return report
+
+
+def _default_actor() -> str:
+    for variable in CI_ACTOR_VARIABLES:
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _git_commit(path: Path) -> str | None:
+    directory = path if path.is_dir() else path.parent
+    try:
+        result = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None

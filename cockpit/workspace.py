@@ -1,0 +1,233 @@
+"""A workspace's plan and apply: config + database → plan; plan → database.
+
+This module wires the stages together (config, resources, store, plan, apply) so that each of
+them stays ignorant of the others; the CLI calls only what is here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+from sqlalchemy.engine import Engine
+
+from cockpit.config.secrets import UnresolvedSecret, resolve_reference
+from cockpit.config.validate import ValidationResult, validate_path
+from cockpit.plan.compare import CATALOG, PlanContext, compare, fingerprints, digests
+from cockpit.plan.model import Plan
+from cockpit.resources.desired import desired_state
+from cockpit.resources.state import State
+from cockpit.resources.types import ResourceType
+from cockpit.store.reader import ActualState, read_actual
+from cockpit.store.secrets import SecretBox
+
+
+class PlanFailed(Exception):
+    """The config is invalid or conflicts with the database: nothing can be planned."""
+
+    def __init__(self, messages: list[str], validation: ValidationResult | None = None) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+        self.validation = validation
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    config_path: Path
+    workspace: str = "default"
+    hard_delete_accounts: frozenset[str] = frozenset()
+
+
+@dataclass
+class Planned:
+    plan: Plan
+    desired: State
+    actual: ActualState
+
+
+def make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapping[str, str]) -> Planned:
+    validation = validate_path(inputs.config_path)
+    if not validation.ok:
+        raise PlanFailed([str(d) for d in validation.diagnostics if d.severity == "error"], validation)
+    errors: list[str] = []
+
+    def fingerprint(resource_type: ResourceType, refs: dict[str, str], base: str, origins: Mapping[str, str]) -> str | None:
+        values = {}
+        for name, reference in refs.items():
+            try:
+                values[name] = resolve_reference(reference, Path(base), environ)
+            except UnresolvedSecret as exc:
+                errors.append(f"{origins[name]}: error: '{name}' of {resource_type.display}: {exc}")
+        return box.fingerprint(values) if len(values) == len(refs) else None
+
+    desired = desired_state(validation.tenant, fingerprint)
+    with engine.connect() as connection:
+        actual = read_actual(connection, inputs.workspace)
+    errors.extend(_ownership_errors(validation, actual, inputs))
+    if errors:
+        raise PlanFailed(errors, validation)
+    context = PlanContext(
+        workspace=inputs.workspace,
+        config_accounts=frozenset(validation.tenant.accounts),
+        hard_delete_accounts=inputs.hard_delete_accounts,
+        warnings=tuple(str(d) for d in validation.diagnostics if d.severity == "warning"),
+        config_path=str(inputs.config_path.resolve()),
+    )
+    plan = compare(desired, actual.state, context)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    plan = replace(plan, plan_id=str(uuid.uuid4()), created_at=now.isoformat().replace("+00:00", "Z"))
+    return Planned(plan, desired, actual)
+
+
+def _ownership_errors(validation: ValidationResult, actual: ActualState, inputs: PlanInputs) -> list[str]:
+    """Claiming another workspace's account or model, or an email domain already taken."""
+    errors = []
+    tenant = validation.tenant
+    for name, declared in tenant.accounts.items():
+        row = actual.accounts.get(name)
+        where = declared.at("name")
+        if row is not None and row.workspace != inputs.workspace:
+            errors.append(
+                f"{where}: error: account '{name}' is managed by workspace '{row.workspace}'; "
+                f"it cannot be claimed from workspace '{inputs.workspace}'"
+            )
+        domain = declared.model.email_domain
+        if domain:
+            for other in actual.accounts.values():
+                if other.email_domain == domain and other.name != name and other.name not in tenant.accounts:
+                    errors.append(
+                        f"{declared.at('email_domain')}: error: email_domain '{domain}' already "
+                        f"belongs to account '{other.name}' (workspace '{other.workspace}')"
+                    )
+    for name in inputs.hard_delete_accounts:
+        row = actual.accounts.get(name)
+        if row is None or row.workspace != inputs.workspace:
+            errors.append(f"error: --hard-delete-accounts {name}: no such account in workspace '{inputs.workspace}'")
+        elif name in tenant.accounts:
+            errors.append(f"error: --hard-delete-accounts {name}: the config still declares it; remove it from the config first")
+    for name, declared in tenant.catalog.items():
+        owner = actual.foreign_models.get(name)
+        if owner is not None:
+            errors.append(
+                f"{declared.at('name')}: error: model '{name}' belongs to workspace '{owner}'; "
+                "the catalog is owned by the config that declares it"
+            )
+    return errors
+
+
+def stale_accounts(plan: Plan, actual: State) -> list[str]:
+    """What changed in the database since the plan was made, per account, in a few words."""
+    now_prints = fingerprints(actual)
+    now_digests = digests(actual)
+    touched = {c.account or CATALOG for c in plan.changes} | set(plan.fingerprints)
+    changed = []
+    for account in sorted(touched):
+        if plan.fingerprints.get(account) == now_prints.get(account):
+            continue
+        before, after = plan.digests.get(account, {}), now_digests.get(account, {})
+        moved = sorted(a for a in set(before) | set(after) if before.get(a) != after.get(a))
+        sample = ", ".join(moved[:5])
+        more = f" and {len(moved) - 5} more" if len(moved) > 5 else ""
+        changed.append(f"{account}: {len(moved)} resource(s) changed since the plan ({sample}{more})")
+    return changed
+
+
+class ApplyRefused(Exception):
+    """The plan may not be applied as asked (deletes without --allow-delete, protected resources)."""
+
+
+class StalePlan(Exception):
+    """The database changed since the saved plan was made."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_delete: bool = False
+    actor: str = "unknown"
+    commit_sha: str | None = None
+    lock_timeout: float = 30.0
+
+
+def check_applicable(plan: Plan, options: ApplyOptions) -> None:
+    protected = [c for c in plan.deletes if c.protect]
+    if protected:
+        names = ", ".join(f"{c.type} {c.account + '/' if c.account else ''}{c.label}" for c in protected[:5])
+        raise ApplyRefused(
+            f"the plan deletes {len(protected)} protected resource(s) ({names}); protected resources "
+            "are never deleted: set protect: false in the config first, apply, then remove them"
+        )
+    if plan.has_deletes and not options.allow_delete:
+        raise ApplyRefused(
+            f"the plan deletes {len(plan.deletes)} resource(s) and revokes {len(plan.revocations)} "
+            "access(es); review the plan and re-run with --allow-delete to apply it"
+        )
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    written: int
+    shipping: str | None = None
+    """What happened to the audit events outside the database (OpenObserve), for people."""
+
+
+def apply_plan(
+    engine: Engine,
+    box: SecretBox,
+    plan: Plan,
+    options: ApplyOptions,
+    environ: Mapping[str, str],
+    progress=None,
+) -> ApplyOutcome:
+    """Apply a plan in one transaction under per-account locks, then ship its audit events."""
+    from cockpit.apply.executor import RunInfo, execute
+    from cockpit.store.locks import lock_accounts
+    from cockpit.store.runs import record_run_end, record_run_start
+
+    check_applicable(plan, options)
+    if not plan.has_changes:
+        return ApplyOutcome(0)
+    accounts = sorted({c.account or CATALOG for c in plan.changes} | set(plan.fingerprints))
+    run_id = record_run_start(engine, workspace=plan.workspace, actor=options.actor, commit_sha=options.commit_sha, plan_id=plan.plan_id)
+    run = RunInfo(run_id, plan.plan_id, options.actor, options.commit_sha, plan.workspace)
+    try:
+        with engine.begin() as connection:
+            lock_accounts(connection, accounts, timeout=options.lock_timeout, run_id=run_id)
+            actual = read_actual(connection, plan.workspace)
+            stale = stale_accounts(plan, actual.state)
+            if stale:
+                raise StalePlan("saved plan is stale: " + "; ".join(stale) + ". Make a new plan.")
+            events = execute(connection, plan, actual, box, run, environ, progress)
+    except BaseException as exc:
+        record_run_end(engine, run_id, "failed", error=str(exc)[:2000])
+        raise
+    record_run_end(engine, run_id, "succeeded")
+    return ApplyOutcome(len(events), ship_audit(events, plan, environ))
+
+
+def ship_audit(events: list[dict], plan: Plan, environ: Mapping[str, str]) -> str | None:
+    """Send the run's audit events to OpenObserve when it is configured; never fails the apply."""
+    from cockpit.audit import OpenObserveConfigError, OpenObserveSettings, ship
+
+    try:
+        settings = OpenObserveSettings.from_environment(environ)
+    except OpenObserveConfigError as exc:
+        return f"audit events not shipped: {exc}"
+    if settings is None or not events:
+        return None
+    records = [
+        {
+            "id": str(e["id"]), "created_at": e["created_at"].isoformat(), "account": e["account"],
+            "domain": e["domain"], "actor": e["actor"], "action": e["action"], "kind": e["kind"],
+            "key": e["resource_key"], "before": e["before"], "after": e["after"],
+            "plan_id": e["plan_id"], "run_id": str(e["apply_run_id"]), "commit": e["commit_sha"],
+        }
+        for e in events
+    ]
+    result = ship(records, settings)
+    if result.error:
+        return f"warning: the apply succeeded, but {result.error}"
+    return f"{result.sent} audit event(s) shipped to OpenObserve"
+

@@ -1,0 +1,291 @@
+"""plan and apply through the CLI against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from cockpit.cli import main
+from cockpit.store.engine import create_engine_for
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+BASE = """\
+apiVersion: cockpit/v1
+kind: Account
+name: acme
+email_domain: acme.com
+allocation: {monthly_credits: 1000, credit_factor: 1.5}
+feature_pack: {features: [create_agents, image_generation]}
+admins: [{email: admin@acme.com}]
+---
+apiVersion: cockpit/v1
+kind: Model
+name: gpt-4o
+litellm: {model: openai/gpt-4o, api_key: "${env:TEST_OPENAI_KEY}"}
+pricing: {input_per_million: 2.5, output_per_million: 10}
+---
+apiVersion: cockpit/v1
+kind: Directory
+account: acme
+domain: copilot
+users: [{email: alice@acme.com, display_name: Alice}, {email: bob@acme.com}]
+orgs:
+  - name: research
+    admins: [alice@acme.com]
+    teams:
+      - name: ml
+        members: [{user: alice@acme.com, role: admin}, {user: bob@acme.com}]
+---
+apiVersion: cockpit/v1
+kind: Directory
+account: acme
+domain: console
+users: [{email: carol@acme.com}]
+orgs: [{name: ops, teams: [{name: sre, members: [{user: carol@acme.com}]}]}]
+---
+apiVersion: cockpit/v1
+kind: ModelAccess
+account: acme
+domain: copilot
+grants:
+  - {model: gpt-4o, scope: org:research}
+  - {model: gpt-4o, scope: user:bob@acme.com, access: deny}
+---
+apiVersion: cockpit/v1
+kind: Features
+account: acme
+domain: copilot
+entitlements: [{feature: image_generation, scope: team:research/ml, config: {size: 1024}}]
+---
+apiVersion: cockpit/v1
+kind: GuardrailPreset
+account: acme
+code: pii
+name: PII
+patterns: [{name: ssn, regex: '\\d{3}-\\d{2}-\\d{4}', type: block}]
+assign: [account]
+---
+apiVersion: cockpit/v1
+kind: Agent
+account: acme
+name: helpdesk
+definition: {system_prompt: Be kind, tools: [search]}
+guardrails: [pii]
+grants: [team:research/ml]
+---
+apiVersion: cockpit/v1
+kind: Connection
+account: acme
+name: github
+type: composio
+config: {auth_mode: api_key}
+secret: {api_key: "${file:github.key}"}
+grants: [{scope: org:research}]
+---
+apiVersion: cockpit/v1
+kind: MarketplaceListing
+account: acme
+entity: agent:helpdesk
+title: Helpdesk
+grants: [org:research]
+---
+apiVersion: cockpit/v1
+kind: BudgetPlan
+account: acme
+name: q1
+allocations: [{scope: org:research, credits: 600, overflow_cap: 50}]
+distribute_equally: [{scopes: [team:research/ml], total_credits: 300}]
+overrides: [{scope: team:research/ml, credits: 250, reason: launch}]
+"""
+
+
+class Cockpit:
+    """Runs the CLI in a tenant directory against one database."""
+
+    def __init__(self, url: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.url = url
+        self.root = root
+        self.tenant = root / "tenant"
+        self.tenant.mkdir()
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("COCKPIT_SECRET_KEY", SECRET_KEY)
+        monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-canary-openai-1111")
+        (self.tenant / "github.key").write_text("ghp-canary-secret-2222\n")
+
+    def write(self, text: str, name: str = "tenant.yaml") -> None:
+        (self.tenant / name).write_text(text)
+
+    def run(self, *args: str) -> Result:
+        result = CliRunner().invoke(main, list(args))
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    def plan(self, *args: str) -> Result:
+        return self.run("plan", str(self.tenant), "--detailed-exitcode", *args)
+
+    def apply(self, *args: str) -> Result:
+        return self.run("apply", str(self.tenant), "--auto-approve", *args)
+
+    def scalar(self, sql: str):
+        engine = create_engine_for(self.url)
+        try:
+            with engine.connect() as connection:
+                return connection.execute(sa.text(sql)).scalar()
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
+    return Cockpit(migrated_url, tmp_path, monkeypatch)
+
+
+def test_acme_applies_and_replans_empty(cockpit: Cockpit) -> None:
+    shutil.rmtree(cockpit.tenant)
+    shutil.copytree(EXAMPLES / "acme", cockpit.tenant)
+    first = cockpit.apply()
+    assert first.exit_code == 0, first.output
+    assert "Re-plan: no changes." in first.output
+    again = cockpit.plan()
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output
+    assert cockpit.scalar("SELECT count(*) FROM copilot_users") >= 30
+
+
+def test_create_update_delete_every_kind(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    created = cockpit.plan()
+    assert created.exit_code == 2, created.output
+    assert cockpit.apply().exit_code == 0
+    assert cockpit.plan().exit_code == 0
+
+    updated = (
+        BASE.replace("credit_factor: 1.5", "credit_factor: 2")
+        .replace("pricing: {input_per_million: 2.5", "pricing: {input_per_million: 3")
+        .replace("display_name: Alice", "display_name: Alice A.")
+        .replace("{user: bob@acme.com}]", "{user: bob@acme.com, role: admin}]")
+        .replace("access: deny", "access: allow")
+        .replace("config: {size: 1024}", "config: {size: 2048}")
+        .replace("type: block", "type: detect")
+        .replace("system_prompt: Be kind", "system_prompt: Be brief")
+        .replace("auth_mode: api_key}", "auth_mode: api_key, region: eu}")
+        .replace("title: Helpdesk", "title: Helpdesk bot")
+        .replace("credits: 250, reason: launch", "credits: 200, reason: launch")
+    )
+    cockpit.write(updated)
+    plan = cockpit.plan()
+    assert plan.exit_code == 2, plan.output
+    for line in (
+        "credit_factor: 1.5 → 2",
+        "input_per_million: 2.5 → 3",
+        'display_name: "Alice" → "Alice A."',
+        'role: "member" → "admin"',
+        'access: "deny" → "allow"',
+        "config.size: 1024 → 2048",
+        'type: "block" → "detect"',
+        'definition.system_prompt: "Be kind" → "Be brief"',
+        'config.region: (none) → "eu"',
+        'title: "Helpdesk" → "Helpdesk bot"',
+        "credits: 250.0 → 200",
+    ):
+        assert line in plan.output, line
+    assert cockpit.apply().exit_code == 0
+    assert cockpit.plan().exit_code == 0
+
+    cockpit.write(BASE.split("---\napiVersion: cockpit/v1\nkind: ModelAccess")[0])
+    removal = cockpit.plan()
+    assert removal.exit_code == 3, removal.output
+    assert "Deletes (" in removal.output
+    refused = cockpit.apply()
+    assert refused.exit_code == 1
+    assert "--allow-delete" in refused.output
+    assert cockpit.scalar("SELECT count(*) FROM agents") == 1
+    assert cockpit.apply("--allow-delete").exit_code == 0
+    for table in ("agents", "connections", "model_grants", "feature_entitlements", "guardrail_presets", "marketplace_listings", "budget_plans"):
+        assert cockpit.scalar(f"SELECT count(*) FROM {table}") == 0, table
+    assert cockpit.plan().exit_code == 0
+
+
+def test_saved_plan_and_staleness(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    saved = cockpit.plan("--out", "plan.json")
+    assert saved.exit_code == 2
+    document = json.loads((cockpit.root / "plan.json").read_text())
+    assert document["format_version"] == "1.0"
+    assert cockpit.run("apply", "plan.json").exit_code == 0
+    assert cockpit.plan().exit_code == 0
+
+    cockpit.write(BASE.replace("display_name: Alice", "display_name: Alicia"))
+    assert cockpit.plan("--out", "plan2.json").exit_code == 2
+    cockpit.write(BASE.replace("display_name: Alice", "display_name: Ali"))
+    assert cockpit.apply().exit_code == 0
+    stale = cockpit.run("apply", "plan2.json")
+    assert stale.exit_code == 1
+    assert "stale" in stale.output and "copilot_user:acme:alice@acme.com" in stale.output
+
+
+def test_secrets_show_only_as_sensitive(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    assert cockpit.apply().exit_code == 0
+    (cockpit.tenant / "github.key").write_text("ghp-canary-rotated-3333\n")
+    plan = cockpit.plan()
+    assert plan.exit_code == 2
+    assert "secret: (sensitive) → (sensitive, changed)" in plan.output
+    for fmt in ("text", "json"):
+        output = cockpit.plan("--format", fmt).output
+        assert "canary" not in output
+    assert cockpit.apply().exit_code == 0
+    assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE CAST(after AS TEXT) LIKE '%canary%'") == 0
+    assert cockpit.scalar("SELECT count(*) FROM connections WHERE secret_encrypted LIKE '%canary%'") == 0
+
+
+def test_protected_resources_are_never_deleted(cockpit: Cockpit) -> None:
+    cockpit.write(BASE.replace("name: helpdesk\n", "name: helpdesk\nprotect: true\n"))
+    assert cockpit.apply().exit_code == 0
+    without_agent = BASE.split("---\napiVersion: cockpit/v1\nkind: Agent")[0]
+    cockpit.write(without_agent)
+    refused = cockpit.apply("--allow-delete")
+    assert refused.exit_code == 1
+    assert "protected" in refused.output
+    assert cockpit.scalar("SELECT count(*) FROM agents") == 1
+
+
+def test_dropped_account_is_suspended_then_hard_deleted(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    cockpit.write("apiVersion: cockpit/v1\nkind: Account\nname: beta\n", "beta.yaml")
+    assert cockpit.apply().exit_code == 0
+    (cockpit.tenant / "beta.yaml").unlink()
+    plan = cockpit.plan()
+    assert 'status: "active" → "suspended"' in plan.output
+    assert cockpit.apply().exit_code == 0
+    assert cockpit.scalar("SELECT status FROM accounts WHERE name = 'beta'") == "suspended"
+    assert cockpit.plan().exit_code == 0
+    hard = cockpit.apply("--hard-delete-accounts", "beta", "--allow-delete")
+    assert hard.exit_code == 0, hard.output
+    assert cockpit.scalar("SELECT count(*) FROM accounts WHERE name = 'beta'") == 0
+
+
+def test_accounts_of_another_workspace_cannot_be_claimed(cockpit: Cockpit) -> None:
+    cockpit.write("apiVersion: cockpit/v1\nkind: Account\nname: beta\n")
+    assert cockpit.apply("--workspace", "team-b").exit_code == 0
+    claim = cockpit.plan("--workspace", "team-a")
+    assert claim.exit_code == 1
+    assert "managed by workspace 'team-b'" in claim.output
+
+
+def test_unresolvable_secret_names_the_variable(cockpit: Cockpit, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_OPENAI_KEY")
+    cockpit.write(BASE)
+    result = cockpit.plan()
+    assert result.exit_code == 1
+    assert "TEST_OPENAI_KEY is not set" in result.output
+    assert "tenant.yaml:12: error:" in result.output

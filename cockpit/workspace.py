@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
 from cockpit.config.validate import ValidationResult, validate_path
+from cockpit.memory import paused_gc
 from cockpit.plan.compare import CATALOG, PlanContext, compare, fingerprints, digests
 from cockpit.plan.model import Plan
 from cockpit.resources.desired import desired_state
@@ -49,6 +50,11 @@ class Planned:
 
 
 def make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapping[str, str]) -> Planned:
+    with paused_gc():
+        return _make_plan(engine, box, inputs, environ)
+
+
+def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapping[str, str]) -> Planned:
     validation = validate_path(inputs.config_path)
     if not validation.ok:
         raise PlanFailed([str(d) for d in validation.diagnostics if d.severity == "error"], validation)
@@ -120,8 +126,8 @@ def _ownership_errors(validation: ValidationResult, actual: ActualState, inputs:
 
 def stale_accounts(plan: Plan, actual: State) -> list[str]:
     """What changed in the database since the plan was made, per account, in a few words."""
-    now_prints = fingerprints(actual)
     now_digests = digests(actual)
+    now_prints = fingerprints(actual, now_digests)
     touched = {c.account or CATALOG for c in plan.changes} | set(plan.fingerprints)
     changed = []
     for account in sorted(touched):
@@ -193,7 +199,7 @@ def apply_plan(
     run_id = record_run_start(engine, workspace=plan.workspace, actor=options.actor, commit_sha=options.commit_sha, plan_id=plan.plan_id)
     run = RunInfo(run_id, plan.plan_id, options.actor, options.commit_sha, plan.workspace)
     try:
-        with engine.begin() as connection:
+        with paused_gc(), engine.begin() as connection:
             lock_accounts(connection, accounts, timeout=options.lock_timeout, run_id=run_id)
             actual = read_actual(connection, plan.workspace)
             stale = stale_accounts(plan, actual.state)

@@ -39,7 +39,7 @@ def compare(desired: State, actual: State, context: PlanContext) -> Plan:
         current = actual.get(resource.address)
         if current is None:
             creates_updates.append(_create(resource))
-        else:
+        elif not _unchanged(current, resource):
             changes = tuple(_field_changes(current, resource))
             if changes:
                 creates_updates.append(_update(current, resource, changes))
@@ -54,13 +54,14 @@ def compare(desired: State, actual: State, context: PlanContext) -> Plan:
                 creates_updates.append(_with_reason(change, "account no longer in the config: suspended (hard delete needs --hard-delete-accounts)"))
             continue
         deletes.append(_delete(resource))
+    actual_digests = digests(actual)
     creates_updates.sort(key=lambda c: (order[c.type], c.account or "", c.key))
     deletes.sort(key=lambda c: (-order[c.type], c.account or "", c.key))
     return Plan(
         workspace=context.workspace,
         changes=tuple(deletes + creates_updates),
-        fingerprints=fingerprints(actual),
-        digests=digests(actual),
+        fingerprints=fingerprints(actual, actual_digests),
+        digests=actual_digests,
         warnings=context.warnings,
         config_path=context.config_path,
     )
@@ -73,15 +74,19 @@ def _with_reason(change: ResourceChange, reason: str) -> ResourceChange:
 def _create(resource: Resource) -> ResourceChange:
     return ResourceChange(
         Action.CREATE, resource.type, resource.account, resource.key, None, dict(resource.fields),
-        protect=resource.protect, origin=resource.origin,
+        protect=resource.protect, origin=_origin(resource),
         secret_fingerprint=resource.secret_fingerprint, secret_base=resource.secret_base,
     )
+
+
+def _origin(resource: Resource) -> str | None:
+    return str(resource.origin) if resource.origin is not None else None
 
 
 def _update(current: Resource, resource: Resource, changes: tuple[FieldChange, ...]) -> ResourceChange:
     return ResourceChange(
         Action.UPDATE, resource.type, resource.account, resource.key, dict(current.fields), dict(resource.fields),
-        field_changes=changes, protect=resource.protect, origin=resource.origin,
+        field_changes=changes, protect=resource.protect, origin=_origin(resource),
         secret_fingerprint=resource.secret_fingerprint, secret_base=resource.secret_base,
     )
 
@@ -90,6 +95,15 @@ def _delete(resource: Resource) -> ResourceChange:
     return ResourceChange(
         Action.DELETE, resource.type, resource.account, resource.key, dict(resource.fields), None,
         protect=resource.protect,
+    )
+
+
+def _unchanged(current: Resource, desired: Resource) -> bool:
+    """The fast path for the common case: equal as plain values (floats compare by value)."""
+    return (
+        current.fields == desired.fields
+        and current.secret_fingerprint == desired.secret_fingerprint
+        and current.protect == desired.protect
     )
 
 
@@ -130,8 +144,9 @@ def _same(before: Any, after: Any) -> bool:
 
 
 def digest(resource: Resource) -> str:
-    body = [resource.type, resource.account, list(resource.key), resource.fields, resource.secret_fingerprint, resource.protect]
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A short hash of what the plan compares; `repr` is stable for one database's rows."""
+    body = (sorted(resource.fields.items()), resource.secret_fingerprint, resource.protect)
+    return hashlib.blake2b(repr(body).encode(), digest_size=8).hexdigest()
 
 
 def _account_of(resource: Resource) -> str:
@@ -145,10 +160,12 @@ def digests(state: State) -> dict[str, dict[str, str]]:
     return result
 
 
-def fingerprints(state: State) -> dict[str, str]:
+def fingerprints(state: State, digested: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+    """Per account: one hash over its resources' digests."""
+    digested = digests(state) if digested is None else digested
     return {
         account: hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()
-        for account, items in digests(state).items()
+        for account, items in digested.items()
     }
 
 

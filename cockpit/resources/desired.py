@@ -39,14 +39,11 @@ class _Builder:
         for name, places in resource_type.scales.items():
             if fields.get(name) is not None:
                 fields[name] = round(float(fields[name]), places)
-        missing = set(resource_type.fields) - set(fields)
-        assert not missing, f"{type_name}: expander misses fields {missing}"
-        location = self.declared.at(*path)
-        origin = f"{location.file}:{location.line}"
+        origin = self.declared.ref(*path)
         fingerprint = None
         if resource_type.secret is not None:
             refs = resource_type.secret_refs(fields) if resource_type.secret_refs else {}
-            fingerprint = self.fingerprint(resource_type, refs, self.base, self._ref_origins(refs, origin)) if refs else None
+            fingerprint = self.fingerprint(resource_type, refs, self.base, self._ref_origins(refs, str(origin))) if refs else None
         self.resources.append(
             Resource(
                 type_name,
@@ -69,7 +66,7 @@ class _Builder:
         for name in refs:
             if name in found:
                 location = self.declared.at(*found[name])
-                origins[name] = f"{location.file}:{location.line}"
+                origins[name] = str(location)
             else:
                 origins[name] = default
         return origins

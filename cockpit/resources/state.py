@@ -25,8 +25,9 @@ class Resource:
     secret_fingerprint: str | None = None
     """HMAC of the resolved secret values (None: the resource has no secret)."""
     protect: bool = False
-    origin: str | None = None
-    """Where the config declares it (`file:line`), for messages; None when read from the DB."""
+    origin: object | None = None
+    """Where the config declares it (str() gives `file:line:column`, located only when shown);
+    None when read from the database."""
     secret_base: str | None = None
     """Directory that `${file:…}` references of this resource are relative to."""
 

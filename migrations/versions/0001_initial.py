@@ -578,16 +578,28 @@ def _create_runtime() -> None:
         _string("plan_id", 100, nullable=True),
         _string("actor", 320, nullable=True),
         _string("commit_sha", 64, nullable=True),
+        _string("host", 255, nullable=True),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        _json("accounts", "[]"),
         sa.Column(
             "started_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         _when("finished_at"),
         _text("error"),
-        _string("holder", 300, nullable=True),
         _pk("apply_runs"),
         _one_of("apply_runs", "status", ("running", "succeeded", "failed")),
     )
     _index("apply_runs", "workspace", "status")
+
+    op.create_table(
+        "apply_locks",
+        _id(),
+        _string("name", 200),
+        sa.Column("run_id", sa.Uuid(), nullable=False),
+        _when("locked_at", nullable=False),
+        _pk("apply_locks"),
+        _uq("apply_locks", "name"),
+    )
 
     op.create_table(
         "apply_journal",
@@ -633,6 +645,7 @@ def downgrade() -> None:
     for table in (
         "virtual_keys",
         "apply_journal",
+        "apply_locks",
         "apply_runs",
         "audit_events",
         "budget_cycles",

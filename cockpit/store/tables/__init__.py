@@ -1,11 +1,11 @@
 """Every table of Cockpit, on one MetaData (`metadata`), as SQLAlchemy Core `Table` objects.
 
 Split by concern: account (accounts, admins, SSO, model catalog), directory (console and
-copilot orgs, teams, users, members, org admins), policy (model grants, features, guardrails), copilot
-(agents, connections, marketplace), budget (plans, allocations, overrides) and runtime
-(ledger, cycles, audit, apply runs and journal, virtual keys). Conventions shared by all of
-them (UUID ids, timestamps, scopes by natural key with ``''`` for keyless scopes) are in
-`cockpit.store.tables.base`.
+copilot orgs, teams, users, members, org admins), policy (model grants, features,
+guardrails), copilot (agents, connections, marketplace), budget (plans, allocations,
+overrides) and runtime (ledger, cycles, audit, apply runs, locks and journal, virtual keys).
+Conventions shared by all of them (UUID ids, timestamps, scopes by natural key with ``''``
+for keyless scopes) are in `cockpit.store.tables.base`.
 """
 
 from cockpit.store.tables.account import account_admins, account_sso, accounts, models
@@ -50,6 +50,7 @@ from cockpit.store.tables.policy import (
 )
 from cockpit.store.tables.runtime import (
     apply_journal,
+    apply_locks,
     apply_runs,
     audit_events,
     budget_cycles,
@@ -72,6 +73,7 @@ __all__ = [
     "agent_guardrails",
     "agents",
     "apply_journal",
+    "apply_locks",
     "apply_runs",
     "audit_events",
     "budget_allocations",

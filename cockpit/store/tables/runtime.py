@@ -90,7 +90,9 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_account_id_created_at", "account_id", "created_at"),
 )
 
-# One row per `cockpit apply`; ``holder`` (host/pid) tells an operator who holds a lock.
+# One row per `cockpit apply`, committed before the run waits for its locks, so a process
+# that times out waiting can name who holds them: actor, ``host`` and ``pid`` of the process,
+# and the ``accounts`` (names, ``*catalog*`` for the model catalog) it locks.
 apply_runs = sa.Table(
     "apply_runs",
     metadata,
@@ -100,12 +102,28 @@ apply_runs = sa.Table(
     sa.Column("plan_id", sa.String(100)),
     sa.Column("actor", sa.String(EMAIL_LENGTH)),
     sa.Column("commit_sha", sa.String(64)),
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer()),
+    json_column("accounts", "[]"),
     sa.Column("started_at", UtcDateTime(), nullable=False, server_default=sa.func.now()),
     sa.Column("finished_at", UtcDateTime()),
     sa.Column("error", sa.Text()),
-    sa.Column("holder", sa.String(300)),
     sa.Index("ix_apply_runs_workspace_status", "workspace", "status"),
     one_of("status", ("running", "succeeded", "failed")),
+)
+
+# The apply lock on SQLite, and a record on both databases: one row per lock name (an account
+# name or ``*catalog*``) with the run that last took it. On SQLite, writing these rows takes
+# the database write lock, held until the apply transaction ends (see cockpit.store.locks);
+# PostgreSQL locks with advisory locks and writes the rows once it holds them.
+apply_locks = sa.Table(
+    "apply_locks",
+    metadata,
+    id_column(),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("run_id", sa.Uuid(), nullable=False),
+    sa.Column("locked_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("name"),
 )
 
 # The steps that run after the DB commit (Zitadel), in order, so a killed run resumes.

@@ -288,4 +288,4 @@ def test_unresolvable_secret_names_the_variable(cockpit: Cockpit, monkeypatch: p
     result = cockpit.plan()
     assert result.exit_code == 1
     assert "TEST_OPENAI_KEY is not set" in result.output
-    assert "tenant.yaml:12: error:" in result.output
+    assert "tenant.yaml:12:42: error:" in result.output

@@ -189,14 +189,17 @@ def apply_plan(
 ) -> ApplyOutcome:
     """Apply a plan in one transaction under per-account locks, then ship its audit events."""
     from cockpit.apply.executor import RunInfo, execute
-    from cockpit.store.locks import lock_accounts
+    from cockpit.store.locks import LockTimeout, lock_accounts
     from cockpit.store.runs import record_run_end, record_run_start
 
     check_applicable(plan, options)
     if not plan.has_changes:
         return ApplyOutcome(0)
     accounts = sorted({c.account or CATALOG for c in plan.changes} | set(plan.fingerprints))
-    run_id = record_run_start(engine, workspace=plan.workspace, actor=options.actor, commit_sha=options.commit_sha, plan_id=plan.plan_id)
+    run_id = record_run_start(
+        engine, workspace=plan.workspace, actor=options.actor, commit_sha=options.commit_sha,
+        plan_id=plan.plan_id, accounts=accounts, timeout=options.lock_timeout,
+    )
     run = RunInfo(run_id, plan.plan_id, options.actor, options.commit_sha, plan.workspace)
     try:
         with paused_gc(), engine.begin() as connection:
@@ -207,7 +210,10 @@ def apply_plan(
                 raise StalePlan("saved plan is stale: " + "; ".join(stale) + ". Make a new plan.")
             events = execute(connection, plan, actual, box, run, environ, progress)
     except BaseException as exc:
-        record_run_end(engine, run_id, "failed", error=str(exc)[:2000])
+        try:
+            record_run_end(engine, run_id, "failed", error=str(exc)[:2000])
+        except LockTimeout:
+            pass  # another apply holds SQLite; waiters skip runs whose process is gone
         raise
     record_run_end(engine, run_id, "succeeded")
     return ApplyOutcome(len(events), ship_audit(events, plan, environ))

@@ -289,3 +289,64 @@ def test_unresolvable_secret_names_the_variable(cockpit: Cockpit, monkeypatch: p
     assert result.exit_code == 1
     assert "TEST_OPENAI_KEY is not set" in result.output
     assert "tenant.yaml:12:42: error:" in result.output
+
+
+def test_concurrent_apply_waits_then_names_the_lock_holder(cockpit: Cockpit) -> None:
+    from cockpit.store.locks import lock_accounts
+    from cockpit.store.runs import record_run_start
+
+    cockpit.write(BASE)
+    assert cockpit.apply().exit_code == 0
+    cockpit.write(BASE.replace("display_name: Alice", "display_name: Alicia"))
+    engine = create_engine_for(cockpit.url)
+    try:
+        holder = record_run_start(engine, workspace="default", actor="other-pipeline", commit_sha=None, plan_id="p1", accounts=["acme"])
+        with engine.begin() as connection:
+            lock_accounts(connection, ["acme"], timeout=5, run_id=holder)
+            blocked = cockpit.apply("--lock-timeout", "1")
+        assert blocked.exit_code == 1
+        assert f"locked by apply run {holder}" in blocked.output
+        assert "other-pipeline" in blocked.output
+    finally:
+        engine.dispose()
+    assert cockpit.scalar("SELECT display_name FROM copilot_users WHERE email = 'alice@acme.com'") == "Alice"
+    assert cockpit.apply().exit_code == 0
+    assert cockpit.scalar("SELECT display_name FROM copilot_users WHERE email = 'alice@acme.com'") == "Alicia"
+
+
+def test_exit_codes_and_formats(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    assert cockpit.plan().exit_code == 2
+    assert cockpit.run("plan", str(cockpit.tenant)).exit_code == 0
+    document = json.loads(cockpit.plan("--json").stdout)
+    assert document["summary"]["create"] == len(document["changes"]) > 0
+    assert {c["action"] for c in document["changes"]} == {"create"}
+    markdown = cockpit.plan("--markdown").stdout
+    assert len(markdown) < 65_000 and "acme" in markdown
+    assert cockpit.apply().exit_code == 0
+    no_changes = cockpit.plan("--json")
+    assert no_changes.exit_code == 0
+    assert json.loads(no_changes.stdout)["changes"] == []
+
+
+def test_refused_delete_writes_nothing(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    assert cockpit.apply().exit_code == 0
+    audit_before = cockpit.scalar("SELECT count(*) FROM audit_events")
+    runs_before = cockpit.scalar("SELECT count(*) FROM apply_runs")
+    cockpit.write(BASE.replace("  - {model: gpt-4o, scope: user:bob@acme.com, access: deny}\n", "").replace("display_name: Alice", "display_name: Al"))
+    refused = cockpit.apply()
+    assert refused.exit_code == 1
+    assert cockpit.scalar("SELECT count(*) FROM model_grants") == 2
+    assert cockpit.scalar("SELECT display_name FROM copilot_users WHERE email = 'alice@acme.com'") == "Alice"
+    assert cockpit.scalar("SELECT count(*) FROM audit_events") == audit_before
+    assert cockpit.scalar("SELECT count(*) FROM apply_runs") == runs_before
+
+
+def test_audit_event_per_change(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    result = cockpit.apply("--actor", "ci-bot")
+    written = int(result.output.split("Apply complete: ")[1].split(" ")[0])
+    assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE actor = 'ci-bot'") == written
+    assert cockpit.scalar("SELECT count(DISTINCT domain) FROM audit_events") == 4
+    assert cockpit.scalar("SELECT count(*) FROM apply_runs WHERE status = 'succeeded'") == 1

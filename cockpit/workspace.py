@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
 from cockpit.config.validate import ValidationResult, validate_path
 from cockpit.memory import paused_gc
-from cockpit.plan.compare import CATALOG, PlanContext, compare, fingerprints, digests
-from cockpit.plan.model import Plan
+from cockpit.plan.compare import CATALOG, PlanContext, address_text, compare, diff_values, fingerprints
+from cockpit.plan.model import Action, Plan
 from cockpit.resources.desired import desired_state
 from cockpit.resources.state import State
 from cockpit.resources.types import ResourceType
@@ -88,6 +88,11 @@ def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapp
     return Planned(plan, desired, actual)
 
 
+def diff_fields(before: Mapping, after: Mapping):
+    for name in sorted(set(before) | set(after)):
+        yield from diff_values((name,), before.get(name), after.get(name))
+
+
 def _ownership_errors(validation: ValidationResult, actual: ActualState, inputs: PlanInputs) -> list[str]:
     """Claiming another workspace's account or model, or an email domain already taken."""
     errors = []
@@ -125,20 +130,29 @@ def _ownership_errors(validation: ValidationResult, actual: ActualState, inputs:
 
 
 def stale_accounts(plan: Plan, actual: State) -> list[str]:
-    """What changed in the database since the plan was made, per account, in a few words."""
-    now_digests = digests(actual)
-    now_prints = fingerprints(actual, now_digests)
+    """What changed in the database since the plan was made, per account, in a few words:
+    first the resources the plan itself touches and finds different, else a count."""
+    now = fingerprints(actual)
     touched = {c.account or CATALOG for c in plan.changes} | set(plan.fingerprints)
-    changed = []
+    stale = []
     for account in sorted(touched):
-        if plan.fingerprints.get(account) == now_prints.get(account):
+        if plan.fingerprints.get(account) == now.get(account):
             continue
-        before, after = plan.digests.get(account, {}), now_digests.get(account, {})
-        moved = sorted(a for a in set(before) | set(after) if before.get(a) != after.get(a))
-        sample = ", ".join(moved[:5])
-        more = f" and {len(moved) - 5} more" if len(moved) > 5 else ""
-        changed.append(f"{account}: {len(moved)} resource(s) changed since the plan ({sample}{more})")
-    return changed
+        moved = []
+        for change in plan.changes:
+            if (change.account or CATALOG) != account:
+                continue
+            current = actual.get(change.address)
+            if change.action is Action.CREATE and current is not None:
+                moved.append(f"{address_text(change.address)} now exists")
+            elif change.action is not Action.CREATE and current is None:
+                moved.append(f"{address_text(change.address)} was deleted")
+            elif change.action is not Action.CREATE and dict(current.fields) != dict(change.before or {}):
+                fields = ", ".join(f.dotted for f in diff_fields(change.before or {}, current.fields))
+                moved.append(f"{address_text(change.address)} changed ({fields})")
+        detail = "; ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+        stale.append(f"account {account} changed since the plan" + (f": {detail}" if detail else " (resources this plan does not touch)"))
+    return stale
 
 
 class ApplyRefused(Exception):

@@ -18,7 +18,6 @@ from cockpit.config.tenant import Declared, Tenant
 from cockpit.config.secrets import reference_problem, secret_fields
 from cockpit.config.types import EMAIL_PATTERN
 from cockpit.resources import Registry
-from cockpit.resources.scopes import parse_scope
 
 EMAIL = re.compile(EMAIL_PATTERN)
 
@@ -34,10 +33,12 @@ def check(tenant: Tenant, diagnostics: Diagnostics, registry: Registry, repo_roo
     }
     for declared in valid_accounts.get("Directory", []):
         _directory(declared, tenant, diagnostics)
+    grants_seen: dict[tuple[str, ...], NodeRef] = {}
     for declared in valid_accounts.get("ModelAccess", []):
-        _model_access(declared, resolver, tenant)
+        _model_access(declared, resolver, tenant, grants_seen)
+    entitlements_seen: dict[tuple[str, ...], NodeRef] = {}
     for declared in valid_accounts.get("Features", []):
-        _features(declared, resolver, tenant)
+        _features(declared, resolver, tenant, entitlements_seen)
     for declared in valid_accounts.get("GuardrailPreset", []):
         _guardrail_preset(declared, resolver)
     for declared in valid_accounts.get("Agent", []):
@@ -47,7 +48,6 @@ def check(tenant: Tenant, diagnostics: Diagnostics, registry: Registry, repo_roo
     for declared in valid_accounts.get("MarketplaceListing", []):
         _marketplace(declared, resolver)
     budget_rules.check(valid_accounts.get("BudgetPlan", []), tenant, resolver)
-    _merged_duplicates(valid_accounts, diagnostics)
 
 
 def _secrets(tenant: Tenant, registry: Registry, repo_root: Path, diagnostics: Diagnostics) -> None:
@@ -152,13 +152,17 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
                 seen[email] = declared.ref(*path)
 
 
-def _model_access(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:
+def _model_access(declared: Declared, resolver: Resolver, tenant: Tenant, seen: dict) -> None:
+    """Grants resolve, are unique per (account, domain) across all merged documents, and can
+    take effect under the account's model policy."""
     access = declared.model
     policy = getattr(tenant.accounts[access.account].model.model_policy, access.domain)
     for i, grant in enumerate(access.grants):
+        scope = resolver.scope(declared, ("grants", i, "scope"), grant.scope, access.domain)
+        if scope is not None:
+            _unique(resolver, declared, ("grants", i), (access.account, access.domain, grant.model, str(scope)), seen, f"grant {grant.model} for {scope}")
         if not resolver.model(declared, ("grants", i, "model"), grant.model):
             continue
-        resolver.scope(declared, ("grants", i, "scope"), grant.scope, access.domain)
         outside = grant.model in policy.deny or (policy.allow and grant.model not in policy.allow)
         if grant.access == "allow" and outside:
             resolver.diagnostics.warning(
@@ -168,7 +172,7 @@ def _model_access(declared: Declared, resolver: Resolver, tenant: Tenant) -> Non
             )
 
 
-def _features(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:
+def _features(declared: Declared, resolver: Resolver, tenant: Tenant, seen: dict) -> None:
     features = declared.model
     pack = tenant.accounts[features.account].model.feature_pack.features
     for i, entitlement in enumerate(features.entitlements):
@@ -179,7 +183,9 @@ def _features(declared: Declared, resolver: Resolver, tenant: Tenant) -> None:
                 f"'{features.account}' ({', '.join(pack) or 'empty'}); add it to "
                 "feature_pack.features or remove the entitlement",
             )
-        resolver.scope(declared, ("entitlements", i, "scope"), entitlement.scope, features.domain)
+        scope = resolver.scope(declared, ("entitlements", i, "scope"), entitlement.scope, features.domain)
+        if scope is not None:
+            _unique(resolver, declared, ("entitlements", i), (features.account, features.domain, entitlement.feature, str(scope)), seen, f"entitlement {entitlement.feature} for {scope}")
 
 
 def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
@@ -257,30 +263,9 @@ def _grants(declared: Declared, resolver: Resolver, grants: list[tuple[tuple, st
             _unique(resolver, declared, path, str(scope), seen, "grant")
 
 
-def _unique(resolver: Resolver, declared: Declared, path, key: str, seen: dict, what: str) -> None:
+def _unique(resolver: Resolver, declared: Declared, path, key, seen: dict, what: str) -> None:
     if key in seen:
-        report_duplicate(resolver.diagnostics, declared, path, f"{what} '{key}'", seen[key])
+        shown = f"{what} '{key}'" if isinstance(key, str) else what
+        report_duplicate(resolver.diagnostics, declared, path, shown, seen[key])
     else:
         seen[key] = declared.ref(*path)
-
-
-def _merged_duplicates(valid: dict[str, list[Declared]], diagnostics: Diagnostics) -> None:
-    """Grants and entitlements are unique per (account, domain) across all merged documents."""
-    for kind, list_field, key_of in (
-        ("ModelAccess", "grants", lambda g: f"{g.model} for {_norm(g.scope)}"),
-        ("Features", "entitlements", lambda e: f"{e.feature} for {_norm(e.scope)}"),
-    ):
-        seen: dict[tuple[Any, ...], NodeRef] = {}
-        for declared in valid.get(kind, []):
-            model = declared.model
-            for i, item in enumerate(getattr(model, list_field)):
-                key = (model.account, model.domain, key_of(item))
-                if key in seen:
-                    what = "grant" if kind == "ModelAccess" else "entitlement"
-                    report_duplicate(diagnostics, declared, (list_field, i), f"{what} {key[2]}", seen[key])
-                else:
-                    seen[key] = declared.ref(list_field, i)
-
-
-def _norm(scope: str) -> str:
-    return str(parse_scope(scope))

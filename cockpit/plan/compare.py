@@ -8,7 +8,6 @@ caller asked for its hard delete; runtime data is not in the state, so no plan t
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
@@ -54,14 +53,12 @@ def compare(desired: State, actual: State, context: PlanContext) -> Plan:
                 creates_updates.append(_with_reason(change, "account no longer in the config: suspended (hard delete needs --hard-delete-accounts)"))
             continue
         deletes.append(_delete(resource))
-    actual_digests = digests(actual)
     creates_updates.sort(key=lambda c: (order[c.type], c.account or "", c.key))
     deletes.sort(key=lambda c: (-order[c.type], c.account or "", c.key))
     return Plan(
         workspace=context.workspace,
         changes=tuple(deletes + creates_updates),
-        fingerprints=fingerprints(actual, actual_digests),
-        digests=actual_digests,
+        fingerprints=fingerprints(actual),
         warnings=context.warnings,
         config_path=context.config_path,
     )
@@ -143,30 +140,24 @@ def _same(before: Any, after: Any) -> bool:
     return before == after
 
 
-def digest(resource: Resource) -> str:
-    """A short hash of what the plan compares; `repr` is stable for one database's rows."""
-    body = (sorted(resource.fields.items()), resource.secret_fingerprint, resource.protect)
-    return hashlib.blake2b(repr(body).encode(), digest_size=8).hexdigest()
+def fingerprints(state: State) -> dict[str, str]:
+    """Per account (and `*catalog*`): one hash over everything the plan compares.
+
+    Resources are hashed in address order; field dicts are built in the type's field order and
+    JSON comes back from one database in a stable key order, so `repr` is deterministic."""
+    by_account: dict[str, list[Resource]] = {}
+    for resource in state:
+        by_account.setdefault(_account_of(resource), []).append(resource)
+    result = {}
+    for account, resources in by_account.items():
+        resources.sort(key=lambda r: (r.type, r.key))
+        body = repr([(r.type, r.key, r.fields, r.secret_fingerprint, r.protect) for r in resources])
+        result[account] = hashlib.sha256(body.encode()).hexdigest()
+    return result
 
 
 def _account_of(resource: Resource) -> str:
     return resource.account if resource.account is not None else CATALOG
-
-
-def digests(state: State) -> dict[str, dict[str, str]]:
-    result: dict[str, dict[str, str]] = {}
-    for resource in state:
-        result.setdefault(_account_of(resource), {})[address_text(resource.address)] = digest(resource)
-    return result
-
-
-def fingerprints(state: State, digested: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
-    """Per account: one hash over its resources' digests."""
-    digested = digests(state) if digested is None else digested
-    return {
-        account: hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()
-        for account, items in digested.items()
-    }
 
 
 def address_text(address: Address) -> str:

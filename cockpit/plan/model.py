@@ -96,8 +96,6 @@ class Plan:
     access_impact: tuple[AccessChange, ...] = ()
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     """Per account (and `*catalog*`): a digest of the actual state this plan was made from."""
-    digests: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """Per account: resource address → digest, to name what changed when a saved plan is stale."""
     warnings: tuple[str, ...] = ()
     plan_id: str = ""
     created_at: str = ""

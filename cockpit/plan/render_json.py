@@ -44,7 +44,6 @@ def render_json(plan: Plan) -> dict[str, Any]:
         "changes": [_change(c) for c in plan.changes],
         "warnings": list(plan.warnings),
         "fingerprints": dict(plan.fingerprints),
-        "digests": {account: dict(items) for account, items in plan.digests.items()},
     }
 
 
@@ -113,7 +112,6 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
             changes=changes,
             access_impact=impact,
             fingerprints=document["fingerprints"],
-            digests=document["digests"],
             warnings=tuple(document["warnings"]),
             plan_id=document["plan_id"],
             created_at=document["created_at"],

@@ -208,9 +208,10 @@ def _account(g: AccountGraph, r: Resource) -> None:
 def _model_grant(g: AccountGraph, r: Resource) -> None:
     # The scope is kept as the plain (type, key) slice of the key: equal to, and hashing like,
     # the `Scope` that looks it up, without building one per grant (most of a big state).
-    domain, model, *_ = key = r.key
-    if domain in g.model_grants:
-        g.model_grants[domain][key[2:4]][model] = r
+    key = r.key
+    by_scope = g.model_grants.get(key[0])
+    if by_scope is not None:
+        by_scope[key[2:4]][key[1]] = r
 
 
 def _entitlement(g: AccountGraph, r: Resource) -> None:

@@ -6,6 +6,7 @@ however the file spells the address.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 SCOPE_TYPES = ("account", "org", "team", "user", "agent", "pool")
@@ -20,8 +21,10 @@ class Scope(NamedTuple):
         return self.type if not self.key else f"{self.type}:{self.key}"
 
 
+@lru_cache(maxsize=1 << 17)
 def parse_scope(text: str) -> Scope:
-    """Parse a scope the schema pass has already checked for form."""
+    """Parse a scope the schema pass has already checked for form (cached: a large tenant
+    names the same scopes in many grants, and validate, expand and policy all parse them)."""
     if text in ("account", "pool"):
         return Scope(text, "")
     kind, _, key = text.partition(":")

@@ -54,29 +54,51 @@ def read_actual(connection: Connection, workspace: str) -> ActualState:
     keys_by_id: dict[str, dict[uuid.UUID, tuple[str | None, tuple[str, ...]]]] = {}
     for resource_type in resource_types():
         table = metadata.tables[resource_type.table]
-        query = _select(resource_type, table, managed, workspace)
+        columns = _columns(resource_type, table)
+        query = _select(resource_type, table, managed).with_only_columns(*(table.c[c] for c in columns))
+        position = {name: i for i, name in enumerate(columns)}
+        fields = [position[name] for name in resource_type.fields]
+        secret = position.get(f"{resource_type.secret}_fingerprint")
+        protect = position.get("protect")
         known: dict[uuid.UUID, tuple[str | None, tuple[str, ...]]] = {}
-        for row in connection.execute(query).mappings():
-            if resource_type.name == "model" and row["workspace"] != workspace:
-                result.foreign_models[row["name"]] = row["workspace"]
+        state, ids = result.state, result.ids
+        identity = _identity_reader(resource_type, position, managed, keys_by_id)
+        for row in connection.execute(query).all():
+            if resource_type.name == "model" and row[position["workspace"]] != workspace:
+                result.foreign_models[row[position["name"]]] = row[position["workspace"]]
                 continue
-            account, key = _identity(resource_type, row, managed, keys_by_id)
+            account, key = identity(row)
             resource = Resource(
                 resource_type.name,
                 account,
                 key,
-                {name: _plain(row[name]) for name in resource_type.fields},
-                secret_fingerprint=row[f"{resource_type.secret}_fingerprint"] if resource_type.secret else None,
-                protect=bool(row["protect"]) if resource_type.protectable else False,
+                {name: _plain(row[i]) for name, i in zip(resource_type.fields, fields)},
+                row[secret] if secret is not None else None,
+                bool(row[protect]) if protect is not None else False,
             )
-            result.state.add(resource)
-            result.ids[resource.address] = row["id"]
-            known[row["id"]] = (account, key)
+            address = (resource_type.name, account, key)
+            state.resources[address] = resource
+            ids[address] = row[0]
+            known[row[0]] = (account, key)
         keys_by_id[resource_type.name] = known
     return result
 
 
-def _select(resource_type: ResourceType, table: sa.Table, managed: dict[uuid.UUID, str], workspace: str) -> sa.Select:
+def _columns(resource_type: ResourceType, table: sa.Table) -> list[str]:
+    """id first, then what identity and comparison need: one SELECT list per type."""
+    wanted = ["id", *(p.column for p in resource_type.parents), *resource_type.key_columns, *resource_type.fields]
+    if "account_id" in table.c and resource_type.account_scoped:
+        wanted.append("account_id")
+    if resource_type.secret:
+        wanted.append(f"{resource_type.secret}_fingerprint")
+    if resource_type.protectable:
+        wanted.append("protect")
+    if "workspace" in table.c:
+        wanted.append("workspace")
+    return list(dict.fromkeys(wanted))
+
+
+def _select(resource_type: ResourceType, table: sa.Table, managed: dict[uuid.UUID, str]) -> sa.Select:
     if resource_type.name == "account":
         return sa.select(table).where(table.c.id.in_(list(managed)))
     if not resource_type.account_scoped:
@@ -96,24 +118,31 @@ def _table_of(type_name: str) -> str:
     return next(t.table for t in resource_types() if t.name == type_name)
 
 
-def _identity(
+def _identity_reader(
     resource_type: ResourceType,
-    row: Any,
+    position: dict[str, int],
     managed: dict[uuid.UUID, str],
     keys_by_id: dict[str, dict[uuid.UUID, tuple[str | None, tuple[str, ...]]]],
-) -> tuple[str | None, tuple[str, ...]]:
-    own = tuple(row[c] for c in resource_type.key_columns)
+):
+    """A function row → (account, natural key) for one type: parents' keys, then own columns."""
+    own = [position[c] for c in resource_type.key_columns]
     if resource_type.name == "account":
-        return row["name"], own
+        return lambda row: (row[position["name"]], tuple(row[i] for i in own))
     if not resource_type.account_scoped:
-        return None, own
-    account = managed.get(row["account_id"]) if "account_id" in row else None
-    parent_parts: list[str] = []
-    for parent in resource_type.parents:
-        parent_account, parent_key = keys_by_id[parent.type][row[parent.column]]
-        account = account or parent_account
-        parent_parts.extend(parent_key)
-    return account, (*parent_parts, *own)
+        return lambda row: (None, tuple(row[i] for i in own))
+    account_at = position.get("account_id")
+    parents = [(keys_by_id[p.type], position[p.column]) for p in resource_type.parents]
+
+    def identity(row: Any) -> tuple[str | None, tuple[str, ...]]:
+        account = managed.get(row[account_at]) if account_at is not None else None
+        key: tuple[str, ...] = ()
+        for known, at in parents:
+            parent_account, parent_key = known[row[at]]
+            account = account or parent_account
+            key += parent_key
+        return account, key + tuple(row[i] for i in own)
+
+    return identity
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,148 @@
+"""`cockpit export`: an account's actual state back into a tenant repo that plans to no changes.
+
+`export_account` is pure: a `State` (as `read_actual` gives it) in, file path → YAML text out.
+`export_to_directory` reads the database and writes those files. The layout:
+
+    account.yaml               Account
+    models.yaml                every Model of the workspace's catalog
+    directory/copilot.yaml     Directory (copilot)     directory/console.yaml  Directory (console)
+    access/models.yaml         ModelAccess, per domain access/features.yaml    Features, per domain
+    guardrails/<code>.yaml     GuardrailPreset         agents/<name>.yaml      Agent
+    connections/<name>.yaml    Connection              marketplace.yaml        MarketplaceListing
+    budgets/<name>.yaml        BudgetPlan
+
+Limitations, all because the database does not keep them:
+
+- Secret fields are written as the references they were declared with (`${env:…}`,
+  `${file:…}`), never as values. A `${file:PATH}` reference is relative to the file that
+  declared it, which the database does not record; the exported file sits at its place in the
+  layout above, so the secret file must be placed relative to *that* file (see
+  `file_references`), or the reference changed to `${env:…}`.
+- Comments, file splits, list order and fields written with their default value are not kept;
+  `distribute_equally` entries are rebuilt from their shares (see `cockpit.export.budgets`),
+  which may group the scopes differently from the original while expanding to the same
+  allocations.
+- The model catalog belongs to the workspace, not to an account, so `models.yaml` holds all of
+  it; the tree names one account, so planning it in a workspace that manages other accounts
+  would suspend them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from cockpit.export import documents as docs
+from cockpit.export.yaml_text import dump_documents
+from cockpit.resources.state import State
+
+__all__ = ["ExportError", "export_account", "export_to_directory", "file_references"]
+
+_FILE_REF = re.compile(r"\$\{file:([^}]+)\}")
+FILE_REF_NOTE = (
+    "# ${file:...} references are written as they were declared: relative to the file that\n"
+    "# declared them. Put the secret files where they resolve from this file, or use ${env:...}.\n"
+)
+
+
+class ExportError(Exception):
+    """The account cannot be exported (unknown, or managed by another workspace)."""
+
+
+def export_account(state: State, account: str) -> dict[str, str]:
+    """The tenant repo of `account`: relative file path → YAML text, in layout order."""
+    res = docs.AccountResources(state, account)
+    if not any(r.key == (account,) for r in res.of("account")):
+        raise ExportError(f"no account named '{account}' in the state")
+    unknown = res.types() - docs.EXPORTED_TYPES
+    if unknown:
+        raise ExportError(f"cannot export resource types {sorted(unknown)}: the exporter does not know them")
+    layout: dict[str, list[docs.Document]] = {
+        "account.yaml": [docs.account_document(res)],
+        "models.yaml": docs.model_documents(res),
+    }
+    for domain in ("copilot", "console"):
+        layout[f"directory/{domain}.yaml"] = _present(docs.directory_document(res, domain))
+    layout["access/models.yaml"] = _present(*(docs.model_access_document(res, d) for d in ("copilot", "console")))
+    layout["access/features.yaml"] = _present(*(docs.features_document(res, d) for d in ("copilot", "console")))
+    for document in docs.preset_documents(res):
+        layout[f"guardrails/{document['code']}.yaml"] = [document]
+    for document in docs.agent_documents(res):
+        layout[f"agents/{document['name']}.yaml"] = [document]
+    for document in docs.connection_documents(res):
+        layout[f"connections/{document['name']}.yaml"] = [document]
+    layout["marketplace.yaml"] = list(docs.listing_documents(res))
+    for document in docs.budget_documents(res):
+        layout[f"budgets/{document['name']}.yaml"] = [document]
+    files = {}
+    for path, documents in layout.items():
+        if documents:
+            text = dump_documents(documents)
+            files[path] = (FILE_REF_NOTE + text) if _FILE_REF.search(text) else text
+    return files
+
+
+def _present(*documents: docs.Document | None) -> list[docs.Document]:
+    return [d for d in documents if d is not None]
+
+
+def file_references(files: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(exported file, reference, where the secret file must be, relative to the tree root) for
+    every `${file:…}` reference, so a caller can say where to put the secret files."""
+    found = []
+    for path, text in files.items():
+        for match in _FILE_REF.finditer(text.split(FILE_REF_NOTE, 1)[-1]):
+            target = (Path(path).parent / match.group(1)).as_posix()
+            found.append((path, match.group(0), _normal(target)))
+    return found
+
+
+def _normal(posix: str) -> str:
+    parts: list[str] = []
+    for part in posix.split("/"):
+        if part == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            else:
+                parts.append(part)
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/".join(parts)
+
+
+def export_to_directory(engine: Engine, workspace: str, account: str, out_dir: Path, *, overwrite: bool = False) -> list[Path]:
+    """Read `account` of `workspace` from the database and write its tenant repo under `out_dir`.
+
+    Refuses a directory that already holds YAML files (they would be loaded with the export)
+    unless `overwrite`; then only the exported paths are replaced. Returns the written paths.
+    """
+    from cockpit.store.reader import read_actual
+
+    with engine.connect() as connection:
+        actual = read_actual(connection, workspace)
+    row = actual.accounts.get(account)
+    if row is None:
+        raise ExportError(f"no account named '{account}' in the database")
+    if row.workspace != workspace:
+        raise ExportError(
+            f"account '{account}' is managed by workspace '{row.workspace}', not '{workspace}'; "
+            f"export it with --workspace {row.workspace}"
+        )
+    files = export_account(actual.state, account)
+    out_dir = Path(out_dir)
+    if not overwrite and out_dir.is_dir():
+        existing = sorted(p for p in out_dir.rglob("*") if p.suffix in (".yaml", ".yml"))
+        if existing:
+            raise ExportError(
+                f"{out_dir} already holds YAML files ({existing[0].relative_to(out_dir)}, ...); "
+                "export into an empty directory, or overwrite explicitly"
+            )
+    written = []
+    for relative, text in files.items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

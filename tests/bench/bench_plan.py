@@ -1,0 +1,133 @@
+"""Benchmark: apply a ~100,000-resource tenant into an empty PostgreSQL database, change 1% of
+it, and time `plan` next to its floor — parsing the same YAML plus SELECTing the same rows with
+nothing else — measured in the same run.
+
+Run on demand: `python tests/bench/bench_plan.py [--users N --teams N --grants N --runs N]`.
+It creates and drops its own database on the server named by COCKPIT_TEST_DATABASE_URL
+(default postgresql://postgres@127.0.0.1:5432/postgres). Targets: plan within 3x the floor,
+apply under 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from generate import generate  # noqa: E402
+
+from cockpit.config.diagnostics import Diagnostics  # noqa: E402
+from cockpit.config.source import load_tree  # noqa: E402
+from cockpit.memory import paused_gc  # noqa: E402
+from cockpit.resources.types import resource_types  # noqa: E402
+from cockpit.store.engine import create_engine_for, normalise_database_url  # noqa: E402
+from cockpit.store.migrate import upgrade  # noqa: E402
+from cockpit.store.secrets import SecretBox  # noqa: E402
+from cockpit.store.tables import metadata  # noqa: E402
+from cockpit.workspace import ApplyOptions, PlanInputs, apply_plan, make_plan  # noqa: E402
+
+SERVER = os.environ.get("COCKPIT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ENVIRON = {"OPENAI_API_KEY": "sk-bench-not-a-secret"}
+
+
+def create_database() -> str:
+    name = f"cockpit_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine_for(normalise_database_url(SERVER), foreign_keys=False)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine_for(normalise_database_url(SERVER), foreign_keys=False)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def change_one_percent(root: Path, resources: int) -> int:
+    """Turn allow grants into deny grants until 1% of the resources changed."""
+    wanted, changed = max(1, resources // 100), 0
+    pattern = re.compile(r"^(  - \{model: [^,]+, scope: [^,}]+)\}$", re.M)
+    for path in sorted((root / "access").glob("*.yaml")):
+        text = path.read_text()
+
+        def flip(match: re.Match[str]) -> str:
+            nonlocal changed
+            if changed >= wanted:
+                return match.group(0)
+            changed += 1
+            return match.group(1) + ", access: deny}"
+
+        path.write_text(pattern.sub(flip, text))
+        if changed >= wanted:
+            break
+    return changed
+
+
+def floor(engine, root: Path) -> float:
+    """Parse the same YAML and SELECT the same rows, with nothing else."""
+    start = time.perf_counter()
+    with paused_gc():
+        load_tree(root, Diagnostics())
+        with engine.connect() as connection:
+            for resource_type in resource_types():
+                connection.execute(sa.select(metadata.tables[resource_type.table])).all()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=16_000)
+    parser.add_argument("--teams", type=int, default=1_600)
+    parser.add_argument("--grants", type=int, default=64_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    database = create_database()
+    url = normalise_database_url(SERVER.rsplit("/", 1)[0] + "/" + database)
+    try:
+        upgrade(url)
+        engine = create_engine_for(url)
+        box = SecretBox("bench-secret-key-0123456789abcdef0123456789")
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            generate(root, users=args.users, teams=args.teams, grants=args.grants)
+            inputs = PlanInputs(root, "bench")
+            start = time.perf_counter()
+            planned = make_plan(engine, box, inputs, ENVIRON)
+            plan_seconds = time.perf_counter() - start
+            resources = len(planned.plan.changes)
+            apply_plan(engine, box, planned.plan, ApplyOptions(actor="bench"), ENVIRON)
+            apply_seconds = time.perf_counter() - start
+            print(f"tenant: {resources:,} resources; initial plan {plan_seconds:.2f} s; "
+                  f"apply into empty PostgreSQL (plan + write) {apply_seconds:.2f} s (target < 60 s)")
+            changed = change_one_percent(root, resources)
+            plans, floors = [], []
+            for _ in range(args.runs):
+                floors.append(floor(engine, root))
+                start = time.perf_counter()
+                replanned = make_plan(engine, box, inputs, ENVIRON).plan
+                plans.append(time.perf_counter() - start)
+            assert len(replanned.changes) == changed, (len(replanned.changes), changed)
+            best_plan, best_floor = min(plans), min(floors)
+            print(f"1% changed ({changed:,} resources): plan {best_plan:.2f} s, floor (parse + SELECT) "
+                  f"{best_floor:.2f} s, ratio {best_plan / best_floor:.2f}x (target <= 3x)")
+        engine.dispose()
+    finally:
+        drop_database(database)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

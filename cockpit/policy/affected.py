@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from cockpit.policy.graph import AccountGraph
+from cockpit.resources.scopes import Scope
 from cockpit.resources.state import Resource
 
 Table = Mapping[tuple[str, str], Mapping[str, Resource]]
@@ -69,18 +70,13 @@ def _published(graph: AccountGraph) -> dict[str, bool]:
 
 def _reached(old: AccountGraph, new: AccountGraph, domain: str, scopes: set[tuple[str, str]]) -> set[str] | None:
     """The users the scopes reach in either state; None when one of them reaches everyone."""
+    if any(scope_type not in ("user", "team", "org") for scope_type, _ in scopes):
+        return None
     users: set[str] = set()
     for graph in (old, new):
         directory = graph.directory(domain)
-        for scope_type, key in scopes:
-            if scope_type == "user":
-                users.add(key)
-            elif scope_type == "team":
-                users.update(directory.members.get(key, ()))
-            elif scope_type == "org":
-                users.update(directory.org_users.get(key, ()))
-            else:
-                return None
+        for scope in scopes:
+            users |= directory.users_of(Scope(*scope))
     return users
 
 

@@ -9,6 +9,7 @@ grant can exceed: a non-empty `allow` admits only those models, `deny` always ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from cockpit.policy.graph import ACCOUNT, AccountGraph
 from cockpit.policy.provenance import Source, explain, origin_of, source_of
 from cockpit.resources.scopes import Scope
@@ -30,6 +31,7 @@ class ModelDecision:
     sources: tuple[Source, ...]
     """The grants of the deciding level, then the model_policy entry when the ceiling cut in."""
     why: str
+    """For people: which grant or policy decided, and where it is declared."""
 
 
 def _denies(grant: Resource) -> bool:

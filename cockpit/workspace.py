@@ -19,6 +19,7 @@ from cockpit.config.validate import ValidationResult, validate_path
 from cockpit.memory import paused_gc
 from cockpit.plan.compare import CATALOG, PlanContext, address_text, compare, diff_values, fingerprints
 from cockpit.plan.model import Action, Plan
+from cockpit.policy.impact import access_impact
 from cockpit.resources.desired import desired_state
 from cockpit.resources.state import State
 from cockpit.resources.types import ResourceType
@@ -83,14 +84,29 @@ def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapp
         config_path=str(inputs.config_path.resolve()),
     )
     plan = compare(desired, actual.state, context)
+    impact = access_impact(actual.state, _state_after(desired, actual.state, context))
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    plan = replace(plan, plan_id=str(uuid.uuid4()), created_at=now.isoformat().replace("+00:00", "Z"))
+    plan = replace(
+        plan, access_impact=impact, plan_id=str(uuid.uuid4()),
+        created_at=now.isoformat().replace("+00:00", "Z"),
+    )
     return Planned(plan, desired, actual)
 
 
 def diff_fields(before: Mapping, after: Mapping):
     for name in sorted(set(before) | set(after)):
         yield from diff_values((name,), before.get(name), after.get(name))
+
+
+def _state_after(desired: State, actual: State, context: PlanContext) -> State:
+    """What the database will hold after the apply: the desired state, plus the resources of
+    accounts the config dropped, which are suspended rather than deleted."""
+    after = State(dict(desired.resources))
+    for resource in actual:
+        account = resource.account
+        if account and account not in context.config_accounts and account not in context.hard_delete_accounts:
+            after.add(resource)
+    return after
 
 
 def _ownership_errors(validation: ValidationResult, actual: ActualState, inputs: PlanInputs) -> list[str]:

@@ -350,3 +350,19 @@ def test_audit_event_per_change(cockpit: Cockpit) -> None:
     assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE actor = 'ci-bot'") == written
     assert cockpit.scalar("SELECT count(DISTINCT domain) FROM audit_events") == 4
     assert cockpit.scalar("SELECT count(*) FROM apply_runs WHERE status = 'succeeded'") == 1
+
+
+def test_plan_leads_with_access_impact(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    assert cockpit.apply().exit_code == 0
+    cockpit.write(BASE.replace("access: deny", "access: allow").replace("credits: 250, reason: launch", "credits: 200, reason: launch"))
+    plan = cockpit.plan()
+    assert plan.exit_code == 2, plan.output
+    lines = plan.output.splitlines()
+    assert lines[0] == "Access impact:"
+    assert "  + acme (copilot): user:bob@acme.com gains model gpt-4o" in lines
+    assert any("team:research/ml budget q1: 250.0 → 200.0" in line for line in lines), plan.output
+    cockpit.write(BASE.replace("  - {model: gpt-4o, scope: org:research}\n", ""))
+    revoke = cockpit.plan()
+    assert revoke.exit_code == 3
+    assert "  - acme (copilot): user:alice@acme.com loses model gpt-4o" in revoke.output.splitlines()

@@ -29,18 +29,23 @@ Limitations, all because the database does not keep them:
 
 from __future__ import annotations
 
-import re
+import posixpath
 from pathlib import Path
+from typing import Iterator
 
+import yaml
 from sqlalchemy.engine import Engine
 
+from cockpit.config.secrets import secret_fields
 from cockpit.export import documents as docs
 from cockpit.export.yaml_text import dump_documents
+from cockpit.resources import build_registry
 from cockpit.resources.state import State
+from cockpit.store.reader import read_actual
 
 __all__ = ["ExportError", "export_account", "export_to_directory", "file_references"]
 
-_FILE_REF = re.compile(r"\$\{file:([^}]+)\}")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FILE_REF_NOTE = (
     "# ${file:...} references are written as they were declared: relative to the file that\n"
     "# declared them. Put the secret files where they resolve from this file, or use ${env:...}.\n"
@@ -79,8 +84,8 @@ def export_account(state: State, account: str) -> dict[str, str]:
     files = {}
     for path, documents in layout.items():
         if documents:
-            text = dump_documents(documents)
-            files[path] = (FILE_REF_NOTE + text) if _FILE_REF.search(text) else text
+            has_file_refs = any(True for d in documents for _ in _file_refs(d))
+            files[path] = dump_documents(documents, FILE_REF_NOTE if has_file_refs else "")
     return files
 
 
@@ -88,28 +93,28 @@ def _present(*documents: docs.Document | None) -> list[docs.Document]:
     return [d for d in documents if d is not None]
 
 
+def _file_refs(document: docs.Document) -> Iterator[str]:
+    """The `${file:…}` references in the secret fields of a document."""
+    descriptor = build_registry().get(document.get("kind"))
+    if descriptor is None:
+        return
+    for _, value in secret_fields(descriptor, document):
+        if isinstance(value, str) and value.startswith("${file:") and value.endswith("}"):
+            yield value
+
+
 def file_references(files: dict[str, str]) -> list[tuple[str, str, str]]:
     """(exported file, reference, where the secret file must be, relative to the tree root) for
-    every `${file:…}` reference, so a caller can say where to put the secret files."""
+    every `${file:…}` reference of the export, so a caller can say where to put secret files."""
     found = []
     for path, text in files.items():
-        for match in _FILE_REF.finditer(text.split(FILE_REF_NOTE, 1)[-1]):
-            target = (Path(path).parent / match.group(1)).as_posix()
-            found.append((path, match.group(0), _normal(target)))
+        if "${file:" not in text:
+            continue
+        for document in yaml.load_all(text, Loader=_LOADER):
+            for reference in _file_refs(document or {}):
+                target = (Path(path).parent / reference[len("${file:"):-1]).as_posix()
+                found.append((path, reference, posixpath.normpath(target)))
     return found
-
-
-def _normal(posix: str) -> str:
-    parts: list[str] = []
-    for part in posix.split("/"):
-        if part == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            else:
-                parts.append(part)
-        elif part not in ("", "."):
-            parts.append(part)
-    return "/".join(parts)
 
 
 def export_to_directory(engine: Engine, workspace: str, account: str, out_dir: Path, *, overwrite: bool = False) -> list[Path]:
@@ -118,8 +123,6 @@ def export_to_directory(engine: Engine, workspace: str, account: str, out_dir: P
     Refuses a directory that already holds YAML files (they would be loaded with the export)
     unless `overwrite`; then only the exported paths are replaced. Returns the written paths.
     """
-    from cockpit.store.reader import read_actual
-
     with engine.connect() as connection:
         actual = read_actual(connection, workspace)
     row = actual.accounts.get(account)

@@ -3,7 +3,7 @@
 The root of a document is a block mapping; a collection of scalars that fits on a line is
 written in flow style (`{model: gpt-4o, scope: 'org:research'}`, `[alice@acme.com]`), anything
 longer or nested in block style, sequences indented under their key. Multi-line strings are
-literal blocks.
+literal blocks where YAML allows one, else one double-quoted line with escapes.
 
 The structure is written here; every scalar is written by PyYAML itself (so quoting follows
 the resolver the loader uses) and memoized: a tenant repeats the same model names, scopes and
@@ -122,8 +122,10 @@ def _key(name: Any) -> str:
     return _scalar(name, True)
 
 
-_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_.@/ -]*(?<! )\Z")
-"""Strings PyYAML writes as they are in any context, unless they read as another type."""
+_PLAIN = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.@/ -]|:(?=[A-Za-z0-9_.@/-]))*(?<! )\Z")
+"""Strings that read back as themselves when written plain in any context, unless the resolver
+takes them for another type: names, e-mails, and scopes (`org:x`: PyYAML quotes a `:` in flow
+context, but both its loaders read one not followed by a space or indicator as text)."""
 _RESOLVER = yaml.resolver.Resolver()
 _STR_TAG = "tag:yaml.org,2002:str"
 

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from cockpit.plan.zitadel import ZitadelChange, ZitadelPlan
 from cockpit.resources.state import Address, Key
 from cockpit.resources.types import audit_domain, types_by_name
 
@@ -97,13 +98,14 @@ class Plan:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     """Per account (and `*catalog*`): a digest of the actual state this plan was made from."""
     warnings: tuple[str, ...] = ()
+    zitadel: ZitadelPlan = field(default_factory=ZitadelPlan)
     plan_id: str = ""
     created_at: str = ""
     config_path: str | None = None
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.zitadel.changes)
 
     @property
     def deletes(self) -> tuple[ResourceChange, ...]:
@@ -114,9 +116,13 @@ class Plan:
         return tuple(a for a in self.access_impact if a.gains is False)
 
     @property
+    def zitadel_revocations(self) -> tuple[ZitadelChange, ...]:
+        return tuple(c for c in self.zitadel.changes if c.revokes)
+
+    @property
     def has_deletes(self) -> bool:
         """Deletes something or revokes someone's access: exit code 3, and --allow-delete."""
-        return bool(self.deletes or self.revocations)
+        return bool(self.deletes or self.revocations or self.zitadel_revocations)
 
     @property
     def exit_code(self) -> int:

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any, Mapping
 
 from cockpit.plan.model import AccessChange, Action, FieldChange, Plan, ResourceChange
+from cockpit.plan.zitadel import ZitadelChange, ZitadelPlan
 
 FORMAT_VERSION = "1.0"
 
@@ -35,15 +36,21 @@ def render_json(plan: Plan) -> dict[str, Any]:
             "create": counts["create"],
             "update": counts["update"],
             "delete": counts["delete"],
-            "revoke": len(plan.revocations),
+            "revoke": len(plan.revocations) + len(plan.zitadel_revocations),
+            "zitadel": len(plan.zitadel.changes),
             "by_kind": per_kind,
             "has_changes": plan.has_changes,
             "has_deletes": plan.has_deletes,
         },
         "access_impact": [_impact(a) for a in plan.access_impact],
         "changes": [_change(c) for c in plan.changes],
+        "zitadel": {
+            "changes": [c.as_dict() for c in plan.zitadel.changes],
+            "warnings": list(plan.zitadel.warnings),
+            "note": plan.zitadel.note,
+        },
         "warnings": list(plan.warnings),
-        "fingerprints": dict(plan.fingerprints),
+        "fingerprints": {**plan.fingerprints, **plan.zitadel.fingerprints},
     }
 
 
@@ -107,11 +114,20 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
                          {"gain": True, "lose": False}.get(a["change"]), a["before"], a["after"])
             for a in document["access_impact"]
         )
+        zitadel_doc = document.get("zitadel") or {}
+        fingerprints = document["fingerprints"]
+        zitadel = ZitadelPlan(
+            changes=tuple(ZitadelChange.from_dict(c) for c in zitadel_doc.get("changes", [])),
+            warnings=tuple(zitadel_doc.get("warnings", [])),
+            fingerprints={k: v for k, v in fingerprints.items() if k.startswith("zitadel:")},
+            note=zitadel_doc.get("note"),
+        )
         return Plan(
             workspace=document["workspace"],
+            zitadel=zitadel,
             changes=changes,
             access_impact=impact,
-            fingerprints=document["fingerprints"],
+            fingerprints={k: v for k, v in fingerprints.items() if not k.startswith("zitadel:")},
             warnings=tuple(document["warnings"]),
             plan_id=document["plan_id"],
             created_at=document["created_at"],

@@ -18,6 +18,10 @@ def render_text(plan: Plan, colour: bool = False) -> str:
     lines: list[str] = []
     for warning in plan.warnings:
         lines.append(paint(f"warning: {warning}", "yellow"))
+    if plan.zitadel.note:
+        lines.append(f"note: {plan.zitadel.note}")
+    for warning in plan.zitadel.warnings:
+        lines.append(paint(f"warning: {warning}", "yellow"))
     if not plan.has_changes:
         lines.append("No changes. The database matches the configuration.")
         return "\n".join(lines) + "\n"
@@ -37,8 +41,22 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         for change in others:
             lines.extend(_change_lines(change, paint))
         lines.append("")
+    lines.extend(zitadel_lines(plan, paint))
     lines.extend(summary_lines(plan))
     return "\n".join(lines) + "\n"
+
+
+def zitadel_lines(plan: Plan, paint: Callable[[str, str], str]) -> list[str]:
+    if not plan.zitadel.changes:
+        return []
+    lines = [paint(f"Zitadel ({len(plan.zitadel.changes)}):", "bold")]
+    for change in plan.zitadel.changes:
+        colour = "red" if change.revokes else "green" if change.action.glyph == "+" else "yellow"
+        what = change.action.value.replace("_", " ")
+        detail = f"{_value(change.before)} → {_value(change.after)}" if change.before is not None and change.after is not None else _value(change.after if change.after is not None else change.before)
+        lines.append(paint(f"  {change.action.glyph} {change.account}: {what} {change.subject} (project {change.project_id}): {detail}", colour))
+    lines.append("")
+    return lines
 
 
 def summary_lines(plan: Plan) -> list[str]:
@@ -52,8 +70,12 @@ def summary_lines(plan: Plan) -> list[str]:
         if per_kind:
             parts = ", ".join(f"{n} {kind}" for kind, n in sorted(per_kind.items()))
             lines.append(f"  {action.value}: {parts}")
-    if plan.revocations:
-        lines.append(f"  revokes access: {len(plan.revocations)}")
+    if plan.zitadel.changes:
+        per_action = Counter(c.action.value.replace("_", " ") for c in plan.zitadel.changes)
+        lines.append("  zitadel: " + ", ".join(f"{n} {a}" for a, n in sorted(per_action.items())))
+    revocations = len(plan.revocations) + len(plan.zitadel_revocations)
+    if revocations:
+        lines.append(f"  revokes access: {revocations}")
     return lines
 
 

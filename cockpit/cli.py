@@ -149,3 +149,28 @@ def apply(target: Path, workspace: str, allow_delete: bool, auto_approve: bool, 
         hard_delete=frozenset(hard_delete),
         output_format=_chosen_format(output_format, as_json, as_markdown),
     )
+
+
+@main.command("export")
+@click.option("--account", required=True, help="The account to export.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory to write the config to.")
+@click.option("--workspace", default="default", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Write into a directory that already holds YAML files.")
+def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
+    """Write an account's current state as config that validates and plans to no changes.
+
+    The tree names one account (and the workspace's model catalog): plan it in a workspace that
+    manages only this account, or add it to the tenant repo that holds the others.
+    """
+    from cockpit import runner
+    from cockpit.export import ExportError, export_to_directory, file_references
+
+    engine, _box, _environ = runner.open_store()
+    try:
+        written = export_to_directory(engine, workspace, account, out, overwrite=overwrite)
+    except ExportError as exc:
+        runner.fail(str(exc))
+    click.echo(f"Wrote {len(written)} file(s) to {out}.", err=True)
+    files = {p.relative_to(out).as_posix(): p.read_text(encoding="utf-8") for p in written}
+    for exported, reference, needed in file_references(files):
+        click.echo(f"note: {exported} refers to {reference}; put the secret file at {out / needed}", err=True)

@@ -366,3 +366,16 @@ def test_plan_leads_with_access_impact(cockpit: Cockpit) -> None:
     revoke = cockpit.plan()
     assert revoke.exit_code == 3
     assert "  - acme (copilot): user:alice@acme.com loses model gpt-4o" in revoke.output.splitlines()
+
+
+def test_export_command_round_trips(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    assert cockpit.apply().exit_code == 0
+    exported = cockpit.run("export", "--account", "acme", "--out", "exported")
+    assert exported.exit_code == 0, exported.output
+    assert "put the secret file at" in exported.output
+    shutil.copy(cockpit.tenant / "github.key", cockpit.root / "exported" / "connections" / "github.key")
+    again = cockpit.run("plan", "exported", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    missing = cockpit.run("export", "--account", "nope", "--out", "other")
+    assert missing.exit_code == 1 and "no account named 'nope'" in missing.output

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Iterable
 
+from cockpit.plan.zitadel import ZitadelChange
 from cockpit.plan.model import (
     SENSITIVE, SENSITIVE_CHANGED, AccessChange, Action, FieldChange, Plan, ResourceChange,
 )
@@ -47,7 +48,7 @@ def render_markdown(plan: Plan, full_plan: str | None = None) -> str:
     """The comment for `plan`; `full_plan` is where the saved JSON plan is (e.g. a CI artifact)."""
     title = _title(plan)
     summary = _summary(plan)
-    first = [s for s in (_access_section(plan), _deletes_section(plan)) if s.count]
+    first = [s for s in (_access_section(plan), _deletes_section(plan), _zitadel_section(plan)) if s.count]
     accounts = _account_sections(plan)
     warnings = [s for s in (_warnings_section(plan),) if s.count]
 
@@ -62,7 +63,9 @@ def render_markdown(plan: Plan, full_plan: str | None = None) -> str:
     if accounts_text:
         accounts_text = _ACCOUNTS_HEADING + accounts_text
     body = first_text + accounts_text + "".join(rest[len(accounts):])
-    if not plan.changes and not plan.access_impact:
+    if plan.zitadel.note:
+        body = f"_{_text(plan.zitadel.note)}_\n\n" + body
+    if not plan.has_changes and not plan.access_impact:
         body = "The database matches the configuration.\n\n" + body
     text = title + _banner(plan, cut) + summary + body + _closing(plan, cut, full_plan)
     return text.rstrip("\n") + "\n"
@@ -76,21 +79,21 @@ def _title(plan: Plan) -> str:
 
 
 def _verdict(plan: Plan) -> str:
-    if not plan.changes and not plan.access_impact:
+    if not plan.has_changes and not plan.access_impact:
         return "✅ no changes"
-    changes = _count(len(plan.changes), "change")
+    changes = _count(len(plan.changes) + len(plan.zitadel.changes), "change")
     if not plan.has_deletes:
         return f"📝 {changes}"
     parts = []
     if plan.deletes:
         parts.append(_count(len(plan.deletes), "delete"))
-    if plan.revocations:
-        parts.append(_count(len(plan.revocations), "access revocation"))
+    if plan.revocations or plan.zitadel_revocations:
+        parts.append(_count(len(plan.revocations) + len(plan.zitadel_revocations), "access revocation"))
     return f"⚠️ {changes}, deletes or revokes access ({', '.join(parts)})"
 
 
 def _summary(plan: Plan) -> str:
-    if not plan.changes and not plan.access_impact:
+    if not plan.has_changes and not plan.access_impact:
         return ""
     counts = Counter((c.type, c.action) for c in plan.changes)
     order = {t.name: i for i, t in enumerate(resource_types())}
@@ -373,10 +376,25 @@ def _origin(change: ResourceChange) -> str:
     return f" · {_code(_shorten(change.origin))}" if change.origin else ""
 
 
+def _zitadel_section(plan: Plan) -> _Section:
+    """Roles and grants in Zitadel; revocations first."""
+    changes = sorted(plan.zitadel.changes, key=lambda c: not c.revokes)
+    head = f"### 🪪 Zitadel ({len(changes):,})\n\n"
+    return _Section("change", head, "\n", "Zitadel change", (_Item(_zitadel_line(c)) for c in changes), len(changes))
+
+
+def _zitadel_line(change: ZitadelChange) -> str:
+    icon = "🔴" if change.revokes else "➕" if change.action.glyph == "+" else "✏️"
+    what = _text(change.action.value.replace("_", " "))
+    values = f": {_value(change.before)} → {_value(change.after)}" if change.before is not None and change.after is not None else f": {_value(change.after if change.after is not None else change.before)}"
+    return f"- {icon} {what} {_code(_shorten(change.subject))} in {_code(_shorten(change.account))} (project {_code(change.project_id)}){values}\n"
+
+
 def _warnings_section(plan: Plan) -> _Section:
-    head = f"### ⚠️ Warnings ({len(plan.warnings):,})\n\n"
-    items = (_Item(f"- {_text(w)}\n") for w in plan.warnings)
-    return _Section("warning", head, "\n", "warning", items, len(plan.warnings))
+    warnings = (*plan.warnings, *plan.zitadel.warnings)
+    head = f"### ⚠️ Warnings ({len(warnings):,})\n\n"
+    items = (_Item(f"- {_text(w)}\n") for w in warnings)
+    return _Section("warning", head, "\n", "warning", items, len(warnings))
 
 
 # --- Escaping -------------------------------------------------------------------------------------

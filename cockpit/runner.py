@@ -166,11 +166,19 @@ def _confirm(plan: Plan) -> None:
 
 
 def _progress():
-    if not sys.stderr.isatty():
-        return lambda done, total: None
-    def report(done: int, total: int) -> None:
-        click.echo(f"\r  applied {done}/{total}", err=True, nl=done == total)
-    return report
+    """Progress on stderr: a live counter on a terminal; in CI logs, a line per tenth of a large
+    apply (small ones finish before anyone would look)."""
+    if sys.stderr.isatty():
+        def live(done: int, total: int) -> None:
+            click.echo(f"\r  applied {done}/{total}", err=True, nl=done == total)
+        return live
+    shown = [0]
+
+    def logged(done: int, total: int) -> None:
+        if total >= 1000 and done * 10 // total > shown[0]:
+            shown[0] = done * 10 // total
+            click.echo(f"  applied {done}/{total} changes", err=True)
+    return logged
 
 
 def _default_actor() -> str:

@@ -174,3 +174,7 @@ def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
     files = {p.relative_to(out).as_posix(): p.read_text(encoding="utf-8") for p in written}
     for exported, reference, needed in file_references(files):
         click.echo(f"note: {exported} refers to {reference}; put the secret file at {out / needed}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -134,10 +134,28 @@ def apply_or_exit(
         fail(str(exc))
     if saved is None and not auto_approve:
         _confirm(plan)
-    try:
-        outcome = apply_plan(engine, box, plan, options, environ, progress=_progress())
-    except (ApplyRefused, StalePlan, ApplyError, LockTimeout) as exc:
-        fail(str(exc))
+    for attempt in range(1, 4):
+        try:
+            outcome = apply_plan(engine, box, plan, options, environ, progress=_progress())
+            break
+        except StalePlan as exc:
+            # Another apply committed between our plan and our lock. An approved `apply PATH`
+            # means "make it match the config": plan again and go on. A saved or confirmed
+            # plan must not silently become another plan.
+            if saved is not None or not auto_approve or attempt == 3:
+                fail(str(exc))
+            click.echo("The database changed while this apply waited; planning again.", err=True)
+            plan = plan_or_exit(target, workspace, hard_delete).plan
+            click.echo(render(plan, output_format), nl=False)
+            if not plan.has_changes:
+                click.echo("Nothing left to apply.", err=True)
+                return
+            try:
+                check_applicable(plan, options)
+            except ApplyRefused as refused:
+                fail(str(refused))
+        except (ApplyRefused, ApplyError, LockTimeout) as exc:
+            fail(str(exc))
     click.echo(f"Apply complete: {outcome.written} change(s) written (run by {options.actor}).", err=True)
     if outcome.shipping:
         click.echo(outcome.shipping, err=True)

@@ -214,6 +214,18 @@ def test_create_update_delete_every_kind(cockpit: Cockpit) -> None:
         assert cockpit.scalar(f"SELECT count(*) FROM {table}") == 0, table
     assert cockpit.plan().exit_code == 0
 
+    account, _model, copilot, _console = BASE.split("---\n")[:4]
+    cockpit.write("---\n".join([account, copilot.replace(", {email: bob@acme.com}", "").replace(", {user: bob@acme.com}", "")]))
+    shrink = cockpit.plan()
+    assert shrink.exit_code == 3
+    for line in ("- model gpt-4o", "- copilot user acme/bob@acme.com", "- console org acme/ops", "- console team acme/ops/sre", "- copilot team member acme/research/ml/bob@acme.com"):
+        assert line in shrink.output, line
+    assert cockpit.apply("--allow-delete").exit_code == 0
+    assert cockpit.scalar("SELECT count(*) FROM models") == 0
+    assert cockpit.scalar("SELECT count(*) FROM console_users") == 0
+    assert cockpit.scalar("SELECT count(*) FROM copilot_users") == 1
+    assert cockpit.plan().exit_code == 0
+
 
 def test_saved_plan_and_staleness(cockpit: Cockpit) -> None:
     cockpit.write(BASE)
@@ -379,3 +391,37 @@ def test_export_command_round_trips(cockpit: Cockpit) -> None:
     assert again.exit_code == 0, again.output
     missing = cockpit.run("export", "--account", "nope", "--out", "other")
     assert missing.exit_code == 1 and "no account named 'nope'" in missing.output
+
+
+@pytest.mark.postgres
+def test_two_apply_processes_serialize(postgres_database_url: str, tmp_path: Path) -> None:
+    """Two `cockpit apply` processes on one account: both succeed, one after the other."""
+    import os
+    import subprocess
+    import sys
+
+    from cockpit.store.migrate import upgrade
+
+    upgrade(postgres_database_url)
+    environ = {**os.environ, "DATABASE_URL": postgres_database_url, "COCKPIT_SECRET_KEY": SECRET_KEY, "TEST_OPENAI_KEY": "sk-x"}
+    tenants = []
+    for name in ("a", "b"):
+        tenant = tmp_path / name
+        tenant.mkdir()
+        (tenant / "github.key").write_text("ghp-x\n")
+        (tenant / "tenant.yaml").write_text(BASE.replace("display_name: Alice", f"display_name: Alice {name}"))
+        tenants.append(tenant)
+    command = [sys.executable, "-m", "cockpit.cli"]
+    processes = [
+        subprocess.Popen([*command, "apply", str(t), "--auto-approve", "--actor", t.name], env=environ, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for t in tenants
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    engine = create_engine_for(postgres_database_url)
+    with engine.connect() as connection:
+        runs = connection.execute(sa.text("SELECT actor, started_at, finished_at FROM apply_runs WHERE status = 'succeeded' ORDER BY finished_at")).all()
+        name = connection.execute(sa.text("SELECT display_name FROM copilot_users WHERE email = 'alice@acme.com'")).scalar()
+    engine.dispose()
+    assert len(runs) == 2
+    assert name == f"Alice {runs[-1].actor}"

@@ -114,12 +114,13 @@ def _chosen_format(output_format: str, as_json: bool, as_markdown: bool) -> str:
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `cockpit apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes, 3 deletes or revocations, 1 error.")
 @click.option("--hard-delete-accounts", "hard_delete", multiple=True, metavar="NAME", help="Delete this account for real instead of suspending it (name it exactly).")
-def plan(path: Path, workspace: str, output_format: str, as_json: bool, as_markdown: bool, out: Path | None, detailed_exitcode: bool, hard_delete: tuple[str, ...]) -> None:
-    """Show what `apply` would change in the database to match the config at PATH."""
+@click.option("--skip-zitadel", is_flag=True, help="Plan the database only; leave Zitadel out.")
+def plan(path: Path, workspace: str, output_format: str, as_json: bool, as_markdown: bool, out: Path | None, detailed_exitcode: bool, hard_delete: tuple[str, ...], skip_zitadel: bool) -> None:
+    """Show what `apply` would change in the database and Zitadel to match the config at PATH."""
     from cockpit import runner
 
     output_format = _chosen_format(output_format, as_json, as_markdown)
-    planned = runner.plan_or_exit(path, workspace, frozenset(hard_delete))
+    planned = runner.plan_or_exit(path, workspace, frozenset(hard_delete), skip_zitadel)
     if out is not None:
         runner.save_plan(planned.plan, out)
     click.echo(runner.render(planned.plan, output_format, out), nl=False)
@@ -134,8 +135,9 @@ def plan(path: Path, workspace: str, output_format: str, as_json: bool, as_markd
 @click.option("--lock-timeout", default=30.0, show_default=True, type=float, help="Seconds to wait for another apply's lock.")
 @click.option("--actor", default=None, help="Who applies, for the audit log (default: the CI's user, else the OS user).")
 @click.option("--hard-delete-accounts", "hard_delete", multiple=True, metavar="NAME")
+@click.option("--skip-zitadel", is_flag=True, help="Apply the database only; leave Zitadel out.")
 @_format_option
-def apply(target: Path, workspace: str, allow_delete: bool, auto_approve: bool, lock_timeout: float, actor: str | None, hard_delete: tuple[str, ...], output_format: str, as_json: bool, as_markdown: bool) -> None:
+def apply(target: Path, workspace: str, allow_delete: bool, auto_approve: bool, lock_timeout: float, actor: str | None, hard_delete: tuple[str, ...], skip_zitadel: bool, output_format: str, as_json: bool, as_markdown: bool) -> None:
     """Make the database match the config at TARGET, or apply a saved plan file."""
     from cockpit import runner
 
@@ -148,6 +150,7 @@ def apply(target: Path, workspace: str, allow_delete: bool, auto_approve: bool, 
         actor=actor,
         hard_delete=frozenset(hard_delete),
         output_format=_chosen_format(output_format, as_json, as_markdown),
+        skip_zitadel=skip_zitadel,
     )
 
 

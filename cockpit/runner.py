@@ -59,10 +59,10 @@ def open_store():
     return engine, box, environ
 
 
-def plan_or_exit(path: Path, workspace: str, hard_delete: frozenset[str]) -> Planned:
+def plan_or_exit(path: Path, workspace: str, hard_delete: frozenset[str], skip_zitadel: bool = False) -> Planned:
     engine, box, environ = open_store()
     try:
-        return make_plan(engine, box, PlanInputs(path, workspace, hard_delete), environ)
+        return make_plan(engine, box, PlanInputs(path, workspace, hard_delete, skip_zitadel), environ)
     except PlanFailed as exc:
         for message in exc.messages:
             click.echo(message, err=True)
@@ -106,17 +106,19 @@ def apply_or_exit(
     actor: str | None,
     hard_delete: frozenset[str],
     output_format: str,
+    skip_zitadel: bool = False,
 ) -> None:
     from cockpit.apply.executor import ApplyError
     from cockpit.store.locks import LockTimeout
 
     saved = read_saved_plan(target)
     engine, box, environ = open_store()
+    _finish_journal(engine, environ)
     if saved is not None:
         plan = saved
         config_path = Path(plan.config_path) if plan.config_path else None
     else:
-        plan = plan_or_exit(target, workspace, hard_delete).plan
+        plan = plan_or_exit(target, workspace, hard_delete, skip_zitadel).plan
         config_path = target
         click.echo(render(plan, output_format), nl=False)
     options = ApplyOptions(
@@ -134,9 +136,13 @@ def apply_or_exit(
         fail(str(exc))
     if saved is None and not auto_approve:
         _confirm(plan)
+    zitadel_now = None
+    if saved is not None and plan.zitadel.fingerprints and config_path is not None:
+        def zitadel_now():
+            return make_plan(engine, box, PlanInputs(config_path, plan.workspace), environ).plan.zitadel.fingerprints
     for attempt in range(1, 4):
         try:
-            outcome = apply_plan(engine, box, plan, options, environ, progress=_progress())
+            outcome = apply_plan(engine, box, plan, options, environ, progress=_progress(), zitadel_now=zitadel_now)
             break
         except StalePlan as exc:
             # Another apply committed between our plan and our lock. An approved `apply PATH`
@@ -145,7 +151,7 @@ def apply_or_exit(
             if saved is not None or not auto_approve or attempt == 3:
                 fail(str(exc))
             click.echo("The database changed while this apply waited; planning again.", err=True)
-            plan = plan_or_exit(target, workspace, hard_delete).plan
+            plan = plan_or_exit(target, workspace, hard_delete, skip_zitadel).plan
             click.echo(render(plan, output_format), nl=False)
             if not plan.has_changes:
                 click.echo("Nothing left to apply.", err=True)
@@ -159,16 +165,50 @@ def apply_or_exit(
     click.echo(f"Apply complete: {outcome.written} change(s) written (run by {options.actor}).", err=True)
     if outcome.shipping:
         click.echo(outcome.shipping, err=True)
+    if outcome.zitadel.done:
+        click.echo(f"Zitadel: {outcome.zitadel.done} step(s) done.", err=True)
+    if outcome.zitadel.failed:
+        for error in outcome.zitadel.errors:
+            click.echo(f"  {error}", err=True)
+        fail(f"the database is applied, but {outcome.zitadel.failed} Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first")
     if config_path is not None:
-        _replan(engine, box, config_path, plan.workspace, environ)
+        _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel)
 
 
-def _replan(engine, box, config_path: Path, workspace: str, environ) -> None:
-    """After every apply, plan again: anything left is a bug, said loudly."""
+def _finish_journal(engine, environ) -> None:
+    """Zitadel steps left by an earlier, failed or killed apply run before anything else."""
+    from cockpit.apply.journal import pending_steps, run_journal
+    from cockpit.zitadel import ZitadelError, ZitadelSettings
+
+    waiting = pending_steps(engine)
+    if not waiting:
+        return
+    click.echo(f"Finishing {waiting} Zitadel step(s) left by an earlier apply.", err=True)
     try:
-        again = make_plan(engine, box, PlanInputs(config_path, workspace), environ).plan
-    except PlanFailed as exc:
-        fail("re-plan after apply failed: " + "; ".join(exc.messages[:3]))
+        settings = ZitadelSettings.from_environment(environ)
+    except ZitadelError as exc:
+        fail(str(exc))
+    outcome = run_journal(engine, settings)
+    if outcome.failed:
+        for error in outcome.errors:
+            click.echo(f"  {error}", err=True)
+        fail(f"{outcome.failed} Zitadel step(s) of an earlier apply still fail; fix Zitadel and run `cockpit apply` again")
+    click.echo(f"Zitadel: {outcome.done} earlier step(s) done.", err=True)
+
+
+def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitadel: bool = False) -> None:
+    """After every apply, plan again: anything left is a bug, said loudly. Zitadel's searches
+    may lag its writes for a moment (eventual consistency), so its part gets a few retries."""
+    import time
+
+    for pause in (0.5, 1, 2, 4, 0):
+        try:
+            again = make_plan(engine, box, PlanInputs(config_path, workspace, skip_zitadel=skip_zitadel), environ).plan
+        except PlanFailed as exc:
+            fail("re-plan after apply failed: " + "; ".join(exc.messages[:3]))
+        if again.changes or not again.zitadel.changes or not pause:
+            break
+        time.sleep(pause)
     if again.has_changes:
         click.echo(render_text(again), err=True)
         fail(f"apply finished but the re-plan still shows {len(again.changes)} change(s); this is a bug in cockpit — please report it with the plan above")

@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from sqlalchemy.engine import Engine
 
@@ -19,7 +19,11 @@ from cockpit.config.validate import ValidationResult, validate_path
 from cockpit.memory import paused_gc
 from cockpit.plan.compare import CATALOG, PlanContext, address_text, compare, diff_values, fingerprints
 from cockpit.plan.model import Action, Plan
+from cockpit.apply.journal import JournalOutcome, ordered
+from cockpit.plan.zitadel import ZitadelPlan, compare_zitadel, desired_zitadel, people, project_target
 from cockpit.policy.impact import access_impact
+from cockpit.zitadel import ZitadelError, ZitadelSettings
+from cockpit.zitadel.reader import read_zitadel
 from cockpit.resources.desired import desired_state
 from cockpit.resources.state import State
 from cockpit.resources.types import ResourceType
@@ -41,6 +45,7 @@ class PlanInputs:
     config_path: Path
     workspace: str = "default"
     hard_delete_accounts: frozenset[str] = frozenset()
+    skip_zitadel: bool = False
 
 
 @dataclass
@@ -85,9 +90,10 @@ def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapp
     )
     plan = compare(desired, actual.state, context)
     impact = access_impact(actual.state, _state_after(desired, actual.state, context))
+    zitadel = plan_zitadel(desired, actual.state, environ, skip=inputs.skip_zitadel)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     plan = replace(
-        plan, access_impact=impact, plan_id=str(uuid.uuid4()),
+        plan, access_impact=impact, zitadel=zitadel, plan_id=str(uuid.uuid4()),
         created_at=now.isoformat().replace("+00:00", "Z"),
     )
     return Planned(plan, desired, actual)
@@ -96,6 +102,42 @@ def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapp
 def diff_fields(before: Mapping, after: Mapping):
     for name in sorted(set(before) | set(after)):
         yield from diff_values((name,), before.get(name), after.get(name))
+
+
+def plan_zitadel(desired: State, actual: State, environ: Mapping[str, str], *, skip: bool = False) -> ZitadelPlan:
+    """The Zitadel section: per account with a `zitadel.project_id`, roles and grants to change.
+
+    An account the config dropped keeps its Zitadel grants (it is suspended, not deleted)."""
+    accounts = sorted(a for a in desired.accounts() if project_target(desired, a) is not None)
+    if not accounts:
+        return ZitadelPlan()
+    if skip:
+        return ZitadelPlan(note="Zitadel skipped (--skip-zitadel): its roles and grants are not in this plan")
+    try:
+        settings = ZitadelSettings.from_environment(environ)
+    except ZitadelError as exc:
+        raise PlanFailed([f"error: {exc}"]) from None
+    if settings is None:
+        return ZitadelPlan(note=(
+            f"Zitadel is not configured, so {len(accounts)} account(s) with a zitadel.project_id were "
+            "planned for the database only; set ZITADEL_ISSUER_URL and ZITADEL_MGMT_API_TOKEN (or "
+            "ZITADEL_CLIENT_ID and ZITADEL_CLIENT_SECRET) to include Zitadel"
+        ))
+    changes, warnings, prints = [], [], {}
+    for account in accounts:
+        wanted = desired_zitadel(desired, account)
+        assert wanted is not None
+        former = set(people(actual, account, wanted.target))
+        try:
+            with settings.client(account_issuer=wanted.target.issuer, org_id=wanted.target.organization_id) as client:
+                current = read_zitadel(client, wanted.target, set(wanted.grants) | former)
+        except ZitadelError as exc:
+            raise PlanFailed([f"error: Zitadel, account '{account}': {exc}; fix it, or plan the database alone with --skip-zitadel"]) from None
+        account_changes, account_warnings = compare_zitadel(wanted, current, former)
+        changes.extend(account_changes)
+        warnings.extend(account_warnings)
+        prints[f"zitadel:{account}"] = current.fingerprint()
+    return ZitadelPlan(tuple(ordered(tuple(changes))), tuple(warnings), prints)
 
 
 def _state_after(desired: State, actual: State, context: PlanContext) -> State:
@@ -207,6 +249,7 @@ class ApplyOutcome:
     written: int
     shipping: str | None = None
     """What happened to the audit events outside the database (OpenObserve), for people."""
+    zitadel: JournalOutcome = JournalOutcome()
 
 
 def apply_plan(
@@ -216,16 +259,18 @@ def apply_plan(
     options: ApplyOptions,
     environ: Mapping[str, str],
     progress=None,
+    zitadel_now: Callable[[], Mapping[str, str]] | None = None,
 ) -> ApplyOutcome:
     """Apply a plan in one transaction under per-account locks, then ship its audit events."""
     from cockpit.apply.executor import RunInfo, execute
+    from cockpit.apply.journal import record_steps, run_journal
     from cockpit.store.locks import LockTimeout, lock_accounts
     from cockpit.store.runs import record_run_end, record_run_start
 
     check_applicable(plan, options)
     if not plan.has_changes:
         return ApplyOutcome(0)
-    accounts = sorted({c.account or CATALOG for c in plan.changes} | set(plan.fingerprints))
+    accounts = sorted({c.account or CATALOG for c in plan.changes} | {c.account for c in plan.zitadel.changes} | set(plan.fingerprints))
     run_id = record_run_start(
         engine, workspace=plan.workspace, actor=options.actor, commit_sha=options.commit_sha,
         plan_id=plan.plan_id, accounts=accounts, timeout=options.lock_timeout,
@@ -236,9 +281,13 @@ def apply_plan(
             lock_accounts(connection, accounts, timeout=options.lock_timeout, run_id=run_id)
             actual = read_actual(connection, plan.workspace)
             stale = stale_accounts(plan, actual.state)
+            if zitadel_now is not None and plan.zitadel.fingerprints:
+                now = zitadel_now()
+                stale += [f"Zitadel of account {k.split(':', 1)[1]} changed since the plan" for k, v in plan.zitadel.fingerprints.items() if now.get(k) != v]
             if stale:
                 raise StalePlan("saved plan is stale: " + "; ".join(stale) + ". Make a new plan.")
             events = execute(connection, plan, actual, box, run, environ, progress)
+            record_steps(connection, run_id, plan.zitadel.changes)
     except BaseException as exc:
         try:
             record_run_end(engine, run_id, "failed", error=str(exc)[:2000])
@@ -246,7 +295,9 @@ def apply_plan(
             pass  # another apply holds SQLite; waiters skip runs whose process is gone
         raise
     record_run_end(engine, run_id, "succeeded")
-    return ApplyOutcome(len(events), ship_audit(events, plan, environ))
+    shipping = ship_audit(events, plan, environ)
+    journal = run_journal(engine, ZitadelSettings.from_environment(environ)) if plan.zitadel.changes else JournalOutcome()
+    return ApplyOutcome(len(events), shipping, journal)
 
 
 def ship_audit(events: list[dict], plan: Plan, environ: Mapping[str, str]) -> str | None:

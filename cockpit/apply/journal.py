@@ -1,0 +1,136 @@
+"""The Zitadel phase of an apply, run from a journal in the database.
+
+The steps are written in the same transaction as the database changes, so they commit or
+vanish together. After the commit each step runs against Zitadel and is marked done (with what
+Zitadel returned) or failed, one short transaction per step. A killed or failed apply leaves
+its pending and failed steps behind; the next apply runs them before anything else. Every step
+is idempotent: adding what exists, updating to what is there, removing what is gone all succeed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cockpit.plan.zitadel import ZitadelAction, ZitadelChange
+from cockpit.store.tables import metadata
+from cockpit.zitadel import ProjectRole, ZitadelClient, ZitadelError, ZitadelSettings
+
+ORDER = {
+    ZitadelAction.ADD_ROLE: 0,
+    ZitadelAction.UPDATE_ROLE: 1,
+    ZitadelAction.ADD_GRANT: 2,
+    ZitadelAction.UPDATE_GRANT: 3,
+    ZitadelAction.REVOKE_GRANT: 4,
+    ZitadelAction.REMOVE_ROLE: 5,
+}
+"""Roles exist before grants use them; grants drop a role before the role goes."""
+
+
+@dataclass(frozen=True)
+class JournalOutcome:
+    done: int = 0
+    failed: int = 0
+    errors: tuple[str, ...] = ()
+
+
+def ordered(changes: tuple[ZitadelChange, ...]) -> list[ZitadelChange]:
+    return sorted(changes, key=lambda c: (ORDER[c.action], c.account, c.subject))
+
+
+def record_steps(connection: Connection, run_id: uuid.UUID, changes: tuple[ZitadelChange, ...]) -> int:
+    """Write the run's Zitadel steps as pending, inside the apply's transaction."""
+    rows = [
+        {"id": uuid.uuid4(), "run_id": run_id, "seq": seq, "step_type": change.action.value, "payload": change.as_dict(), "status": "pending"}
+        for seq, change in enumerate(ordered(changes))
+    ]
+    if rows:
+        connection.execute(metadata.tables["apply_journal"].insert(), rows)
+    return len(rows)
+
+
+def pending_steps(engine: Engine) -> int:
+    journal = metadata.tables["apply_journal"]
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).where(journal.c.status != "done")).scalar_one()
+
+
+def run_journal(
+    engine: Engine,
+    settings: ZitadelSettings | None,
+    client_for: Callable[[ZitadelChange], ZitadelClient] | None = None,
+) -> JournalOutcome:
+    """Run every step not yet done, oldest run first; never raises for a Zitadel failure."""
+    journal, runs = metadata.tables["apply_journal"], metadata.tables["apply_runs"]
+    with engine.connect() as connection:
+        steps = connection.execute(
+            sa.select(journal.c.id, journal.c.payload)
+            .join(runs, runs.c.id == journal.c.run_id)
+            .where(journal.c.status != "done")
+            .order_by(runs.c.started_at, journal.c.seq)
+        ).all()
+    if not steps:
+        return JournalOutcome()
+    if settings is None and client_for is None:
+        return JournalOutcome(failed=len(steps), errors=(f"{len(steps)} Zitadel step(s) are waiting in the journal but Zitadel is not configured (ZITADEL_ISSUER_URL and a token or client credentials)",))
+    clients: dict[tuple[str | None, str | None], ZitadelClient] = {}
+
+    def default_client(change: ZitadelChange) -> ZitadelClient:
+        key = (change.issuer, change.organization_id)
+        if key not in clients:
+            clients[key] = settings.client(account_issuer=change.issuer, org_id=change.organization_id)  # type: ignore[union-attr]
+        return clients[key]
+
+    done, errors = 0, []
+    try:
+        for step_id, payload in steps:
+            change = ZitadelChange.from_dict(payload)
+            try:
+                result = run_step((client_for or default_client)(change), change)
+            except ZitadelError as exc:
+                _mark(engine, step_id, "failed", error=str(exc))
+                errors.append(f"{change.account}: {change.action.value.replace('_', ' ')} {change.subject}: {exc}")
+                continue
+            _mark(engine, step_id, "done", result=result)
+            done += 1
+    finally:
+        for client in clients.values():
+            client.close()
+    return JournalOutcome(done, len(errors), tuple(errors))
+
+
+def run_step(client: ZitadelClient, change: ZitadelChange) -> str:
+    """One idempotent step; returns what Zitadel said (an id, or created/exists/gone)."""
+    project = change.project_id
+    if change.action is ZitadelAction.ADD_ROLE:
+        name, group = change.after
+        return "created" if client.add_project_role(project, ProjectRole(change.subject, name, group)) else "exists"
+    if change.action is ZitadelAction.UPDATE_ROLE:
+        name, group = change.after
+        client.update_project_role(project, ProjectRole(change.subject, name, group))
+        return "updated"
+    if change.action is ZitadelAction.REMOVE_ROLE:
+        return "removed" if client.remove_project_role(project, change.subject) else "gone"
+    if change.action is ZitadelAction.ADD_GRANT:
+        return client.add_user_grant(change.user_id, project, change.after)
+    if change.action is ZitadelAction.UPDATE_GRANT:
+        client.update_user_grant(change.user_id, change.grant_id, change.after, project_id=project)
+        return change.grant_id or "updated"
+    return "removed" if client.remove_user_grant(change.user_id, change.grant_id, project_id=project) else "gone"
+
+
+def _mark(engine: Engine, step_id: uuid.UUID, status: str, *, result: str | None = None, error: str | None = None) -> None:
+    journal = metadata.tables["apply_journal"]
+    with engine.begin() as connection:
+        connection.execute(
+            journal.update()
+            .where(journal.c.id == step_id)
+            .values(status=status, result_ref=result, error=error[:2000] if error else None, attempts=journal.c.attempts + 1, updated_at=dt.datetime.now(dt.timezone.utc))
+        )
+
+

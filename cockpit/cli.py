@@ -181,3 +181,51 @@ def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def zitadel() -> None:
+    """The Zitadel identity provider."""
+
+
+@zitadel.command("status")
+@click.option("--account", "account", default=None, help="Only this account (default: every account with a zitadel.project_id).")
+@click.option("--workspace", default="default", show_default=True)
+def zitadel_status(account: str | None, workspace: str) -> None:
+    """Reachability, authentication, the project and its role count; exit 1 if something is wrong."""
+    from cockpit import runner
+    from cockpit.plan.zitadel import project_target
+    from cockpit.store.reader import read_actual
+    from cockpit.zitadel import ZitadelError, ZitadelSettings
+
+    engine, _box, environ = runner.open_store()
+    try:
+        settings = ZitadelSettings.from_environment(environ)
+    except ZitadelError as exc:
+        runner.fail(str(exc))
+    if settings is None:
+        runner.fail("Zitadel is not configured: set ZITADEL_ISSUER_URL and ZITADEL_MGMT_API_TOKEN (or ZITADEL_CLIENT_ID and ZITADEL_CLIENT_SECRET)")
+    with engine.connect() as connection:
+        state = read_actual(connection, workspace).state
+    names = [account] if account else sorted(state.accounts())
+    targets = [(name, project_target(state, name)) for name in names]
+    if account and (account not in state.accounts()):
+        runner.fail(f"no account named '{account}' in workspace '{workspace}'")
+    healthy = True
+    for name, target in targets:
+        if target is None:
+            if account:
+                runner.fail(f"account '{name}' has no zitadel.project_id")
+            continue
+        with settings.client(account_issuer=target.issuer, org_id=target.organization_id) as client:
+            report = client.check(target.project_id)
+        healthy = healthy and report.ok
+        verdict = "ok" if report.ok else "FAILED"
+        click.echo(
+            f"{name}: {verdict} — {report.base_url}: reachable={'yes' if report.reachable else 'no'}, "
+            f"authenticated={'yes' if report.authenticated else 'no'}, project {report.project_id} "
+            f"{'found' if report.project_found else 'not found'}"
+            + (f" ({report.project_name}), {report.role_count} role(s)" if report.project_found else "")
+            + (f"; {report.error}" if report.error else "")
+        )
+    sys.exit(0 if healthy else 1)

@@ -1,21 +1,18 @@
 """ZitadelClient: project roles, user grants and user look-ups over the v1 management API.
 
-The client does policy (max-size paging, bounded retries with jittered backoff, idempotent
-outcomes, one writer per project); an injected transport does the I/O (STYLE.md §5). Every
-failure leaves as a `ZitadelError`. Paths, bodies and semantics follow
-/work/shared/reference/zitadel-api.md (v1, §4.3-§4.7, §6, §7); v1 works on every Zitadel version.
+The client speaks the domain and owns its outcomes: idempotent writes (409, 400 "no changes"
+and 404 are judged here), one writer per project, batched and cached e-mail look-ups. Retries,
+max-size paging and exception translation live in `session.py`; an injected transport does the
+I/O (STYLE.md §5). Paths, bodies and semantics follow /work/shared/reference/zitadel-api.md
+(v1: §4.3-§4.7, §6, §7); v1 is served by every Zitadel version.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -28,19 +25,14 @@ from .errors import (
     ZitadelConflict,
     ZitadelError,
     ZitadelNotFound,
-    ZitadelUnavailable,
-    error_from_response,
 )
 from .models import Project, ProjectRole, StatusReport, UserGrant
+from .session import ManagementSession
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000  # the documented maximum; 1001 is refused with 400 INVALID_ARGUMENT
 EMAIL_BATCH = 500  # e-mails per in-list search (each sent in two spellings: ≤ 1,000 values)
 OR_BATCH = 100  # e-mails per case-insensitive or-search, for the few the in-list missed
-RETRY_ALWAYS = frozenset({429, 503, 504})
-RETRY_READS = frozenset({500, 502})  # a write may have happened; only reads are replayed
-MAX_RETRY_AFTER = 60.0
 # v1 "no changes" error ids (not localized): role update, user grant update.
 NO_CHANGE_IDS = frozenset({"COMMAND-5M0cs", "COMMAND-Rs8fy"})
 ACTIVE_USER = "USER_STATE_ACTIVE"
@@ -54,24 +46,6 @@ def _segment(value: str) -> str:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or HTTP date), if any."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class ZitadelClient:
@@ -92,32 +66,27 @@ class ZitadelClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        headers = {"Accept": "application/json", "User-Agent": "cockpit"}
-        if org_id:
-            headers["x-zitadel-orgid"] = org_id
-        self.base_url = base_url.rstrip("/")
+        self._session = ManagementSession(
+            base_url,
+            auth,
+            transport=transport,
+            org_id=org_id,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            timeout=timeout,
+            sleep=sleep,
+        )
+        self._call = self._session.call
+        self._search_all = self._session.search_all
+        self.base_url = self._session.base_url
         self.org_id = org_id
-        self._max_attempts = max(1, max_attempts)
-        self._backoff = backoff
-        self._max_backoff = max_backoff
         self._consistency_timeout = consistency_timeout
         self._sleep = sleep
         self._clock = clock
-        self._random = random.Random()
-        self._count_lock = threading.Lock()
-        self._requests_made = 0
         self._locks_guard = threading.Lock()
         self._project_locks: dict[str, threading.Lock] = {}
         self._emails: dict[str, str | None] = {}  # lower-cased e-mail → user id (None: unknown)
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            auth=auth,
-            transport=transport,
-            timeout=timeout,
-            headers=headers,
-            follow_redirects=False,
-            event_hooks={"request": [self._count]},
-        )
 
     def __repr__(self) -> str:
         return f"ZitadelClient(base_url={self.base_url!r}, org_id={self.org_id!r})"
@@ -129,16 +98,12 @@ class ZitadelClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        self._session.close()
 
     @property
     def requests_made(self) -> int:
         """HTTP requests sent so far, retries and token fetches included."""
-        return self._requests_made
-
-    def _count(self, request: httpx.Request) -> None:
-        with self._count_lock:
-            self._requests_made += 1
+        return self._session.requests_made
 
     # --- projects -------------------------------------------------------------------------
 
@@ -386,7 +351,7 @@ class ZitadelClient:
             for address, users in candidates.items()
         }
 
-    # --- transport policy -----------------------------------------------------------------
+    # --- helpers --------------------------------------------------------------------------
 
     def _project_lock(self, project_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -399,111 +364,6 @@ class ZitadelClient:
         if error.grpc_code not in (None, FAILED_PRECONDITION):
             return False
         return verify()
-
-    def _search_all(
-        self, path: str, queries: list[dict[str, Any]], *, key: str
-    ) -> list[dict[str, Any]]:
-        """All results of a v1 `_search`, paging until `offset + len(result) >= totalResult`."""
-        results: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        offset = 0
-        while True:
-            body = {
-                "query": {"offset": str(offset), "limit": PAGE_SIZE, "asc": True},
-                "queries": queries,
-            }
-            page = self._call("POST", path, body, read=True)
-            items = page.get("result") or []
-            try:
-                total = int((page.get("details") or {}).get("totalResult") or 0)
-            except (TypeError, ValueError):
-                total = 0
-            for item in items:
-                marker = str(item.get(key, ""))
-                if marker and marker in seen:
-                    continue  # a concurrent write shifted the pages
-                seen.add(marker)
-                results.append(item)
-            offset += len(items)
-            if not items or offset >= total:
-                return results
-
-    def _call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, read: bool = False
-    ) -> dict[str, Any]:
-        """One API call with bounded, jittered retries; returns the JSON body or raises."""
-        endpoint = f"{method} {path}"
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = self._attempt(method, path, body, endpoint, read)
-            if isinstance(outcome, dict):
-                return outcome
-            error = outcome
-            if attempt >= self._max_attempts or not self._retryable(error, read):
-                if attempt > 1:
-                    error.message = f"{error.message} (gave up after {attempt} attempts)"
-                    error.args = (error.message,)
-                raise error
-            delay = self._delay(attempt, error.retry_after)
-            log.info("Zitadel %s: %s; retry %d in %.2f s", endpoint, error, attempt, delay)
-            self._sleep(delay)
-
-    def _attempt(
-        self, method: str, path: str, body: dict[str, Any] | None, endpoint: str, read: bool
-    ) -> dict[str, Any] | ZitadelError:
-        """Send once; the decoded body, or the error (httpx's translated) for `_call` to judge."""
-        try:
-            response = self._http.request(method, path, json=body)
-        except ZitadelError as exc:  # from the auth flow: the token endpoint failed
-            return exc
-        except httpx.TimeoutException as exc:
-            return ZitadelUnavailable(
-                f"Zitadel did not answer in time ({type(exc).__name__})", endpoint=endpoint
-            )
-        except httpx.TransportError as exc:
-            return ZitadelUnavailable(
-                f"Zitadel at {self.base_url} could not be reached ({type(exc).__name__}: {exc})",
-                endpoint=endpoint,
-            )
-        except httpx.HTTPError as exc:
-            return ZitadelError(f"the request failed ({type(exc).__name__}: {exc})", endpoint=endpoint)
-        if not 200 <= response.status_code < 300:
-            return error_from_response(
-                response.status_code,
-                response.content,
-                endpoint=endpoint,
-                retry_after=_retry_after(response),
-            )
-        if not response.content.strip():
-            return {}
-        try:
-            decoded = json.loads(response.content)
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, dict):
-            return ZitadelError(
-                "Zitadel answered with something other than a JSON object",
-                status=response.status_code,
-                endpoint=endpoint,
-            )
-        return decoded
-
-    @staticmethod
-    def _retryable(error: ZitadelError, read: bool) -> bool:
-        if error.status is None:
-            return error.transient  # network errors, timeouts, token endpoint 429/5xx
-        if error.status in RETRY_ALWAYS:
-            return True
-        return read and error.status in RETRY_READS
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter (half to full step); Retry-After, when sent, wins."""
-        step = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
-        delay = step * (0.5 + self._random.random() / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-        return delay
 
 
 def _role_body(role: ProjectRole, key_field: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ is idempotent: adding what exists, updating to what is there, removing what is g
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -19,7 +20,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from cockpit.plan.zitadel import ZitadelAction, ZitadelChange
 from cockpit.store.tables import metadata
-from cockpit.zitadel import ProjectRole, ZitadelClient, ZitadelError, ZitadelSettings
+from cockpit.zitadel import (
+    ProjectRole,
+    ZitadelClient,
+    ZitadelError,
+    ZitadelRateLimited,
+    ZitadelSettings,
+    ZitadelUnavailable,
+)
 
 ORDER = {
     ZitadelAction.ADD_ROLE: 0,
@@ -87,14 +95,20 @@ def run_journal(
         return clients[key]
 
     done, errors = 0, []
+    blocked: set[str] = set()
     try:
         for step_id, payload in steps:
             change = ZitadelChange.from_dict(payload)
+            if change.project_id in blocked and change.action in (ZitadelAction.ADD_GRANT, ZitadelAction.UPDATE_GRANT):
+                errors.append(f"{change.account}: {change.action.value.replace('_', ' ')} {change.subject}: not run, a role of project {change.project_id} is missing")
+                continue
             try:
-                result = run_step((client_for or default_client)(change), change)
+                result = _with_retries(lambda: run_step((client_for or default_client)(change), change))
             except ZitadelError as exc:
                 _mark(engine, step_id, "failed", error=str(exc))
                 errors.append(f"{change.account}: {change.action.value.replace('_', ' ')} {change.subject}: {exc}")
+                if change.action in (ZitadelAction.ADD_ROLE, ZitadelAction.UPDATE_ROLE):
+                    blocked.add(change.project_id)
                 continue
             _mark(engine, step_id, "done", result=result)
             done += 1
@@ -102,6 +116,22 @@ def run_journal(
         for client in clients.values():
             client.close()
     return JournalOutcome(done, len(errors), tuple(errors))
+
+
+STEP_ATTEMPTS = 3
+
+
+def _with_retries(step: Callable[[], str], sleep: Callable[[float], None] = time.sleep) -> str:
+    """Steps are idempotent, so a step the client gave up on (Zitadel busy or failing) is tried
+    again a few times before it is left to the next apply; a refusal (4xx) is not retried."""
+    for attempt in range(STEP_ATTEMPTS):
+        try:
+            return step()
+        except (ZitadelUnavailable, ZitadelRateLimited):
+            if attempt == STEP_ATTEMPTS - 1:
+                raise
+            sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def run_step(client: ZitadelClient, change: ZitadelChange) -> str:

@@ -183,3 +183,25 @@ def test_reading_2000_people_takes_few_requests(tmp_path: Path, fake: FakeZitade
     print(f"2,000 people: {len(grant_and_role_calls)} grant/role requests, {len(user_calls)} user-search requests, {len(requests)} in all")
     assert len(actual.user_ids) == 2000 and len(actual.grants) == 2000
     assert len(grant_and_role_calls) <= 10
+
+
+def test_saved_plan_is_stale_when_zitadel_moved(cockpit: Cockpit, fake: FakeZitadel) -> None:
+    import httpx
+
+    seed_users(fake)
+    assert cockpit.apply().exit_code == 0
+    account = cockpit.tenant / "account.yaml"
+    account.write_text(account.read_text().replace("alias: ACME Corp", "alias: ACME Corporation", 1))
+    saved = cockpit.plan("--out", "plan.json")
+    assert saved.exit_code == 2, saved.output
+    victim = fake.grants(PROJECT)[0]
+    # Someone changes one of our people's grants in Zitadel after the plan was made.
+    httpx.put(
+        f"{fake.url}/management/v1/users/{victim['userId']}/grants/{victim['id']}",
+        json={"roleKeys": sorted(set(victim["roleKeys"]) ^ {"acme_account_admin"})},
+        headers={"Authorization": f"Bearer {PAT}", "x-zitadel-orgid": ORG},
+    ).raise_for_status()
+    result = cockpit.run("apply", "plan.json")
+    assert result.exit_code == 1, result.output
+    assert "Zitadel of account acme changed since the plan" in result.output
+    assert cockpit.scalar("SELECT alias FROM accounts WHERE name = 'acme'") == "ACME Corp"

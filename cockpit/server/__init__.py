@@ -1,0 +1,1 @@
+"""`cockpit serve`: the read-only REST API (and, later, the LLM proxy) over the applied state."""

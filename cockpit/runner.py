@@ -127,13 +127,8 @@ def apply_or_exit(
         commit_sha=_git_commit(config_path) if config_path else None,
         lock_timeout=lock_timeout,
     )
-    if not plan.has_changes:
-        click.echo("Nothing to apply.", err=True)
+    if not _ready(plan, options):
         return
-    try:
-        check_applicable(plan, options)
-    except ApplyRefused as exc:
-        fail(str(exc))
     if saved is None and not auto_approve:
         _confirm(plan)
     zitadel_now = None
@@ -153,13 +148,8 @@ def apply_or_exit(
             click.echo("The database changed while this apply waited; planning again.", err=True)
             plan = plan_or_exit(target, workspace, hard_delete, skip_zitadel).plan
             click.echo(render(plan, output_format), nl=False)
-            if not plan.has_changes:
-                click.echo("Nothing left to apply.", err=True)
+            if not _ready(plan, options):
                 return
-            try:
-                check_applicable(plan, options)
-            except ApplyRefused as refused:
-                fail(str(refused))
         except (ApplyRefused, ApplyError, LockTimeout) as exc:
             fail(str(exc))
     click.echo(f"Apply complete: {outcome.written} change(s) written (run by {options.actor}).", err=True)
@@ -173,6 +163,18 @@ def apply_or_exit(
         fail(f"the database is applied, but {outcome.zitadel.failed} Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first")
     if config_path is not None:
         _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel)
+
+
+def _ready(plan: Plan, options: ApplyOptions) -> bool:
+    """False when there is nothing to apply; exits 1 when the plan may not be applied."""
+    if not plan.has_changes:
+        click.echo("Nothing to apply.", err=True)
+        return False
+    try:
+        check_applicable(plan, options)
+    except ApplyRefused as exc:
+        fail(str(exc))
+    return True
 
 
 def _finish_journal(engine, environ) -> None:

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.fakes.zitadel import FakeZitadel, decode_error_detail
+from fakes.zitadel import FakeZitadel, decode_error_detail
 
 ZITADEL_SCOPE = "openid urn:zitadel:iam:org:project:id:zitadel:aud"
 PAT = "pat-for-tests"

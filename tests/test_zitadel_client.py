@@ -32,7 +32,7 @@ from cockpit.zitadel import (
     ZitadelUnavailable,
 )
 from cockpit.zitadel.errors import error_from_response
-from tests.fakes.zitadel import FakeZitadel
+from fakes.zitadel import FakeZitadel
 
 PAT = "pat-SECRET-7f3a9c"
 CLIENT_ID = "cockpit-sa"

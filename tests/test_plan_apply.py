@@ -425,3 +425,26 @@ def test_two_apply_processes_serialize(postgres_database_url: str, tmp_path: Pat
     engine.dispose()
     assert len(runs) == 2
     assert name == f"Alice {runs[-1].actor}"
+
+
+def test_audit_events_ship_to_openobserve_and_apply_survives_it_down(cockpit: Cockpit, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakes.openobserve import FakeOpenObserve
+
+    with FakeOpenObserve(user="ingest@acme.com", password="oo-password-canary") as fake:
+        for name, value in {"OPENOBSERVE_URL": fake.url, "OPENOBSERVE_USER": "ingest@acme.com", "OPENOBSERVE_PASSWORD": "oo-password-canary", "OPENOBSERVE_ORG": "cockpit", "OPENOBSERVE_STREAM": "audit"}.items():
+            monkeypatch.setenv(name, value)
+        cockpit.write(BASE)
+        applied = cockpit.apply()
+        assert applied.exit_code == 0, applied.output
+        written = cockpit.scalar("SELECT count(*) FROM audit_events")
+        records = fake.records("cockpit", "audit")
+        assert len(records) == written > 0
+        assert {r["account"] for r in records} == {"acme", None}
+        assert "shipped to OpenObserve" in applied.output
+        fake.stop()
+        cockpit.write(BASE.replace("display_name: Alice", "display_name: Alicia"))
+        down = cockpit.apply()
+        assert down.exit_code == 0, down.output
+        assert "the apply succeeded, but OpenObserve unreachable" in down.output
+        assert "oo-password-canary" not in down.output
+        assert cockpit.scalar("SELECT display_name FROM copilot_users WHERE email = 'alice@acme.com'") == "Alicia"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import yaml
 
@@ -32,12 +32,14 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
     def resolve(self, kind, value, implicit):  # type: ignore[no-untyped-def]
         if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
-            if implicit[0]:
-                for tag, regexp in self._by_first.get(value[:1], ()):
+            first = value[:1]
+            if implicit[0] and first in self._by_first:
+                for tag, regexp in self._by_first[first]:
                     if regexp.match(value):
                         return tag
             return _STR_TAG
         return super().resolve(kind, value, implicit)
+
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
@@ -77,9 +79,9 @@ class SourceDocument:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
 
-@dataclass(frozen=True)
-class NodeRef:
-    """A node to locate later: positions are walked for only the few nodes that get reported."""
+class NodeRef(NamedTuple):
+    """A node to locate later: positions are walked for only the few nodes that get reported.
+    (A named tuple: one is made per resource, and it is the cheapest immutable record.)"""
 
     document: SourceDocument
     path: tuple[PathElement, ...]

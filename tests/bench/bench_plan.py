@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--teams", type=int, default=1_600)
     parser.add_argument("--grants", type=int, default=64_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="Print where the re-plan spends its time.")
     args = parser.parse_args()
     database = create_database()
     url = normalise_database_url(SERVER.rsplit("/", 1)[0] + "/" + database)
@@ -120,6 +121,13 @@ def main() -> int:
                 replanned = make_plan(engine, box, inputs, ENVIRON).plan
                 plans.append(time.perf_counter() - start)
             assert len(replanned.changes) == changed, (len(replanned.changes), changed)
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.runcall(make_plan, engine, box, inputs, ENVIRON)
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
             best_plan, best_floor = min(plans), min(floors)
             print(f"1% changed ({changed:,} resources): plan {best_plan:.2f} s, floor (parse + SELECT) "
                   f"{best_floor:.2f} s, ratio {best_plan / best_floor:.2f}x (target <= 3x)")

@@ -229,3 +229,57 @@ def zitadel_status(account: str | None, workspace: str) -> None:
             + (f"; {report.error}" if report.error else "")
         )
     sys.exit(0 if healthy else 1)
+
+@main.group()
+def explain() -> None:
+    """Why someone gets what they get: models, agents, connections, guardrails, features, budget."""
+
+
+@explain.command("user")
+@click.argument("email")
+@click.option("--account", required=True, help="The account the user belongs to.")
+@click.option("--domain", type=click.Choice(["console", "copilot"]), default=None, help="Only this domain (default: both).")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON (version 1, documented in cockpit.explain).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="Explain this config (a tenant repo) instead of the applied state: see a change before it is applied.")
+@click.option("--workspace", default=None, help="Check that the account belongs to this workspace (default: whichever manages it).")
+def explain_user(email: str, account: str, domain: str | None, as_json: bool, config_path: Path | None, workspace: str | None) -> None:
+    """What EMAIL gets in an account, each answer with the grant, level and file:line that decided it.
+
+    Reads the database (the applied state, with credits used in the current cycle window), or
+    the config at --config (nothing used yet). Exit 1 for an unknown account or user.
+    """
+    from cockpit.explain import ExplainError, from_config, from_database, render_report
+
+    domains = (domain,) if domain else ("console", "copilot")
+    try:
+        if config_path is not None:
+            report = from_config(config_path, account, email, domains)
+        else:
+            report = from_database(_read_engine(), account, email, domains, workspace)
+    except ExplainError as exc:
+        from cockpit import runner
+
+        runner.fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(render_report(report), nl=False)
+
+
+def _read_engine():
+    """The database for commands that only read configuration: no secret key needed or made."""
+    from cockpit import runner
+    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, resolve_database_url
+    from cockpit.store.migrate import require_current
+
+    try:
+        engine = create_engine_for(resolve_database_url())
+        connect_check(engine)
+        require_current(engine)
+    except DatabaseNotConnected as exc:
+        runner.fail(str(exc))
+    except Exception as exc:  # SchemaNotCurrent carries its own advice
+        if type(exc).__name__ == "SchemaNotCurrent":
+            runner.fail(str(exc))
+        raise
+    return engine

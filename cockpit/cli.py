@@ -283,3 +283,98 @@ def _read_engine():
             runner.fail(str(exc))
         raise
     return engine
+
+
+@main.group()
+def keys() -> None:
+    """Virtual keys for the read API and the proxy: issued per user, stored only as a hash."""
+
+
+@keys.command("create")
+@click.option("--account", required=True, help="The account the key belongs to.")
+@click.option("--user", "user", required=True, metavar="EMAIL", help="An account admin, or a user of the domain's directory.")
+@click.option("--domain", type=click.Choice(["console", "copilot"]), default=None, help="The domain the key serves (default: both).")
+@click.option("--role", default=None, help="A role the config gives the user (default: the admin role for account admins, else end_user).")
+@click.option("--agent", default=None, metavar="NAME", help="An agent of the account the key acts for (copilot).")
+def keys_create(account: str, user: str, domain: str | None, role: str | None, agent: str | None) -> None:
+    """Issue a key: printed once, alone, on stdout; only its SHA-256 hash is stored."""
+    from cockpit import runner
+    from cockpit.keys import KeyRefused, create_key
+
+    engine, _box, _environ = runner.open_store()
+    try:
+        issued = create_key(engine, account, user, domain=domain, role=role, agent=agent)
+    except KeyRefused as exc:
+        runner.fail(str(exc))
+    record = issued.record
+    click.echo(issued.key)
+    click.echo(
+        f"Issued key {record.prefix}… (id {record.id}) for {record.user_email} in account '{account}', "
+        f"domain {record.domain or 'console and copilot'}, role {record.role or 'default'}"
+        + (f", agent {record.agent_name}" if record.agent_name else "")
+        + ". It is shown only this once: store it now.",
+        err=True,
+    )
+
+
+@keys.command("list")
+@click.option("--account", required=True, help="The account whose keys to list.")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def keys_list(account: str, as_json: bool) -> None:
+    """An account's keys (prefix, user, domain, role, created, last used, revoked), never the key."""
+    from cockpit import runner
+    from cockpit.keys import KeyRefused, list_keys
+
+    engine, _box, _environ = runner.open_store()
+    try:
+        records = list_keys(engine, account)
+    except KeyRefused as exc:
+        runner.fail(str(exc))
+    rows = [
+        {
+            "id": str(r.id),
+            "prefix": r.prefix,
+            "user": r.user_email,
+            "domain": r.domain or "both",
+            "role": r.role or "default",
+            "agent": r.agent_name or "",
+            "created": _when(r.created_at),
+            "last_used": _when(r.last_used_at),
+            "revoked": _when(r.revoked_at),
+        }
+        for r in records
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"Account '{account}' has no keys.", err=True)
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
+    click.echo("  ".join(c.upper().replace("_", " ").ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+@keys.command("revoke")
+@click.argument("key")
+@click.option("--account", required=True, help="The account the key belongs to.")
+def keys_revoke(key: str, account: str) -> None:
+    """Revoke KEY (its id, its prefix as `keys list` shows it, or the key itself)."""
+    from cockpit import runner
+    from cockpit.keys import KeyRefused, revoke_key
+
+    engine, _box, _environ = runner.open_store()
+    try:
+        record, revoked_now = revoke_key(engine, account, key)
+    except KeyRefused as exc:
+        runner.fail(str(exc))
+    if revoked_now:
+        click.echo(f"Revoked key {record.prefix}… (id {record.id}) of {record.user_email}; servers refuse it within seconds.", err=True)
+    else:
+        click.echo(f"Key {record.prefix}… (id {record.id}) was already revoked at {_when(record.revoked_at)}.", err=True)

@@ -1,0 +1,107 @@
+"""Verified Zitadel claims → who the caller is (seed-behaviour.md §15.3), as plain data.
+
+Roles come from `roles`/`role` plus the keys of every claim ending in `:roles` (Zitadel's
+`urn:zitadel:iam:org:project:roles` is `{roleKey: {orgId: domain}}`); scopes from
+`scopes`/`scope`; domains from `product_domains_allowed`, `alchemi:product_domains_allowed` or
+`product_domains`; the account from the first truthy claim of `ZITADEL_ACCOUNT_ID_CLAIMS`.
+
+Cockpit's Zitadel projects carry prefixed role keys (`acme_account_admin`, or whatever the
+account's `role_mappings` say). `base_roles` turns them back into the six base roles the guards
+know, using the resolved account's own prefix and mappings only, so a role of another tenant
+in a shared project never counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from cockpit.keys import ROLES
+
+DEFAULT_ACCOUNT_ID_CLAIMS = ("alchemi:account_id", "account_id", "urn:zitadel:iam:org:id", "org_id")
+DEFAULT_SUPER_ADMIN_ROLES = ("super_admin",)
+DOMAIN_CLAIMS = ("product_domains_allowed", "alchemi:product_domains_allowed", "product_domains")
+
+
+@dataclass(frozen=True)
+class Claims:
+    subject: str | None
+    email: str | None
+    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
+    domains: tuple[str, ...]
+    account: str | None
+    """The account id claim's value: an account's name or id."""
+    is_super_admin: bool
+
+
+def map_claims(claims: Mapping[str, Any], account_claims: Iterable[str], super_admin_roles: Iterable[str]) -> Claims:
+    roles = _dedupe([*_strings(claims.get("roles") or claims.get("role")), *_role_claim_keys(claims)])
+    scope = claims.get("scopes") or claims.get("scope")
+    scopes = tuple(scope.split()) if isinstance(scope, str) else _strings(scope)
+    domains: tuple[str, ...] = ()
+    for name in DOMAIN_CLAIMS:
+        if claims.get(name):
+            value = claims[name]
+            domains = tuple(d.strip() for d in value.split(",") if d.strip()) if isinstance(value, str) else _strings(value)
+            break
+    account = next((str(claims[name]) for name in account_claims if claims.get(name) and isinstance(claims[name], (str, int))), None)
+    super_roles = set(super_admin_roles)
+    email = claims.get("email")
+    return Claims(
+        subject=str(claims["sub"]) if claims.get("sub") else None,
+        email=email.strip().lower() if isinstance(email, str) and email.strip() else None,
+        roles=roles,
+        scopes=scopes,
+        domains=domains,
+        account=account,
+        is_super_admin=claims.get("is_super_admin") is True or bool(super_roles & set(roles)),
+    )
+
+
+def base_roles(roles: Iterable[str], zitadel: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Project role keys → base roles by the account's `role_mappings` and `role_prefix`.
+
+    Without either, the keys are already base roles. With a prefix, an unprefixed key belongs
+    to some other tenant of the shared project and is dropped.
+    """
+    zitadel = zitadel or {}
+    prefix = zitadel.get("role_prefix") or ""
+    mappings = zitadel.get("role_mappings") or {}
+    if not prefix and not mappings:
+        return tuple(roles)
+    reverse = {key: base for base, key in mappings.items()}
+    result = []
+    for role in roles:
+        if role in reverse:
+            result.append(reverse[role])
+        elif prefix and role.startswith(prefix) and role[len(prefix):] in ROLES:
+            result.append(role[len(prefix):])
+        elif not prefix and role in ROLES:
+            result.append(role)
+    return _dedupe(result)
+
+
+def _role_claim_keys(claims: Mapping[str, Any]) -> list[str]:
+    keys: list[str] = []
+    for name, value in claims.items():
+        if not name.endswith(":roles"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                keys.extend(k for k in item if isinstance(k, str))
+            elif isinstance(item, str):
+                keys.append(item)
+    return keys
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
+def _dedupe(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))

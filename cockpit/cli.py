@@ -378,3 +378,32 @@ def keys_revoke(key: str, account: str) -> None:
         click.echo(f"Revoked key {record.prefix}… (id {record.id}) of {record.user_email}; servers refuse it within seconds.", err=True)
     else:
         click.echo(f"Key {record.prefix}… (id {record.id}) was already revoked at {_when(record.revoked_at)}.", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=4000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the read API (and OpenAPI at /openapi.json) over the applied state."""
+    import uvicorn
+
+    from cockpit import runner
+    from cockpit.server.app import create_app
+
+    engine, _box, environ = runner.open_store()
+    if workers == 1:
+        uvicorn.run(create_app(engine, environ), host=host, port=port, access_log=access_log)
+    else:
+        engine.dispose()
+        uvicorn.run("cockpit.cli:serve_app", factory=True, host=host, port=port, workers=workers, access_log=access_log)
+
+
+def serve_app():
+    """The app for one worker process of `cockpit serve --workers N` (a uvicorn factory)."""
+    from cockpit import runner
+    from cockpit.server.app import create_app
+
+    engine, _box, environ = runner.open_store()
+    return create_app(engine, environ)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -15,9 +16,24 @@ from cockpit.server.tenant import TenantMiddleware, TenantResolver
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 
 
-def create_app(engine: Engine, environ: Mapping[str, str]) -> FastAPI:
-    app = FastAPI(title="Cockpit", version=__version__, description="Read-only API over the applied state; changes come only through `cockpit apply`.")
+def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantResolver | None = None) -> FastAPI:
+    """The app over `engine`; credentials and Zitadel settings come from `environ` unless a
+    `resolver` is given (tests tune its cache and JWKS fetching that way)."""
+    resolver = resolver or TenantResolver.from_environment(engine, environ)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        resolver.close()
+
+    app = FastAPI(
+        title="Cockpit",
+        version=__version__,
+        description="Read-only API over the applied state; changes come only through `cockpit apply`.",
+        lifespan=lifespan,
+    )
     app.state.engine = engine
+    app.state.resolver = resolver
     for router in routers():
         app.include_router(router)
 
@@ -25,6 +41,5 @@ def create_app(engine: Engine, environ: Mapping[str, str]) -> FastAPI:
     async def read_only(request: Request, path: str) -> JSONResponse:
         return JSONResponse({"detail": "Method Not Allowed: this API is read-only; changes come only through `cockpit apply`"}, status_code=405)
 
-    master_key = environ.get("COCKPIT_MASTER_KEY") or environ.get("LITELLM_MASTER_KEY")
-    app.add_middleware(TenantMiddleware, resolver=TenantResolver(engine, master_key))
+    app.add_middleware(TenantMiddleware, resolver=resolver)
     return app

@@ -26,6 +26,10 @@ class RequestContext:
     user_email: str | None = None
     key_domain: str | None = None
     """A virtual key's domain (console or copilot); None serves both."""
+    agent_name: str | None = None
+    """The agent a virtual key was issued for, if any."""
+    subject: str | None = None
+    """The Zitadel token's `sub`."""
 
     def as_me(self) -> dict[str, object]:
         """The body of `GET /v1/me/context`."""

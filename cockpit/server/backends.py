@@ -1,0 +1,216 @@
+"""The authentication backends the tenant resolver tries in order: each looks at a token and
+answers who the caller is, or None when the token is not theirs or not valid.
+
+They block (database, JWKS) and run in worker threads; `cockpit.server.tenant` caches their
+answers. They never read `X-Account-Id`: the resolver applies it, for super admins only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from cockpit.keys import KEY_PREFIX, allowed_roles, hash_key
+from cockpit.server.claims import DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES, base_roles, map_claims
+from cockpit.server.context import RequestContext
+from cockpit.server.jwt import InvalidToken, JwksCache, JwtSettings, jwt_shaped, verify
+from cockpit.store.tables import DOMAINS, account_admins, accounts, virtual_keys
+
+log = logging.getLogger(__name__)
+
+TOUCH_INTERVAL_SECONDS = 60.0
+"""`last_used_at` is written at most this often per key, off the request path."""
+TRUTHY = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    id: uuid.UUID
+    name: str
+    status: str
+    zitadel: Mapping[str, Any]
+
+
+class AccountFinder(Protocol):
+    def find(self, name_or_id: str) -> AccountRef | None: ...
+
+
+Found = tuple[RequestContext, float | None]
+"""A context and when it stops being valid (epoch seconds; None: no limit of its own)."""
+
+
+class MasterKeyBackend:
+    """`COCKPIT_MASTER_KEY` (or `LITELLM_MASTER_KEY`): super admin. Cheap, so never cached."""
+
+    def __init__(self, master_key: str | None) -> None:
+        self._key = master_key.encode("utf-8") if master_key else None
+        self._context = RequestContext(is_super_admin=True, auth_provider="litellm_master_key")
+
+    def authenticate(self, token: str) -> RequestContext | None:
+        if self._key is not None and hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._key):
+            return self._context
+        return None
+
+
+class VirtualKeyBackend:
+    """Keys issued by `cockpit keys create`: found by SHA-256; not revoked; the account active;
+    the user still known to the account's config (an admin, or in a directory the key serves).
+    Roles: the key's role while the config still gives it, else the admin row's role, else
+    `end_user`. Domains: the key's domain, or both."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._touched: dict[uuid.UUID, float] = {}
+        self._touch_lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
+
+    def authenticate(self, token: str) -> Found | None:
+        if not token.startswith(KEY_PREFIX) or len(token) > 200:
+            return None
+        k, a = virtual_keys.c, accounts.c
+        query = (
+            sa.select(k.id, k.account_id, k.user_email, k.domain, k.role, k.agent_name, k.revoked_at, k.last_used_at, a.name.label("account_name"), a.status)
+            .join_from(virtual_keys, accounts, accounts.c.id == virtual_keys.c.account_id)
+            .where(k.key_hash == hash_key(token))
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+            if row is None or row.revoked_at is not None or row.status != "active":
+                return None
+            allowed = allowed_roles(connection, row.account_id, row.user_email, row.domain)
+            if allowed is None:
+                return None
+            role = row.role if row.role in allowed else self._default_role(connection, row.account_id, row.user_email)
+        self._touch(row.id, row.last_used_at)
+        context = RequestContext(
+            account_id=row.account_id,
+            account_name=row.account_name,
+            auth_provider="virtual_key",
+            roles=(role,),
+            product_domains=(row.domain,) if row.domain else DOMAINS,
+            user_email=row.user_email,
+            key_domain=row.domain,
+            agent_name=row.agent_name,
+        )
+        return context, None
+
+    @staticmethod
+    def _default_role(connection: sa.Connection, account_id: uuid.UUID, email: str) -> str:
+        role = connection.execute(
+            sa.select(account_admins.c.role).where(account_admins.c.account_id == account_id, sa.func.lower(account_admins.c.email) == email)
+        ).scalar()
+        return role or "end_user"
+
+    def _touch(self, key_id: uuid.UUID, last_used_at: dt.datetime | None) -> None:
+        """Record use at most once a minute per key, in a background writer thread, so a request
+        never waits on a write (or on SQLite's write lock held by an apply)."""
+        now = time.time()
+        if last_used_at is not None and now - last_used_at.timestamp() < TOUCH_INTERVAL_SECONDS:
+            return
+        with self._touch_lock:
+            if now - self._touched.get(key_id, 0.0) < TOUCH_INTERVAL_SECONDS:
+                return
+            self._touched[key_id] = now
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cockpit-key-touch")
+            self._writer.submit(self._write_touch, key_id)
+
+    def _write_touch(self, key_id: uuid.UUID) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(virtual_keys.update().where(virtual_keys.c.id == key_id).values(last_used_at=dt.datetime.now(dt.timezone.utc)))
+        except SQLAlchemyError as exc:
+            log.warning("could not record the use of key %s: %s", key_id, exc)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
+
+@dataclass(frozen=True)
+class ZitadelAuthSettings:
+    """Runtime token verification (seed-behaviour.md §15.1), from the environment."""
+
+    issuer: str | None
+    enabled: bool
+    jwks_uri: str | None = None
+    audience: str | None = None
+    account_id_claims: tuple[str, ...] = DEFAULT_ACCOUNT_ID_CLAIMS
+    super_admin_roles: tuple[str, ...] = DEFAULT_SUPER_ADMIN_ROLES
+    min_refetch_seconds: float = 10.0
+    fetch: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> ZitadelAuthSettings:
+        def get(name: str) -> str | None:
+            return (environ.get(name) or "").strip() or None
+
+        issuer = get("ZITADEL_ISSUER") or get("ZITADEL_ISSUER_URL")
+        enabled_flag = get("ZITADEL_ENABLED")
+        enabled = enabled_flag.lower() in TRUTHY if enabled_flag else issuer is not None
+        return cls(
+            issuer=issuer.rstrip("/") if issuer else None,
+            enabled=enabled and issuer is not None,
+            jwks_uri=get("ZITADEL_JWKS_URI"),
+            audience=get("ZITADEL_AUDIENCE"),
+            account_id_claims=_csv(get("ZITADEL_ACCOUNT_ID_CLAIMS")) or DEFAULT_ACCOUNT_ID_CLAIMS,
+            super_admin_roles=_csv(get("ZITADEL_SUPER_ADMIN_ROLES")) or DEFAULT_SUPER_ADMIN_ROLES,
+        )
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+class ZitadelBackend:
+    """A Zitadel JWT, verified against the issuer's JWKS, its claims mapped as in §15.3.
+
+    The account comes from the account id claim (a name or an id); roles are translated to
+    base roles with that account's role prefix and mappings. A suspended or unknown account
+    gives no account. Super admins (by role or claim) keep their roles as they are.
+    """
+
+    def __init__(self, settings: ZitadelAuthSettings, accounts: AccountFinder) -> None:
+        assert settings.issuer is not None
+        self.settings = settings
+        self.accounts = accounts
+        self.jwt = JwtSettings(settings.issuer, settings.jwks_uri, settings.audience)
+        self.jwks = JwksCache(self.jwt, min_refetch_seconds=settings.min_refetch_seconds, fetch=settings.fetch)
+
+    def authenticate(self, token: str) -> Found | None:
+        if not jwt_shaped(token):
+            return None
+        try:
+            claims = verify(token, self.jwt, self.jwks)
+        except InvalidToken as exc:
+            log.info("Zitadel token refused: %s", exc)
+            return None
+        mapped = map_claims(claims, self.settings.account_id_claims, self.settings.super_admin_roles)
+        account = self.accounts.find(mapped.account) if mapped.account else None
+        if account is not None and account.status != "active" and not mapped.is_super_admin:
+            account = None
+        roles = mapped.roles if mapped.is_super_admin or account is None else base_roles(mapped.roles, account.zitadel)
+        context = RequestContext(
+            account_id=account.id if account else None,
+            account_name=account.name if account else None,
+            is_super_admin=mapped.is_super_admin,
+            auth_provider="zitadel",
+            roles=roles,
+            scopes=mapped.scopes,
+            product_domains=mapped.domains,
+            user_email=mapped.email,
+            subject=mapped.subject,
+        )
+        return context, float(claims["exp"]) + self.jwt.leeway

@@ -6,6 +6,9 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from cockpit.server.routes import core
+    from cockpit.server.routes import accounts, agents, connections, core, directory, features, guardrails, marketplace, models
 
-    return [core.router]
+    return [
+        core.router, accounts.router, directory.router, agents.router, connections.router,
+        guardrails.router, models.router, features.router, marketplace.router,
+    ]

@@ -3,9 +3,14 @@ PostgreSQL, with acme and globex applied and a fake Zitadel on loopback for the 
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -226,3 +231,28 @@ def test_bad_zitadel_tokens_give_the_empty_context(applied: sa.Engine, fake: Fak
 def test_zitadel_status_without_zitadel(applied: sa.Engine) -> None:
     client = make_client(applied)
     assert client.get("/v1/auth/zitadel/status").json() == {**EMPTY, "enabled": False, "zitadel_configured": False, "issuer": None}
+
+
+def test_cockpit_serve_answers_with_the_environments_master_key(applied: sa.Engine, cockpit: Cockpit, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COCKPIT_MASTER_KEY", MASTER)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-c", "from cockpit.cli import main; main()", "serve", "--port", str(port), "--no-access-log"]
+    server = subprocess.Popen(command, cwd=cockpit.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "healthy"}
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "cockpit serve did not start"
+                time.sleep(0.1)
+        body = httpx.get(f"http://127.0.0.1:{port}/v1/me/context", headers={"Authorization": f"Bearer {MASTER}", "X-Account-Id": "acme"}).json()
+        assert body["account_id"] == account_id(applied, "acme") and body["is_super_admin"] is True
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(10)
+    assert "Traceback" not in server.stderr.read()

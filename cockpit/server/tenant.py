@@ -44,8 +44,9 @@ _MISSING: Any = object()
 
 
 class TTLCache(Generic[K, V]):
-    """A bounded LRU of values that expire; thread-safe, and single-flight per key: when many
-    threads miss the same key at once, one loads it and the others wait for its answer."""
+    """A bounded map of values that expire (the oldest loads go first when full); thread-safe,
+    and single-flight per key: when many threads miss the same key at once, one loads it and
+    the others wait for its answer."""
 
     def __init__(self, max_entries: int = CACHE_ENTRIES) -> None:
         self.max_entries = max_entries
@@ -67,13 +68,15 @@ class TTLCache(Generic[K, V]):
             return value
         with self._lock:
             gate = self._loading.setdefault(key, threading.Lock())
-        with gate:
-            value = self.get(key)
-            if value is _MISSING:
-                value, expires_at = load()
-                self._put(key, value, expires_at)
-        with self._lock:
-            self._loading.pop(key, None)
+        try:
+            with gate:
+                value = self.get(key)
+                if value is _MISSING:
+                    value, expires_at = load()
+                    self._put(key, value, expires_at)
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
         return value
 
     def _put(self, key: K, value: V, expires_at: float) -> None:

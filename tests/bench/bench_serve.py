@@ -203,7 +203,7 @@ def main() -> int:
         print("wrk is not installed: apt-get install -y wrk (or --client asyncio)", file=sys.stderr)
         return 1
     load = run_wrk if use_wrk else run_asyncio
-    if not use_wrk:
+    if args.client == "auto" and not use_wrk:
         print("note: wrk not found (apt-get install -y wrk); using the built-in asyncio client, "
               "whose own cost lowers the figures", file=sys.stderr)
 

@@ -1,0 +1,458 @@
+"""Budgets and costs, read-only, at the old system's paths (seed-behaviour.md §6, §14).
+
+The numbers follow DESIGN.md (Budgets), not the old system: a scope's effective allocation is
+its allocation or equal share replaced by its override; usage counts the ledger rows of the
+current cycle window (the calendar month or quarter, UTC, of the plan's `cycle`), rolled up by
+the org, team and user written on each row (`cockpit.explain.usage`). Scopes are named by
+their row id (`scope_id`, as the old API did) and by their natural key (`scope_key`, `scope`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy.engine import Connection
+
+from cockpit.explain.usage import UTC, cycle_window, scope_usage
+from cockpit.policy.allocations import PlanAllocation, ScopeAllocation, effective_allocation
+from cockpit.policy.budgets import to_cents
+from cockpit.resources.scopes import parse_scope
+from cockpit.server.context import RequestContext
+from cockpit.server.deps import connection, context
+from cockpit.server.guards import require_account, require_domain_admin, require_super_admin
+from cockpit.server.reads import Page, as_uuid, item, page, paged, paged_query, plain, require_domain, scope_key_of
+from cockpit.server.snapshots import AccountSnapshot, snapshot_cache
+from cockpit.store.tables import accounts, agents, budget_cycles, budget_plans, connections, usage_ledger
+
+router = APIRouter(tags=["budgets"])
+
+BREAKDOWNS = {"agent": "agent_name", "llm": "model_name", "connection": "connection_name", "guardrail": "guardrail_code"}
+"""`by` of the copilot cost breakdown → the ledger column it groups on."""
+
+
+def copilot_admin(ctx: RequestContext = Depends(context)) -> uuid.UUID:
+    return require_domain_admin(ctx, "copilot")
+
+
+# -- account allocation --------------------------------------------------------------------------
+
+ALLOCATION_COLUMNS = (
+    accounts.c.id.label("account_id"),
+    accounts.c.name.label("account_name"),
+    accounts.c.monthly_credits,
+    accounts.c.overflow_limit,
+    accounts.c.credit_factor,
+    accounts.c.created_at,
+    accounts.c.updated_at,
+)
+
+
+def _allocation_row(row: Any) -> dict[str, Any]:
+    return {key: plain(value) for key, value in row._mapping.items()}
+
+
+@router.get("/v1/budgets/account-allocation")
+def account_allocation(
+    account_id: str | None = Query(None, description="An account's id or name; without it, every account."),
+    at: Page = Depends(page),
+    ctx: RequestContext = Depends(context),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """Super admin: one account's credits (`item`), or every account's, newest change first."""
+    require_super_admin(ctx)
+    query = sa.select(*ALLOCATION_COLUMNS)
+    if account_id:
+        by_id = as_uuid(account_id)
+        row = db.execute(query.where(accounts.c.id == by_id if by_id else accounts.c.name == account_id)).first()
+        if row is None:
+            raise HTTPException(404, "Account not found")
+        return item(_allocation_row(row))
+    return paged_query(db, query.order_by(accounts.c.updated_at.desc(), accounts.c.name), at, lambda rows: [_allocation_row(r) for r in rows])
+
+
+@router.get("/v1/budgets/copilot/account-allocation")
+def copilot_account_allocation(account_id: uuid.UUID = Depends(copilot_admin), db: Connection = Depends(connection)) -> dict[str, Any]:
+    """The caller's account: monthly credits, overflow limit, credit factor."""
+    row = db.execute(sa.select(*ALLOCATION_COLUMNS).where(accounts.c.id == account_id)).first()
+    if row is None:
+        return item({"account_id": str(account_id), "monthly_credits": 0.0, "overflow_limit": 0.0, "credit_factor": 1.0})
+    return item(_allocation_row(row))
+
+
+# -- plans and effective allocation -------------------------------------------------------------
+
+def _plan_item(row: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    fields = {key: plain(value) for key, value in row._mapping.items()}
+    fields["status"] = "active" if row.active else "inactive"
+    fields["window"] = cycle_window(row.cycle, now).as_dict()
+    return fields
+
+
+PLAN_COLUMNS = (
+    budget_plans.c.id,
+    budget_plans.c.account_id,
+    budget_plans.c.name,
+    budget_plans.c.cycle,
+    budget_plans.c.active,
+    budget_plans.c.allow_overflow,
+    budget_plans.c.created_at,
+    budget_plans.c.updated_at,
+)
+
+
+@router.get("/v1/budgets/copilot/plans/active")
+def active_plan(account_id: uuid.UUID = Depends(copilot_admin), db: Connection = Depends(connection)) -> dict[str, Any]:
+    """The active plan (null when none), with the cycle window usage counts in."""
+    row = db.execute(
+        sa.select(*PLAN_COLUMNS)
+        .where(budget_plans.c.account_id == account_id, budget_plans.c.active.is_(True))
+        .order_by(budget_plans.c.name)
+        .limit(1)
+    ).first()
+    return item(_plan_item(row) if row is not None else None)
+
+
+def _snapshot(request: Request, db: Connection, account_id: uuid.UUID) -> AccountSnapshot:
+    return snapshot_cache(request).get(db, account_id)
+
+
+def _chosen_plan(snapshot: AccountSnapshot, plan_id: str | None) -> str | None:
+    """The plan named by `plan_id` (its row id or its name), else the active plan; 404 for a
+    plan this account does not have."""
+    graph = snapshot.graph
+    if not plan_id:
+        return graph.active_plan()
+    by_id = as_uuid(plan_id)
+    if by_id is not None:
+        address = snapshot.by_id.get(by_id)
+        if address is not None and address[0] == "budget_plan" and address[1] == snapshot.name:
+            return address[2][0]
+    elif plan_id in graph.budget_plans:
+        return plan_id
+    raise HTTPException(404, "Budget plan not found")
+
+
+def _no_plan(account_id: uuid.UUID) -> dict[str, Any]:
+    return {"plan_id": None, "plan_name": None, "account_id": str(account_id), "items": [], "total": 0}
+
+
+def _plan_head(snapshot: AccountSnapshot, allocation: PlanAllocation) -> dict[str, Any]:
+    return {
+        "plan_id": snapshot.row_id("budget_plan", (allocation.plan,)),
+        "plan_name": allocation.plan,
+        "account_id": str(snapshot.account_id),
+        "cycle": allocation.cycle,
+        "active": allocation.active,
+        "allow_overflow": allocation.allow_overflow,
+        "monthly_credits": allocation.monthly_credits,
+        "overflow_limit": allocation.overflow_limit,
+        "credit_factor": allocation.credit_factor,
+        "distributed": allocation.distributed,
+        "unallocated": allocation.unallocated,
+    }
+
+
+def _scope_fields(snapshot: AccountSnapshot, scope: ScopeAllocation) -> dict[str, Any]:
+    return snapshot.scope_fields("copilot", parse_scope(scope.scope))
+
+
+@router.get("/v1/budgets/copilot/effective-allocation")
+def effective(
+    request: Request,
+    plan_id: str | None = Query(None, description="The plan's id or name; default: the active plan."),
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(copilot_admin),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """Every scope of the plan with its effective allocation: the allocation or equal share,
+    replaced by the override when there is one. `distributed` sums the top level (orgs,
+    unnested teams and users, pool), which is what must fit in `monthly_credits`."""
+    snapshot = _snapshot(request, db, account_id)
+    plan = _chosen_plan(snapshot, plan_id)
+    allocation = effective_allocation(snapshot.graph, plan) if plan else None
+    if allocation is None:
+        return _no_plan(account_id)
+    items = [
+        {
+            **_scope_fields(snapshot, s),
+            "base_allocated": s.base_credits,
+            "effective_allocated": s.credits,
+            "override_applied": s.override,
+            "overflow_cap": s.overflow_cap,
+            "source": s.source,
+            "reason": s.reason,
+            "inside": list(s.inside),
+            "why": s.why,
+        }
+        for s in allocation.scopes
+    ]
+    return paged(items, at, **_plan_head(snapshot, allocation))
+
+
+# -- usage and alerts ------------------------------------------------------------------------------
+
+def _usage(request: Request, db: Connection, account_id: uuid.UUID, plan_id: str | None) -> dict[str, Any] | None:
+    """Usage of every allocated scope of the plan in its current cycle window, or None when
+    there is no plan."""
+    snapshot = _snapshot(request, db, account_id)
+    plan = _chosen_plan(snapshot, plan_id)
+    if plan is None:
+        return None
+    graph = snapshot.graph
+    window = cycle_window(graph.budget_plans[plan].fields.get("cycle"))
+    used = scope_usage(db, account_id, window, set(graph.allocations.get(plan, {})))
+    allocation = effective_allocation(graph, plan)
+    assert allocation is not None
+    items = [_usage_item(snapshot, s, used) for s in allocation.scopes]
+    account_limit = allocation.monthly_credits + allocation.overflow_limit
+    account_used = used.get("account", 0.0)
+    head = _plan_head(snapshot, allocation)
+    head["window"] = window.as_dict()
+    head["account"] = {
+        "monthly_credits": allocation.monthly_credits,
+        "overflow_limit": allocation.overflow_limit,
+        "used": account_used,
+        "usage_percentage": _percentage(account_used, allocation.monthly_credits),
+        "remaining": _minus(account_limit, account_used),
+    }
+    return {"head": head, "items": items, "graph": graph}
+
+
+def _percentage(used: float, allocated: float) -> float:
+    return round(used / allocated * 100, 2) if allocated > 0 else 0.0
+
+
+def _minus(limit: float, used: float) -> float:
+    return (to_cents(limit) - to_cents(used)) / 100
+
+
+def _usage_item(snapshot: AccountSnapshot, scope: ScopeAllocation, used: Mapping[str, float]) -> dict[str, Any]:
+    spent = used.get(scope.scope, 0.0)
+    return {
+        **_scope_fields(snapshot, scope),
+        "allocated_credits": scope.credits,
+        "base_allocated": scope.base_credits,
+        "override_applied": scope.override,
+        "used": spent,
+        "usage_percentage": _percentage(spent, scope.credits),
+        "overflow_cap": scope.overflow_cap,
+        "overflow_used": max(0.0, _minus(spent, scope.credits)),
+        "remaining": _minus(scope.limit, spent),
+    }
+
+
+@router.get("/v1/budgets/copilot/usage-by-scope")
+def usage_by_scope(
+    request: Request,
+    plan_id: str | None = Query(None, description="The plan's id or name; default: the active plan."),
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(copilot_admin),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """Credits used per allocated scope in the current cycle window, against the effective
+    allocation; `remaining` is allocation + overflow_cap − used."""
+    usage = _usage(request, db, account_id, plan_id)
+    if usage is None:
+        return _no_plan(account_id)
+    return paged(usage["items"], at, **usage["head"])
+
+
+def alert_level(percentage: float) -> str:
+    return "exceeded" if percentage >= 100 else "critical" if percentage >= 90 else "warning"
+
+
+def _entity_name(graph: Any, scope_type: str, key: str) -> str:
+    directory = graph.directory("copilot")
+    if scope_type == "user":
+        user = directory.users.get(key)
+        return str(user.fields.get("display_name") or key) if user is not None else key
+    if scope_type == "team":
+        return key.partition("/")[2] or key
+    if scope_type == "account":
+        return graph.name
+    return key or scope_type
+
+
+@router.get("/v1/budgets/copilot/alerts")
+def alerts(
+    request: Request,
+    threshold: float = Query(80, ge=0, le=1000, description="Usage percentage at or above which a scope is listed."),
+    plan_id: str | None = Query(None, description="The plan's id or name; default: the active plan."),
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(copilot_admin),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """Scopes at or above `threshold` percent of their allocation in the current window, the
+    account against its monthly credits included: `warning`, `critical` from 90, `exceeded`
+    from 100; highest first."""
+    usage = _usage(request, db, account_id, plan_id)
+    if usage is None:
+        return {"threshold": threshold, **_no_plan(account_id)}
+    head, graph = usage["head"], usage["graph"]
+    account = head["account"]
+    rows = [*usage["items"]]
+    if head["monthly_credits"] > 0:
+        rows.append({
+            "scope_type": "account", "scope_id": str(account_id), "scope_key": "", "scope": "account",
+            "allocated_credits": head["monthly_credits"], "used": account["used"],
+            "usage_percentage": account["usage_percentage"], "remaining": account["remaining"],
+        })
+    items = [
+        {
+            "entity_name": _entity_name(graph, row["scope_type"], row["scope_key"]),
+            "usage_percentage": row["usage_percentage"],
+            "alert_level": alert_level(row["usage_percentage"]),
+            "budget": {"entity_type": row["scope_type"].upper(), "entity_id": row["scope_id"]},
+            "scope_type": row["scope_type"],
+            "scope_id": row["scope_id"],
+            "scope_key": row["scope_key"],
+            "scope": row["scope"],
+            "allocated_credits": row["allocated_credits"],
+            "used": row["used"],
+            "remaining": row["remaining"],
+        }
+        for row in rows
+        if row["usage_percentage"] >= threshold
+    ]
+    items.sort(key=lambda a: (-a["usage_percentage"], a["scope"]))
+    return paged(items, at, threshold=threshold, plan_id=head["plan_id"], plan_name=head["plan_name"], window=head["window"])
+
+
+# -- costs -----------------------------------------------------------------------------------------
+
+def _window_filter(since: dt.datetime | None, until: dt.datetime | None) -> list[Any]:
+    """Optional [since, until) on the ledger's time; naive times are UTC."""
+    found = []
+    if since is not None:
+        found.append(usage_ledger.c.created_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+    if until is not None:
+        found.append(usage_ledger.c.created_at < (until if until.tzinfo else until.replace(tzinfo=UTC)))
+    return found
+
+
+def _ids_by_name(db: Connection, table: sa.Table, account_id: uuid.UUID, names: set[str]) -> dict[str, str]:
+    names.discard(None)  # type: ignore[arg-type]
+    if not names:
+        return {}
+    rows = db.execute(sa.select(table.c.name, table.c.id).where(table.c.account_id == account_id, table.c.name.in_(sorted(names)))).all()
+    return {name: str(row_id) for name, row_id in rows}
+
+
+@router.get("/v1/budgets/copilot/cost-breakdown")
+def cost_breakdown(
+    by: str = Query("agent", description="agent, llm, connection or guardrail"),
+    since: dt.datetime | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
+    until: dt.datetime | None = Query(None, description="Only ledger rows before this time."),
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(copilot_admin),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """Copilot ledger totals grouped by agent, model, connection or guardrail, most credits first."""
+    if by not in BREAKDOWNS:
+        raise HTTPException(400, "by must be one of: agent,llm,connection,guardrail")
+    key = usage_ledger.c[BREAKDOWNS[by]]
+    credits = sa.func.sum(usage_ledger.c.credits)
+    query = (
+        sa.select(key.label("key"), sa.func.sum(usage_ledger.c.raw_cost).label("raw_cost"), credits.label("credits"))
+        .where(usage_ledger.c.account_id == account_id, usage_ledger.c.domain == "copilot", *_window_filter(since, until))
+        .group_by(key)
+        .order_by(credits.desc(), key)
+    )
+    result = paged_query(db, query, at, lambda rows: [{"key": r.key, "raw_cost": plain(r.raw_cost), "credits": plain(r.credits)} for r in rows])
+    table = {"agent": agents, "connection": connections}.get(by)
+    if table is not None:
+        ids = _ids_by_name(db, table, account_id, {i["key"] for i in result["items"]})
+        for entry in result["items"]:
+            entry[f"{by}_id"] = ids.get(entry["key"])
+    return {"by": by, **result}
+
+
+def _ledger_key(db: Connection, account_id: uuid.UUID, domain: str, scope_type: str, value: str) -> str:
+    """A scope named by row id or natural key → the natural key the ledger holds. A value that
+    names no current row is taken as a natural key as it is: the ledger outlives deleted orgs,
+    teams and users."""
+    try:
+        return scope_key_of(db, account_id, domain, scope_type, value)
+    except HTTPException:
+        return value.strip().lower() if scope_type == "user" else value.strip()
+
+
+@router.get("/v1/costs/breakdown")
+def costs_breakdown(
+    domain: str = Query("copilot", description="console or copilot"),
+    org_id: str | None = Query(None, description="An org's id or name."),
+    team_id: str | None = Query(None, description="A team's id or `org/team`."),
+    user_id: str | None = Query(None, description="A user's id or e-mail."),
+    since: dt.datetime | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
+    until: dt.datetime | None = Query(None, description="Only ledger rows before this time."),
+    at: Page = Depends(page),
+    ctx: RequestContext = Depends(context),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """The domain's ledger grouped by (model, agent, connection, guardrail), most credits first;
+    `org_id`, `team_id` and `user_id` narrow it (all must match)."""
+    require_account(ctx)
+    domain = require_domain(domain)
+    account_id = require_domain_admin(ctx, domain)
+    ledger = usage_ledger.c
+    filters = [ledger.account_id == account_id, ledger.domain == domain, *_window_filter(since, until)]
+    for value, scope_type, column in ((org_id, "org", ledger.org_key), (team_id, "team", ledger.team_key), (user_id, "user", ledger.user_email)):
+        if value:
+            filters.append(column == _ledger_key(db, account_id, domain, scope_type, value))
+    group = (ledger.model_name, ledger.agent_name, ledger.connection_name, ledger.guardrail_code)
+    credits = sa.func.sum(ledger.credits)
+    query = (
+        sa.select(*group, sa.func.sum(ledger.raw_cost).label("raw_cost"), credits.label("credits_incurred"))
+        .where(*filters)
+        .group_by(*group)
+        .order_by(credits.desc(), *group)
+    )
+    result = paged_query(db, query, at, list)
+    agent_ids = _ids_by_name(db, agents, account_id, {r.agent_name for r in result["items"]})
+    connection_ids = _ids_by_name(db, connections, account_id, {r.connection_name for r in result["items"]})
+    result["items"] = [
+        {
+            "model_name": r.model_name,
+            "agent_id": agent_ids.get(r.agent_name),
+            "agent_name": r.agent_name,
+            "connection_id": connection_ids.get(r.connection_name),
+            "connection_name": r.connection_name,
+            "guardrail_code": r.guardrail_code,
+            "raw_cost": plain(r.raw_cost),
+            "credits_incurred": plain(r.credits_incurred),
+        }
+        for r in result["items"]
+    ]
+    return {"domain": domain, **result}
+
+
+# -- cycles ----------------------------------------------------------------------------------------
+
+@router.get("/v1/budgets/copilot/cycles/history")
+def cycle_history(
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(copilot_admin),
+    db: Connection = Depends(connection),
+) -> dict[str, Any]:
+    """Cycle records written by renewal, newest first."""
+    cycles = budget_cycles.c
+    plan_ids = (
+        sa.select(budget_plans.c.id)
+        .where(budget_plans.c.account_id == account_id, budget_plans.c.name == cycles.plan_name)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(
+            cycles.id, cycles.account_id, cycles.plan_name, plan_ids.label("plan_id"),
+            cycles.window_start.label("cycle_start"), cycles.window_end.label("cycle_end"),
+            cycles.used_credits, cycles.overflow_charge.label("overflow_charge_credits"),
+            cycles.rollover_credits, cycles.summary.label("summary_json"), cycles.created_at,
+        )
+        .where(cycles.account_id == account_id)
+        .order_by(cycles.created_at.desc(), cycles.window_start.desc(), cycles.id)
+    )
+    return paged_query(db, query, at, lambda rows: [{k: plain(v) for k, v in r._mapping.items()} for r in rows])

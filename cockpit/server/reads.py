@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from fastapi import HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
@@ -79,6 +80,12 @@ def paged_query(connection: Connection, query: sa.Select, at: Page, row: Any) ->
 
 def item(value: Any) -> dict[str, Any]:
     return {"item": value}
+
+
+def json_body(content: dict[str, Any]) -> JSONResponse:
+    """A body already made of JSON types, sent as is: skips FastAPI's encoding pass, a good
+    part of the cost of a hot effective lookup."""
+    return JSONResponse(content)
 
 
 def plain(value: Any) -> Any:

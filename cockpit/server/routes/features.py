@@ -14,12 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from cockpit.policy.features import FeatureDecision, effective_features, feature_access
 from cockpit.server.deps import connection
 from cockpit.server.guards import require_account, require_domain_admin
-from cockpit.server.reads import DOMAINS, Page, ScopeIds, page, paged_query, plain, request_context
+from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, request_context
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import feature_entitlements
@@ -119,19 +120,19 @@ async def effective(
     org_id: str | None = None,
     at: Page = Depends(page),
     guard: tuple[uuid.UUID, str] = Depends(admin_of_requested_domain),
-) -> dict[str, Any]:
+) -> JSONResponse:
     account_id, domain = guard
     snapshot = await account_snapshot(request, account_id)
     who = subject(snapshot, domain, user_id=user_id, email=email, team_id=team_id, org_id=org_id)
     graph = graph_for(snapshot, who)
     common = {**subject_fields(snapshot, who), "resolution_order": resolution_order(snapshot, graph, who)}
     if feature_code and feature_code.strip():
-        return {**decision_fields(snapshot, feature_access(graph, domain, who.name, feature_code.strip())), **common}
+        return json_body({**decision_fields(snapshot, feature_access(graph, domain, who.name, feature_code.strip())), **common})
     decisions = effective_features(graph, domain, who.name)
-    return {
+    return json_body({
         "domain": domain,
         **common,
         "enabled_features": [d.feature for d in decisions if d.enabled],
         "items": [decision_fields(snapshot, d) for d in at.slice(decisions)],
         "total": len(decisions),
-    }
+    })

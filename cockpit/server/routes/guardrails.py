@@ -19,12 +19,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from cockpit.policy.guardrails import effective_guardrails
 from cockpit.server.deps import connection
 from cockpit.server.reads import (
-    DOMAINS, Page, ScopeIds, as_uuid, check_scope_type, domain_admin, item, page, paged, plain, scope_key_of,
+    DOMAINS, Page, ScopeIds, as_uuid, check_scope_type, domain_admin, item, json_body, page, paged, plain, scope_key_of,
 )
 from cockpit.server.snapshots import account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
@@ -189,7 +190,7 @@ def _add_routes(domain: str) -> None:
         agent_id: str | None = None,
         at: Page = Depends(page),
         account_id: uuid.UUID = Depends(admin),
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """The presets that apply, one per preset, with every level that brought it and why.
         Name a user by id or e-mail (their teams and orgs come from the directory), or a team
         or org; `agent_id` (copilot) adds the agent's own guardrails and assignments."""
@@ -219,11 +220,11 @@ def _add_routes(domain: str) -> None:
                     "why": found.why,
                 }
             )
-        return {
+        return json_body({
             **subject_fields(snapshot, who),
             **paged(items, at),
             "resolution_order": resolution_order(snapshot, graph, who),
-        }
+        })
 
 
 for _domain in DOMAINS:

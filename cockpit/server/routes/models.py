@@ -15,11 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from cockpit.policy.model_access import ModelDecision, effective_models, model_access
 from cockpit.server.deps import connection
-from cockpit.server.reads import DOMAINS, Page, ScopeIds, domain_admin, page, paged_query, plain
+from cockpit.server.reads import DOMAINS, Page, ScopeIds, domain_admin, json_body, page, paged_query, plain
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import model_grants
@@ -105,7 +106,7 @@ def _add_routes(domain: str) -> None:
         org_id: str | None = None,
         at: Page = Depends(page),
         account_id: uuid.UUID = Depends(admin),
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """One model (`model_name`) or, without it, every model of the catalog and every model
         granted on the chain. The subject is a user by id or e-mail (membership expanded from
         the directory), else the given team and/or org, else the account."""
@@ -114,14 +115,14 @@ def _add_routes(domain: str) -> None:
         graph = graph_for(snapshot, who)
         common = {**subject_fields(snapshot, who), "domain": domain, "resolution_order": resolution_order(snapshot, graph, who)}
         if model_name:
-            return {**decision_fields(snapshot, domain, model_access(graph, domain, who.name, model_name)), **common}
+            return json_body({**decision_fields(snapshot, domain, model_access(graph, domain, who.name, model_name)), **common})
         decisions = effective_models(graph, domain, who.name)
-        return {
+        return json_body({
             **common,
             "allowed_models": [d.model for d in decisions if d.allowed],
             "items": [decision_fields(snapshot, domain, d) for d in at.slice(decisions)],
             "total": len(decisions),
-        }
+        })
 
 
 for _domain in DOMAINS:

@@ -230,6 +230,7 @@ def zitadel_status(account: str | None, workspace: str) -> None:
         )
     sys.exit(0 if healthy else 1)
 
+
 @main.group()
 def explain() -> None:
     """Why someone gets what they get: models, agents, connections, guardrails, features, budget."""

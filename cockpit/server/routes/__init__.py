@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from cockpit.server.routes import accounts, agents, audit, budgets, connections, core, directory, features, guardrails, marketplace, models
+    from cockpit.server.routes import accounts, agents, audit, budgets, catalog, connections, core, directory, features, guardrails, marketplace, models
 
     return [
         core.router, accounts.router, directory.router, agents.router, connections.router,
         guardrails.router, models.router, features.router, marketplace.router,
-        budgets.router, audit.router,
+        budgets.router, audit.router, catalog.router,
     ]

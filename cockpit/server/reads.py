@@ -260,3 +260,41 @@ class ScopeIds:
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def scope_grants(
+    conn: Connection,
+    account_id: uuid.UUID,
+    table: sa.Table,
+    parent_column: str,
+    parent_ids: list[uuid.UUID],
+    parent_field: str,
+    extra: Callable[[Any], dict[str, Any]] = lambda row: {},
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The copilot-scope grants of agents, connections or listings, by parent id, newest first,
+    each with its scope's row id (one query for the grants, a few for the scope ids)."""
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {parent: [] for parent in parent_ids}
+    if not parent_ids:
+        return found
+    rows = conn.execute(
+        sa.select(table)
+        .where(table.c[parent_column].in_(parent_ids))
+        .order_by(table.c.created_at.desc(), table.c.scope_type, table.c.scope_key)
+    ).all()
+    scopes = ScopeIds(conn, account_id)
+    for row in rows:
+        scopes.want("copilot", row.scope_type, row.scope_key)
+    scopes.resolve()
+    for row in rows:
+        parent = getattr(row, parent_column)
+        found[parent].append(
+            {
+                "id": str(row.id),
+                "account_id": str(account_id),
+                parent_field: str(parent),
+                **scopes.fields("copilot", row.scope_type, row.scope_key),
+                **extra(row),
+                "created_at": plain(row.created_at),
+            }
+        )
+    return found

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, ScopeIds, as_uuid, domain_admin, item, page, paged, paged_query, plain
+from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, scope_grants
 from cockpit.store.tables import agent_grants, agent_guardrails, agents, guardrail_presets
 
 router = APIRouter(prefix="/v1/copilot/agents", tags=["agents"])
@@ -33,29 +33,7 @@ def agent_row(conn: Connection, account_id: uuid.UUID, name_or_id: str, missing:
 
 def grants_of(conn: Connection, account_id: uuid.UUID, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Each agent's grants, newest first, with the scopes' row ids."""
-    found: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in agent_ids}
-    if not agent_ids:
-        return found
-    rows = conn.execute(
-        sa.select(agent_grants)
-        .where(agent_grants.c.agent_id.in_(agent_ids))
-        .order_by(agent_grants.c.created_at.desc(), agent_grants.c.scope_type, agent_grants.c.scope_key)
-    ).all()
-    scopes = ScopeIds(conn, account_id)
-    for row in rows:
-        scopes.want("copilot", row.scope_type, row.scope_key)
-    scopes.resolve()
-    for row in rows:
-        found[row.agent_id].append(
-            {
-                "id": str(row.id),
-                "account_id": str(account_id),
-                "agent_id": str(row.agent_id),
-                **scopes.fields("copilot", row.scope_type, row.scope_key),
-                "created_at": plain(row.created_at),
-            }
-        )
-    return found
+    return scope_grants(conn, account_id, agent_grants, "agent_id", agent_ids, "agent_id")
 
 
 def agents_json(conn: Connection, account_id: uuid.UUID, rows: list[Any], include_grants: bool) -> list[dict[str, Any]]:

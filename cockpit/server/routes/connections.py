@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import MASKED, Page, ScopeIds, as_uuid, domain_admin, item, page, paged, paged_query, plain
+from cockpit.server.reads import MASKED, Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, scope_grants
 from cockpit.store.tables import connection_grants, connections
 
 router = APIRouter(prefix="/v1/copilot/connections", tags=["connections"])
@@ -66,26 +66,10 @@ def connection_fields(row: Any) -> dict[str, Any]:
 
 
 def grants_of(conn: Connection, account_id: uuid.UUID, connection_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(connection_grants)
-        .where(connection_grants.c.connection_id == connection_id)
-        .order_by(connection_grants.c.created_at.desc(), connection_grants.c.scope_type, connection_grants.c.scope_key)
-    ).all()
-    scopes = ScopeIds(conn, account_id)
-    for row in rows:
-        scopes.want("copilot", row.scope_type, row.scope_key)
-    scopes.resolve()
-    return [
-        {
-            "id": str(row.id),
-            "account_id": str(account_id),
-            "connection_id": str(connection_id),
-            **scopes.fields("copilot", row.scope_type, row.scope_key),
-            "can_manage": bool(row.can_manage),
-            "created_at": plain(row.created_at),
-        }
-        for row in rows
-    ]
+    return scope_grants(
+        conn, account_id, connection_grants, "connection_id", [connection_id], "connection_id",
+        lambda row: {"can_manage": bool(row.can_manage)},
+    )[connection_id]
 
 
 @router.get("")

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from cockpit.policy.marketplace import discover as discover_listings
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, ScopeIds, as_uuid, domain_admin, item, page, paged, plain
+from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, scope_grants
 from cockpit.server.snapshots import snapshot_cache
 from cockpit.server.subjects import graph_for, parse_scope, source_fields, subject, subject_fields
 from cockpit.store.tables import agents, connections, marketplace_grants, marketplace_listings
@@ -72,30 +72,10 @@ def entity_ids(conn: Connection, account_id: uuid.UUID, rows: list[Any]) -> dict
 
 
 def grants_of(conn: Connection, account_id: uuid.UUID, listing_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    found: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in listing_ids}
-    if not listing_ids:
-        return found
-    rows = conn.execute(
-        sa.select(marketplace_grants)
-        .where(marketplace_grants.c.listing_id.in_(listing_ids))
-        .order_by(marketplace_grants.c.created_at.desc(), marketplace_grants.c.scope_type, marketplace_grants.c.scope_key)
-    ).all()
-    scopes = ScopeIds(conn, account_id)
-    for row in rows:
-        scopes.want("copilot", row.scope_type, row.scope_key)
-    scopes.resolve()
-    for row in rows:
-        found[row.listing_id].append(
-            {
-                "id": str(row.id),
-                "account_id": str(account_id),
-                "marketplace_id": str(row.listing_id),
-                **scopes.fields("copilot", row.scope_type, row.scope_key),
-                "created_at": plain(row.created_at),
-                "updated_at": plain(row.updated_at),
-            }
-        )
-    return found
+    return scope_grants(
+        conn, account_id, marketplace_grants, "listing_id", listing_ids, "marketplace_id",
+        lambda row: {"updated_at": plain(row.updated_at)},
+    )
 
 
 def listings_json(conn: Connection, account_id: uuid.UUID, rows: list[Any], include_grants: bool) -> list[dict[str, Any]]:

@@ -131,10 +131,7 @@ def apply_or_exit(
         return
     if saved is None and not auto_approve:
         _confirm(plan)
-    zitadel_now = None
-    if saved is not None and plan.zitadel.fingerprints and config_path is not None:
-        def zitadel_now():
-            return make_plan(engine, box, PlanInputs(config_path, plan.workspace), environ).plan.zitadel.fingerprints
+    zitadel_now = _zitadel_probe(engine, box, plan, config_path, environ) if saved is not None else None
     for attempt in range(1, 4):
         try:
             outcome = apply_plan(engine, box, plan, options, environ, progress=_progress(), zitadel_now=zitadel_now)
@@ -163,6 +160,14 @@ def apply_or_exit(
         fail(f"the database is applied, but {outcome.zitadel.failed} Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first")
     if config_path is not None:
         _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel)
+
+
+def _zitadel_probe(engine, box, plan: Plan, config_path: Path | None, environ):
+    """For a saved plan with Zitadel in it: a way to read Zitadel's fingerprints again at apply
+    time (they come from planning the same config), so a moved Zitadel makes the plan stale."""
+    if not plan.zitadel.fingerprints or config_path is None:
+        return None
+    return lambda: make_plan(engine, box, PlanInputs(config_path, plan.workspace), environ).plan.zitadel.fingerprints
 
 
 def _ready(plan: Plan, options: ApplyOptions) -> bool:

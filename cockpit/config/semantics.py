@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from cockpit.config import budget_rules
 from cockpit.config.diagnostics import Diagnostics, did_you_mean

@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
-import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -69,14 +68,6 @@ def _validator(descriptor: Descriptor) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
-@cache
-def _fast_check(descriptor: Descriptor) -> Any:
-    """A compiled yes/no check of the same schema: ~30x faster on documents with 100,000
-    entries. It stops at the first error, so on failure jsonschema reports them all."""
-    schema = {k: v for k, v in kind_schema(descriptor).items() if k not in ("$schema", "$id")}
-    return fastjsonschema.compile(schema, use_default=False)
-
-
 def check_envelope(
     document: SourceDocument, registry: Registry, diagnostics: Diagnostics
 ) -> Descriptor | None:
@@ -110,12 +101,7 @@ def check_envelope(
 def check_document(
     document: SourceDocument, descriptor: Descriptor, diagnostics: Diagnostics
 ) -> bool:
-    """Validate one document against its kind's schema; True when it is valid."""
-    try:
-        _fast_check(descriptor)(document.data)
-        return True
-    except fastjsonschema.JsonSchemaException:
-        pass
+    """Validate one document against its kind's schema, reporting every error; True when valid."""
     valid = True
     for error in _validator(descriptor).iter_errors(document.data):
         valid = False

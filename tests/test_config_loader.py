@@ -211,3 +211,8 @@ def test_trailing_document_separator_is_ignored(tmp_path: Path) -> None:
     write(tmp_path, ACCOUNT + "---\n")
     result = validate_path(tmp_path)
     assert result.ok and not result.diagnostics
+
+
+def test_missing_path_message_has_no_fake_position(tmp_path: Path) -> None:
+    result = invoke("validate", str(tmp_path / "nope"))
+    assert result.stdout.startswith(f"{tmp_path / 'nope'}: error: no such file or directory")

@@ -7,6 +7,8 @@ inside the allocated orgs of its teams; a team inside its org when the org is al
 
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -52,6 +54,18 @@ def _check_plan(declared: Declared, tenant: Tenant, resolver: Resolver) -> None:
             report_duplicate(diagnostics, declared, path, f"allocation for '{scope}'", entries[scope].ref)
             return
         entries[scope] = _Entry(cents, declared.ref(*path))
+
+    # Credits whose hundredths overflow a float cannot be summed in cents; report them, stop here.
+    amounts = [(a.credits, ("allocations", i, "credits")) for i, a in enumerate(plan.allocations)]
+    amounts += [(s.total_credits, ("distribute_equally", i, "total_credits")) for i, s in enumerate(plan.distribute_equally)]
+    amounts += [(o.credits, ("overrides", i, "credits")) for i, o in enumerate(plan.overrides)]
+    amounts += [(a.overflow_cap, ("allocations", i, "overflow_cap")) for i, a in enumerate(plan.allocations)]
+    amounts += [(s.overflow_cap, ("distribute_equally", i, "overflow_cap")) for i, s in enumerate(plan.distribute_equally)]
+    too_large = [(value, path) for value, path in amounts if value is not None and not math.isfinite(value * 100)]
+    for value, path in too_large:
+        diagnostics.error(declared.at(*path), f"{value} credits is too large to count in hundredths")
+    if too_large:
+        return
 
     def whole(value: float | None, path: tuple) -> None:
         if value is not None and not is_whole_cents(value):

@@ -47,10 +47,10 @@ class Diagnostics:
         self._items: list[Diagnostic] = []
 
     def error(self, location: Location, message: str) -> None:
-        self._items.append(Diagnostic(location, "error", message))
+        self._items.append(Diagnostic(location, "error", one_line(message)))
 
     def warning(self, location: Location, message: str) -> None:
-        self._items.append(Diagnostic(location, "warning", message))
+        self._items.append(Diagnostic(location, "warning", one_line(message)))
 
     def extend(self, items: Iterable[Diagnostic]) -> None:
         self._items.extend(items)
@@ -67,6 +67,18 @@ class Diagnostics:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+# Line breaks (as str.splitlines sees them) and other control characters, shown escaped, so a
+# message that quotes a user's value stays one located line.
+_ESCAPES = {
+    c: repr(chr(c))[1:-1]
+    for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+}
+
+
+def one_line(message: str) -> str:
+    return message.translate(_ESCAPES)
 
 
 def _sort_key(d: Diagnostic) -> tuple[object, ...]:

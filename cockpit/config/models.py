@@ -41,7 +41,7 @@ BaseRole = Literal[
 class Strict(BaseModel):
     """Base of every config object: unknown fields are errors."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class Document(Strict):

@@ -7,6 +7,7 @@ meaning: references resolve, keys are unique, budgets fit, secrets are reference
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 from cockpit.config import budget_rules
@@ -195,7 +196,9 @@ def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
             report_duplicate(resolver.diagnostics, declared, ("patterns", i, "name"), f"pattern '{pattern.name}'", seen[pattern.name])
         seen[pattern.name] = declared.ref("patterns", i)
         try:
-            re.compile(pattern.regex)
+            with warnings.catch_warnings():  # e.g. FutureWarning for '[[', printed unlocated
+                warnings.simplefilter("ignore")
+                re.compile(pattern.regex)
         except re.error as exc:
             resolver.diagnostics.error(
                 declared.at("patterns", i, "regex"),

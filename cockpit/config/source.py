@@ -149,6 +149,14 @@ def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
     except yaml.MarkedYAMLError as exc:
         diagnostics.error(_mark_location(shown, exc), _yaml_message(exc, text))
         return []
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids; str(exc) spans two lines
+        line, column = _char_position(text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        diagnostics.error(
+            Location(shown, line, column),
+            f"invalid YAML: unacceptable character #x{code:04x}: {exc.reason}",
+        )
+        return []
     except yaml.YAMLError as exc:
         diagnostics.error(Location(shown, 1, 1), f"invalid YAML: {exc}")
         return []
@@ -204,6 +212,11 @@ def _read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
 def _position_of(raw: bytes, offset: int) -> tuple[int, int]:
     line_start = raw.rfind(b"\n", 0, offset) + 1
     return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _char_position(text: str, offset: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _mark_location(shown: str, exc: yaml.MarkedYAMLError) -> Location:

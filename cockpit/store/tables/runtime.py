@@ -164,3 +164,33 @@ virtual_keys = sa.Table(
     sa.UniqueConstraint("key_hash"),
     one_of("domain", DOMAINS),
 )
+
+# The proxy's budget counters: credits settled (`used`) and held by requests in flight
+# (`reserved`) per account, cycle window and scope (`account`, `pool`, `org:NAME`,
+# `team:ORG/TEAM`, `user:EMAIL`). A request reserves its maximum cost on every scope of its
+# chain in one transaction, and settles the real cost in another, so concurrent requests never
+# overspend. Redis holds the same counters when `REDIS_URL` is set.
+budget_counters = sa.Table(
+    "budget_counters",
+    metadata,
+    id_column(),
+    sa.Column("account_id", sa.Uuid(), nullable=False),
+    sa.Column("window_start", UtcDateTime(), nullable=False),
+    sa.Column("scope", sa.String(SCOPE_KEY_LENGTH + 8), nullable=False),
+    sa.Column("used", LEDGER_MONEY, nullable=False, server_default=sa.text("0")),
+    sa.Column("reserved", LEDGER_MONEY, nullable=False, server_default=sa.text("0")),
+    sa.UniqueConstraint("account_id", "window_start", "scope"),
+)
+
+# Reservations not yet settled, so that the credits held by a server that died mid-request are
+# given back once `expires_at` has passed.
+budget_reservations = sa.Table(
+    "budget_reservations",
+    metadata,
+    id_column(),
+    sa.Column("account_id", sa.Uuid(), nullable=False),
+    sa.Column("window_start", UtcDateTime(), nullable=False),
+    json_column("scopes", "[]"),
+    sa.Column("amount", LEDGER_MONEY, nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)

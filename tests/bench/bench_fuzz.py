@@ -2,12 +2,14 @@
 
 Run on demand: `python tests/bench/bench_fuzz.py [--cases N] [--seed S]`. Uses the strategies and
 properties of tests/test_fuzz_config.py against a fresh migrated SQLite database; prints the case
-count, the time and every failing input (exit 1 if any).
+count, the time and every failing input (exit 1 if any). `--json PATH` also writes the figures to
+PATH (for tests/bench/run_all.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -25,7 +27,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="Write the figures here.")
     args = parser.parse_args()
+    if args.json is not None:
+        args.json = args.json.resolve()  # before the chdir into the sandbox
     failures: list[tuple[bytes, list[str]]] = []
     count = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,6 +56,17 @@ def main() -> int:
         for problem in problems:
             print("  " + problem.replace("\n", "\n  "))
     print(f"fuzz: {count} cases in {elapsed:.1f} s, {len(failures)} failing")
+    if args.json is not None:
+        figures = {
+            "benchmark": "fuzz",
+            "cases": count,
+            "requested_cases": args.cases,
+            "seed": args.seed,
+            "seconds": elapsed,
+            "failing": len(failures),
+            "failures": [{"input": repr(data)[:2000], "problems": problems} for data, problems in failures[:20]],
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 1 if failures else 0
 
 

@@ -3,7 +3,9 @@ it, and time `plan` next to its floor — parsing the same YAML plus SELECTing t
 nothing else — measured in the same run.
 
 Run on demand: `python tests/bench/bench_plan.py [--users N --teams N --grants N --runs N]`.
-It creates and drops its own database on the server named by COCKPIT_TEST_DATABASE_URL
+`--resources N` scales the default tenant's shape (16,000 users, 1,600 teams, 64,000 grants:
+100,999 resources) to about N resources; `--json PATH` writes the figures to PATH (for
+tests/bench/run_all.py). It creates and drops its own database on the server named by COCKPIT_TEST_DATABASE_URL
 (default postgresql://postgres@127.0.0.1:5432/postgres). Targets: plan within 3x the floor,
 apply under 60 s.
 """
@@ -11,6 +13,7 @@ apply under 60 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -38,6 +41,19 @@ from cockpit.workspace import ApplyOptions, PlanInputs, apply_plan, make_plan  #
 
 SERVER = os.environ.get("COCKPIT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ENVIRON = {"OPENAI_API_KEY": "sk-bench-not-a-secret"}
+
+
+DEFAULT_TENANT = (16_000, 1_600, 64_000)
+"""Users, teams and grants of the default tenant: 100,999 resources."""
+DEFAULT_RESOURCES = 100_999
+
+
+def tenant_for_resources(resources: int) -> tuple[int, int, int]:
+    """Users, teams and grants of a tenant shaped like the default one, with about `resources`
+    resources (within a few dozen: the account, models, agents and presets are fixed)."""
+    scale = resources / DEFAULT_RESOURCES
+    users, teams, grants = (round(n * scale) for n in DEFAULT_TENANT)
+    return users, max(1, teams), grants
 
 
 def create_database() -> str:
@@ -92,9 +108,14 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=16_000)
     parser.add_argument("--teams", type=int, default=1_600)
     parser.add_argument("--grants", type=int, default=64_000)
+    parser.add_argument("--resources", type=int, default=None,
+                        help="Scale the default tenant to about N resources (overrides --users/--teams/--grants).")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="Print where the re-plan spends its time.")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="Write the figures here.")
     args = parser.parse_args()
+    if args.resources is not None:
+        args.users, args.teams, args.grants = tenant_for_resources(args.resources)
     database = create_database()
     url = normalise_database_url(SERVER.rsplit("/", 1)[0] + "/" + database)
     try:
@@ -103,7 +124,7 @@ def main() -> int:
         box = SecretBox("bench-secret-key-0123456789abcdef0123456789")
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            generate(root, users=args.users, teams=args.teams, grants=args.grants)
+            counts = generate(root, users=args.users, teams=args.teams, grants=args.grants)
             inputs = PlanInputs(root, "bench")
             start = time.perf_counter()
             planned = make_plan(engine, box, inputs, ENVIRON)
@@ -131,6 +152,26 @@ def main() -> int:
             best_plan, best_floor = min(plans), min(floors)
             print(f"1% changed ({changed:,} resources): plan {best_plan:.2f} s, floor (parse + SELECT) "
                   f"{best_floor:.2f} s, ratio {best_plan / best_floor:.2f}x (target <= 3x)")
+            if args.json is not None:
+                figures = {
+                    "benchmark": "plan",
+                    "tenant": counts,
+                    "resources": resources,
+                    "initial_plan_seconds": plan_seconds,
+                    "apply_seconds": apply_seconds,
+                    "apply": "initial plan + write into an empty PostgreSQL database",
+                    "changed": changed,
+                    "runs": args.runs,
+                    "plan_seconds": plans,
+                    "best_plan_seconds": best_plan,
+                    "floor_seconds_runs": floors,
+                    "floor_seconds": best_floor,
+                    "floor": "parse the same YAML + SELECT the same rows",
+                    "ratio": best_plan / best_floor,
+                    "target_ratio": 3.0,
+                    "target_apply_seconds": 60.0,
+                }
+                args.json.write_text(json.dumps(figures, indent=2) + "\n")
         engine.dispose()
     finally:
         drop_database(database)

@@ -16,12 +16,15 @@ mostly queueing behind one worker) and with 4 (the latency of one lookup under l
 The load comes from Debian's `wrk` (install it with `apt-get install -y wrk`); without it, a
 raw-asyncio HTTP/1.1 keep-alive client in this file does the same job, somewhat slower (so
 its figures are a lower bound). httpx tops out near 350 requests/s here and is not used.
+
+`--json PATH` also writes the figures to PATH (for tests/bench/run_all.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -197,6 +200,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="Seconds per measurement.")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="Write the figures here.")
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
     if args.client == "wrk" and not shutil.which("wrk"):
@@ -219,8 +223,9 @@ def main() -> int:
             generate(Path(tmp), users=args.users, teams=args.teams, grants=args.grants, account=ACCOUNT)
             planned = make_plan(engine, box, PlanInputs(Path(tmp), "bench"), ENVIRON)
             apply_plan(engine, box, planned.plan, ApplyOptions(actor="bench"), ENVIRON)
+        applied = time.perf_counter() - started
         print(f"tenant: {args.users:,} users, {args.teams:,} teams, {args.grants:,} grants; "
-              f"applied in {time.perf_counter() - started:.1f} s")
+              f"applied in {applied:.1f} s")
         key = create_key(engine, ACCOUNT, f"admin@{DOMAIN}").key
         engine.dispose()
 
@@ -231,6 +236,7 @@ def main() -> int:
         status, body = get(port, "/v1/me/context", key)
         assert status == 200 and b'"virtual_key"' in body, (status, body[:200])
         results = {}
+        first = None
         for connections in (args.connections, LIGHT_CONNECTIONS):
             results[("me", connections)] = measure(load, port, "/v1/me/context", ["/v1/me/context"], key, connections, args.duration)
 
@@ -255,6 +261,23 @@ def main() -> int:
             light = results[("effective", LIGHT_CONNECTIONS)]
             print(f"target effective models p99 < 20 ms (c={LIGHT_CONNECTIONS}): "
                   f"{'met' if light['p99'] < 20 else 'MISSED'} ({light['p99']:.2f} ms)")
+        if args.json is not None:
+            figures = {
+                "benchmark": "serve",
+                "tenant": {"users": args.users, "teams": args.teams, "grants": args.grants},
+                "apply_seconds": applied,
+                "client": "wrk" if use_wrk else "asyncio",
+                "duration_seconds": args.duration,
+                "connections": args.connections,
+                "light_connections": LIGHT_CONNECTIONS,
+                "first_effective_ms": None if first is None or ("effective", LIGHT_CONNECTIONS) not in results else first * 1000,
+                "measurements": [
+                    {"route": route, "connections": connections, **figures}
+                    for (route, connections), figures in results.items()
+                ],
+                "targets": {"me_rps": 2000.0, "effective_p99_ms": 20.0},
+            }
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
     finally:
         if server is not None:
             server.send_signal(signal.SIGINT)

@@ -1,0 +1,1042 @@
+"""Benchmark: Cockpit's LLM proxy against LiteLLM's own proxy and the bare upstream, in one run.
+
+Run on demand (needs the dev venv: litellm, aiohttp):
+
+    python tests/bench/bench_proxy.py [--requests N] [--stream-requests N]
+        [--concurrency 1,10,50] [--stream-concurrency 1,20]
+        [--only direct,cockpit,litellm] [--postgres] [--redis] [--json PATH] [--profile DIR]
+
+Every contender talks to the SAME fake OpenAI upstream (`tests/fakes/openai.py`, started here):
+
+- `direct`: the client calls the fake upstream itself (the floor);
+- `cockpit`: `cockpit serve --workers 1` over its own fresh database (a SQLite file in a temp
+  dir), with a small tenant applied: one catalog model pointing at the fake upstream, a copilot
+  user granted it, a generous budget allocation and a guardrail preset on the account; the
+  client authenticates with a virtual key from `cockpit keys create`;
+  `--postgres` adds `cockpit-pg` (a fresh database on COCKPIT_TEST_DATABASE_URL's server, dropped
+  afterwards), `--redis` adds `cockpit-redis` (SQLite + budget counters in Redis at
+  BENCH_REDIS_URL, default redis://127.0.0.1:6379/11), both add `cockpit-pg-redis`;
+- `litellm`: LiteLLM's proxy, `litellm[proxy]==1.106.12` (the newest patch whose `[proxy]`
+  extra installs from PyPI), installed by this script into its own venv under
+  ~/.cache/cockpit-bench/litellm-proxy-1.106.12 (reused when present; never a project
+  dependency) and started as `litellm --config CFG --port P --num_workers 1` with a master key,
+  the same model, no DATABASE_URL (so no Prisma), LITELLM_OFFLINE_MODE and
+  LITELLM_LOCAL_MODEL_COST_MAP set.
+
+Each server under test is one worker pinned to CPU 0 (`taskset -c 0`); the fake upstream and
+this process (the load generator: aiohttp, keep-alive) are pinned to CPU 1. Loads, after a
+warm-up: non-stream requests at concurrency 1 (latency p50/p99) and at 10 and 50 (throughput),
+streamed requests (`stream_options.include_usage`) at concurrency 1 (total and time to first
+chunk) and 20 (throughput). Any non-200 answer, malformed body or malformed stream (no
+`[DONE]`, no usage chunk, unparsable `data:` line) counts as an error and is printed.
+
+The report: rps, p50, p99 per contender and load; the latency each proxy ADDS to the direct
+call (p50/p99 minus direct's); server CPU per request, RSS and start-up time; the ratio
+cockpit rps / litellm rps on one worker (target >= 1.5) and whether Cockpit's added p50 is
+lower than LiteLLM's. `--json PATH` writes all of it (flat keys `direct_rps`, `cockpit_rps`,
+`litellm_rps`, `cockpit_added_p50_ms`, `litellm_added_p50_ms`, `ratio`, ... and the full
+`table`). A contender's `_rps` is its best non-stream throughput over the loads with
+concurrency > 1. `--profile DIR` samples each Cockpit server with py-spy during the c=10
+non-stream load and prints where its time goes (py-spy is installed into the bench cache
+when missing). Processes, temp dirs and benchmark databases are cleaned up at exit, Ctrl-C
+included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_UPSTREAM = ROOT / "tests" / "fakes" / "openai.py"
+CACHE = Path(os.environ.get("COCKPIT_BENCH_CACHE", Path.home() / ".cache" / "cockpit-bench"))
+LITELLM_PROXY_VERSION = "1.106.12"
+LITELLM_VENV = CACHE / f"litellm-proxy-{LITELLM_PROXY_VERSION}"
+PG_SERVER = os.environ.get("COCKPIT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+UPSTREAM_KEY = os.environ.get("BENCH_UPSTREAM_API_KEY", "sk-fake-upstream")
+UPSTREAM_MODEL = "gpt-4o-mini"
+"""The model id the upstream sees (all contenders send this one upstream)."""
+PUBLIC_MODEL = "bench-gpt"
+"""The model name the clients of the two proxies ask for."""
+LITELLM_MASTER_KEY = "sk-bench-litellm-master-key"
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
+ACCOUNT = "bench"
+DOMAIN = "bench.example.com"
+USER = f"copilot-user@{DOMAIN}"
+
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+OFFLINE_ENV = {"LITELLM_OFFLINE_MODE": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+PROMPT = "Say hello to the benchmark in a few words, please."
+MAX_TOKENS = 32
+ALL_CONTENDERS = ("direct", "cockpit", "cockpit-pg", "cockpit-redis", "cockpit-pg-redis", "litellm")
+
+
+# -- process, port and cleanup helpers ---------------------------------------------------------
+
+
+class Cleanup:
+    """Everything to undo at exit: processes (killed by process group), temp dirs, databases."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+        self.dirs: list[Path] = []
+        self.databases: list[str] = []
+        self.done = False
+
+    def popen(self, command: list[str], **kwargs) -> subprocess.Popen:
+        # A session of its own: Ctrl-C in the terminal reaches only us, and we stop the group.
+        process = subprocess.Popen(command, start_new_session=True, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen, timeout: float = 10) -> None:
+        if process.poll() is None:
+            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        # Stragglers of the group (workers a server forked), if any.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def tempdir(self, prefix: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self.dirs.append(path)
+        return path
+
+    def run(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        for process in list(reversed(self.processes)):
+            try:
+                self.stop(process, timeout=5)
+            except Exception as exc:  # keep cleaning up
+                print(f"cleanup: could not stop pid {process.pid}: {exc}", file=sys.stderr)
+        for name in self.databases:
+            try:
+                _drop_database(name)
+            except Exception as exc:
+                print(f"cleanup: could not drop database {name}: {exc}", file=sys.stderr)
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+CLEANUP = Cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: str, command: list[str], pin: bool) -> list[str]:
+    return ["taskset", "-c", cpu, *command] if pin and shutil.which("taskset") else command
+
+
+def wait_http(url: str, process: subprocess.Popen, what: str, timeout: float, headers: dict | None = None) -> float:
+    """Seconds until `url` answers 200 (or any HTTP status when ok_any); raises with the log."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{_tail(process)}")
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except urllib.error.HTTPError:
+            pass
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s:\n{_tail(process)}")
+
+
+def _tail(process: subprocess.Popen, lines: int = 40) -> str:
+    log = getattr(process, "log_path", None)
+    if log and Path(log).exists():
+        return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:  # field 5 (pgrp); fields[0] is field 3 (state)
+                pids.append(int(entry))
+    return pids
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in _group_pids(pgid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def group_rss_mib(pgid: int) -> float:
+    total = 0
+    for pid in _group_pids(pgid):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def _system_busy_ticks() -> int:
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+def _own_ticks() -> int:
+    """CPU ticks of this process and of every process group it started (servers, upstream)."""
+    groups = {p.pid for p in CLEANUP.processes}
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(entry) == os.getpid() or int(fields[2]) in groups:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+class ForeignCpu:
+    """How busy the machine was with OTHER processes while a load ran, in % of all CPUs: the
+    machine is shared, and a busy neighbour slows every figure down."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.busy = _system_busy_ticks()
+        self.own = _own_ticks()
+
+    def percent(self) -> float:
+        elapsed_ticks = (time.monotonic() - self.started) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+        foreign = (_system_busy_ticks() - self.busy) - (_own_ticks() - self.own)
+        return round(max(0.0, 100 * foreign / elapsed_ticks), 1) if elapsed_ticks > 0 else 0.0
+
+
+def wait_for_quiet(limit: float, threshold: float = 10.0) -> float:
+    """Wait up to `limit` seconds until other processes use < threshold % of the machine over a
+    2-second window; returns the last window's figure."""
+    deadline = time.monotonic() + limit
+    while True:
+        meter = ForeignCpu()
+        time.sleep(2)
+        busy = meter.percent()
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+        print(f"  (machine busy: other processes use {busy:.0f}% of the CPUs; waiting)", flush=True)
+
+
+def start_logged(command: list[str], env: dict[str, str], log_dir: Path, name: str, cwd: Path | None = None) -> subprocess.Popen:
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "w")
+    process = CLEANUP.popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    process.log_path = log_path  # type: ignore[attr-defined]
+    return process
+
+
+def base_env() -> dict[str, str]:
+    """The environment of a server under test: ours without database, Redis or Cockpit settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS", "COCKPIT_", "LITELLM_", "OPENAI_"))}
+    env.update(OFFLINE_ENV)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# -- the contenders' servers ---------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    base_url: str
+    api_key: str
+    model: str
+    process: subprocess.Popen | None = None
+    startup_s: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def start_upstream(log_dir: Path, pin: bool) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    command = pinned(CLIENT_CPU, [sys.executable, str(FAKE_UPSTREAM), "--port", str(port)], pin)
+    env = {**base_env(), "PYTHONPATH": str(ROOT)}
+    process = start_logged(command, env, log_dir, "fake-upstream", cwd=ROOT)
+    wait_http(f"http://127.0.0.1:{port}/v1/models", process, "the fake upstream", 30, {"Authorization": f"Bearer {UPSTREAM_KEY}"})
+    return process, port
+
+
+TENANT = """\
+apiVersion: cockpit/v1
+kind: Account
+name: {account}
+alias: Proxy benchmark
+email_domain: {domain}
+status: active
+admins:
+  - {{email: admin@{domain}, role: account_admin}}
+allocation: {{monthly_credits: 1000000000, credit_factor: 1.25}}
+feature_pack: {{features: [model_access], config: {{}}}}
+model_policy: {{console: {{allow: [], deny: []}}, copilot: {{allow: [], deny: []}}}}
+---
+apiVersion: cockpit/v1
+kind: Model
+name: {model}
+description: The fake OpenAI upstream of the proxy benchmark
+litellm:
+  model: openai/{upstream_model}
+  api_base: "http://127.0.0.1:{upstream_port}/v1"
+  api_key: "${{env:BENCH_UPSTREAM_API_KEY}}"
+  timeout: 60
+pricing: {{input_per_million: 0.15, output_per_million: 0.6}}
+---
+apiVersion: cockpit/v1
+kind: Directory
+account: {account}
+domain: copilot
+users:
+  - {{email: {user}, display_name: Copilot Bench User}}
+orgs:
+  - name: bench-org
+    teams:
+      - name: bench-team
+        members: [{{user: {user}}}]
+---
+apiVersion: cockpit/v1
+kind: ModelAccess
+account: {account}
+domain: copilot
+grants:
+  - {{model: {model}, scope: user:{user}}}
+---
+apiVersion: cockpit/v1
+kind: BudgetPlan
+account: {account}
+name: bench-plan
+cycle: monthly
+active: true
+allocations:
+  - {{scope: user:{user}, credits: 500000000}}
+"""
+
+GUARDRAIL = """\
+---
+apiVersion: cockpit/v1
+kind: GuardrailPreset
+account: {account}
+code: bench-pii
+name: Bench PII
+domain: copilot
+config: {{mode: pre_call}}
+patterns:
+  - {{name: us-ssn, regex: '\\b\\d{{3}}-\\d{{2}}-\\d{{4}}\\b', type: block}}
+  - {{name: aws-key, regex: '\\bAKIA[0-9A-Z]{{16}}\\b', type: block}}
+  - {{name: email-address, regex: '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{{2,}}', type: detect}}
+assign: [account]
+"""
+
+
+def cockpit_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from cockpit.cli import main; main()", *args]
+
+
+def run_cockpit(env: dict[str, str], cwd: Path, *args: str) -> str:
+    result = subprocess.run(cockpit_command(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"cockpit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def _admin_engine():
+    import sqlalchemy as sa  # noqa: F401
+
+    from cockpit.store.engine import create_engine_for, normalise_database_url
+
+    return create_engine_for(normalise_database_url(PG_SERVER), foreign_keys=False)
+
+
+def _create_database() -> str:
+    import sqlalchemy as sa
+
+    name = f"cockpit_bench_proxy_{uuid.uuid4().hex[:8]}"
+    admin = _admin_engine()
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    CLEANUP.databases.append(name)
+    return name
+
+
+def _drop_database(name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = _admin_engine()
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def start_cockpit(name: str, upstream_port: int, log_dir: Path, pin: bool, postgres: bool, redis: bool, guardrails: bool) -> Target:
+    work = CLEANUP.tempdir(f"bench-{name}-")
+    tenant = work / "tenant"
+    tenant.mkdir()
+    values = dict(account=ACCOUNT, domain=DOMAIN, user=USER, model=PUBLIC_MODEL, upstream_model=UPSTREAM_MODEL, upstream_port=upstream_port)
+    text = TENANT.format(**values) + (GUARDRAIL.format(**values) if guardrails else "")
+    (tenant / "tenant.yaml").write_text(text)
+    if postgres:
+        url = PG_SERVER.rsplit("/", 1)[0] + "/" + _create_database()
+    else:
+        url = f"sqlite:///{work / 'cockpit.db'}"
+    env = {**base_env(), "DATABASE_URL": url, "COCKPIT_SECRET_KEY": SECRET_KEY, "BENCH_UPSTREAM_API_KEY": UPSTREAM_KEY}
+    if redis:
+        env["REDIS_URL"] = REDIS_URL
+    run_cockpit(env, work, "db", "upgrade")
+    run_cockpit(env, work, "apply", str(tenant), "--auto-approve", "--actor", "bench")
+    key = run_cockpit(env, work, "keys", "create", "--account", ACCOUNT, "--user", USER, "--domain", "copilot").strip().splitlines()[-1].strip()
+    port = free_port()
+    command = pinned(SERVER_CPU, cockpit_command("serve", "--port", str(port), "--workers", "1", "--no-access-log"), pin)
+    started = time.monotonic()
+    process = start_logged(command, env, log_dir, name, cwd=work)
+    wait_http(f"http://127.0.0.1:{port}/health", process, f"cockpit serve ({name})", 60)
+    target = Target(name, f"http://127.0.0.1:{port}", key, PUBLIC_MODEL, process)
+    # Ready = the proxy answers a model list for the key (the route exists and the key works).
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = http_get(f"{target.base_url}/v1/models", key)
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if status != 200:
+        raise RuntimeError(f"cockpit ({name}) GET /v1/models answered {status}: {body[:300]!r} (has the proxy landed?)")
+    target.startup_s = time.monotonic() - started
+    target.info = {"database": "postgresql" if postgres else "sqlite", "redis": redis, "guardrails": guardrails, "litellm": _version("litellm")}
+    return target
+
+
+def ensure_litellm_proxy() -> Path:
+    """The `litellm` CLI of litellm[proxy]==1.106.12 in the bench cache, installed when missing."""
+    marker = LITELLM_VENV / ".bench-complete"
+    cli = LITELLM_VENV / "bin" / "litellm"
+    if marker.exists() and cli.exists():
+        return cli
+    print(f"installing litellm[proxy]=={LITELLM_PROXY_VERSION} into {LITELLM_VENV} (once; about a minute)...", flush=True)
+    shutil.rmtree(LITELLM_VENV, ignore_errors=True)
+    LITELLM_VENV.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+    result = subprocess.run(
+        [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_PROXY_VERSION}"],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0 or not cli.exists():
+        raise RuntimeError(f"installing litellm[proxy]=={LITELLM_PROXY_VERSION} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    marker.write_text(f"litellm[proxy]=={LITELLM_PROXY_VERSION}\n")
+    return cli
+
+
+LITELLM_CONFIG = """\
+model_list:
+  - model_name: {model}
+    litellm_params:
+      model: openai/{upstream_model}
+      api_base: "http://127.0.0.1:{upstream_port}/v1"
+      api_key: os.environ/BENCH_UPSTREAM_API_KEY
+      timeout: 60
+general_settings:
+  master_key: {master_key}
+"""
+
+
+def start_litellm(upstream_port: int, log_dir: Path, pin: bool) -> Target:
+    cli = ensure_litellm_proxy()
+    work = CLEANUP.tempdir("bench-litellm-")
+    config = work / "config.yaml"
+    config.write_text(LITELLM_CONFIG.format(model=PUBLIC_MODEL, upstream_model=UPSTREAM_MODEL, upstream_port=upstream_port, master_key=LITELLM_MASTER_KEY))
+    env = {**base_env(), "BENCH_UPSTREAM_API_KEY": UPSTREAM_KEY}  # no DATABASE_URL: no Prisma
+    port = free_port()
+    command = pinned(SERVER_CPU, [str(cli), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"], pin)
+    started = time.monotonic()
+    process = start_logged(command, env, log_dir, "litellm", cwd=work)
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", process, "litellm proxy", 120)
+    target = Target("litellm", f"http://127.0.0.1:{port}", LITELLM_MASTER_KEY, PUBLIC_MODEL, process)
+    status, body = http_get(f"{target.base_url}/v1/models", LITELLM_MASTER_KEY)
+    if status != 200:
+        raise RuntimeError(f"litellm proxy GET /v1/models answered {status}: {body[:300]!r}")
+    target.startup_s = time.monotonic() - started
+    version = subprocess.run([str(LITELLM_VENV / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+                             capture_output=True, text=True, env=env).stdout.strip()
+    target.info = {"litellm": version, "auth": "master key", "database": None}
+    return target
+
+
+def http_get(url: str, key: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError as exc:
+        return 0, str(exc).encode()
+
+
+def _version(package: str) -> str | None:
+    try:
+        import importlib.metadata
+
+        return importlib.metadata.version(package)
+    except Exception:
+        return None
+
+
+# -- the load generator ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    latencies: list[float]
+    ttfc: list[float]
+    errors: list[str]
+    elapsed: float
+    requests: int
+
+    def figures(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        ttfc = sorted(self.ttfc)
+        return {
+            "requests": self.requests,
+            "ok": len(ordered),
+            "errors": len(self.errors),
+            "rps": round(len(ordered) / self.elapsed, 1) if self.elapsed else 0.0,
+            "p50_ms": round(_pct(ordered, 50) * 1000, 3) if ordered else None,
+            "p99_ms": round(_pct(ordered, 99) * 1000, 3) if ordered else None,
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 3) if ordered else None,
+            "ttfc_p50_ms": round(_pct(ttfc, 50) * 1000, 3) if ttfc else None,
+            "ttfc_p99_ms": round(_pct(ttfc, 99) * 1000, 3) if ttfc else None,
+        }
+
+
+def _pct(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of a sorted list."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def body_for(model: str, stream: bool) -> bytes:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": MAX_TOKENS}
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body).encode()
+
+
+async def _one(session, url: str, headers: dict, payload: bytes, stream: bool) -> tuple[float, float | None]:
+    """One request; returns (total seconds, time to first chunk) or raises ValueError(reason)."""
+    started = time.perf_counter()
+    first = None
+    async with session.post(url, data=payload, headers=headers) as response:
+        if not stream:
+            raw = await response.read()
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status}: {raw[:200]!r}")
+            try:
+                data = json.loads(raw)
+                content = data["choices"][0]["message"]["content"]
+                data["usage"]["total_tokens"]
+            except Exception:
+                raise ValueError(f"malformed completion: {raw[:200]!r}") from None
+            if not isinstance(content, str):
+                raise ValueError(f"completion without text: {raw[:200]!r}")
+            return time.perf_counter() - started, None
+        if response.status != 200:
+            raw = await response.read()
+            raise ValueError(f"HTTP {response.status}: {raw[:200]!r}")
+        done = usage = False
+        chunks = 0
+        async for line in response.content:
+            line = line.strip()
+            if not line:
+                continue
+            if not line.startswith(b"data:"):
+                if line.startswith(b":"):  # an SSE comment
+                    continue
+                raise ValueError(f"malformed stream line: {line[:120]!r}")
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                done = True
+                continue
+            if done:
+                raise ValueError("data after [DONE]")
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise ValueError(f"unparsable stream chunk: {data[:120]!r}") from None
+            if "error" in chunk:
+                raise ValueError(f"error in stream: {data[:200]!r}")
+            if first is None:
+                first = time.perf_counter() - started
+            chunks += 1
+            if chunk.get("usage"):
+                usage = True
+        if not done:
+            raise ValueError(f"stream ended without [DONE] after {chunks} chunks")
+        if not usage:
+            raise ValueError(f"stream without a usage chunk ({chunks} chunks)")
+        return time.perf_counter() - started, first
+
+
+async def _load(target: Target, stream: bool, concurrency: int, requests: int) -> Result:
+    import aiohttp
+
+    url = f"{target.base_url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {target.api_key}", "Content-Type": "application/json"}
+    payload = body_for(target.model, stream)
+    latencies: list[float] = []
+    ttfc: list[float] = []
+    errors: list[str] = []
+    remaining = requests
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False, ttl_dns_cache=None)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                try:
+                    total, first = await _one(session, url, headers, payload, stream)
+                except ValueError as exc:
+                    errors.append(str(exc))
+                    continue
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                latencies.append(total)
+                if first is not None:
+                    ttfc.append(first)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(latencies, ttfc, errors, elapsed, requests)
+
+
+def run_load(target: Target, stream: bool, concurrency: int, requests: int) -> Result:
+    return asyncio.run(_load(target, stream, concurrency, requests))
+
+
+def print_errors(name: str, errors: list[str]) -> None:
+    if not errors:
+        return
+    counts = collections.Counter(errors)
+    print(f"    {len(errors)} error(s) from {name}:")
+    for message, count in counts.most_common(5):
+        print(f"      {count} x {message[:300]}")
+
+
+# -- profiling (py-spy) -----------------------------------------------------------------------
+
+
+def find_py_spy() -> str:
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    tools = CACHE / "tools"
+    cli = tools / "bin" / "py-spy"
+    if not cli.exists():
+        print(f"installing py-spy into {tools} (once)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True)
+        subprocess.run([str(tools / "bin" / "pip"), "install", "-q", "py-spy"], check=True)
+    return str(cli)
+
+
+def server_pid(process: subprocess.Popen) -> int:
+    """The Python process of a server (taskset execs, so it is the Popen's pid)."""
+    return process.pid
+
+
+def summarise_profile(collapsed: Path, top: int = 25) -> str:
+    """Inclusive share of samples per function (file:function), from py-spy's raw output."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";") if f]
+        for name in set(frames):
+            inclusive[name] += n
+        if frames:
+            own[frames[-1]] += n
+    if not total:
+        return "  (no samples)"
+    lines = [f"  {total} samples; inclusive % (self %) per function:"]
+    for name, n in inclusive.most_common(top):
+        lines.append(f"  {100 * n / total:5.1f}% ({100 * own[name] / total:4.1f}%)  {name}")
+    lines.append("  top self time:")
+    for name, n in own.most_common(12):
+        lines.append(f"  {100 * n / total:5.1f}%  {name}")
+    return "\n".join(lines)
+
+
+def _frame_name(frame: str) -> str:
+    # py-spy raw frames look like "function (path/to/file.py:123)"
+    match = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame.strip())
+    if not match:
+        return frame.strip()
+    function, path = match.groups()
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{path}:{function}"
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def measure_target(target: Target, args, profile_dir: Path | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    pgid = target.process.pid if target.process else None
+    # Smoke: one of each kind, so a broken contender fails loudly before the timed loads.
+    for stream in (False, True):
+        smoke = run_load(target, stream, 1, 1)
+        if smoke.errors:
+            print_errors(target.name, smoke.errors)
+            raise RuntimeError(f"{target.name}: the first {'stream' if stream else 'non-stream'} request failed")
+    warm = run_load(target, False, 10, args.warmup)
+    warm_stream = run_load(target, True, 5, max(10, args.warmup // 4))
+    print_errors(f"{target.name} (warm-up)", warm.errors + warm_stream.errors)
+    plan = [(False, c, args.requests) for c in args.concurrency] + [(True, c, args.stream_requests) for c in args.stream_concurrency]
+    for stream, concurrency, requests in plan:
+        profiler = None
+        if profile_dir and target.name.startswith("cockpit") and not stream and concurrency == 10 and target.process:
+            raw = profile_dir / f"{target.name}-c10.txt"
+            profiler = subprocess.Popen(
+                [find_py_spy(), "record", "--pid", str(server_pid(target.process)), "--format", "raw", "--rate", "250",
+                 "--nonblocking", "--output", str(raw)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            )
+            CLEANUP.processes.append(profiler)
+            time.sleep(1.0)
+        rounds = []
+        for _ in range(args.rounds):
+            if args.wait_idle:
+                wait_for_quiet(args.wait_idle)
+            meter = ForeignCpu()
+            cpu_before = group_cpu_seconds(pgid) if pgid else None
+            result = run_load(target, stream, concurrency, requests)
+            cpu_after = group_cpu_seconds(pgid) if pgid else None
+            rounds.append((result, meter.percent(), cpu_before, cpu_after))
+        if profiler is not None:
+            try:
+                os.killpg(profiler.pid, signal.SIGINT)
+                profiler.wait(30)
+            except Exception:
+                pass
+            CLEANUP.stop(profiler)
+        # Best of the rounds (noise only ever slows a run down): the highest throughput.
+        result, foreign, cpu_before, cpu_after = max(rounds, key=lambda r: len(r[0].latencies) / r[0].elapsed if r[0].elapsed else 0)
+        row = {"contender": target.name, "mode": "stream" if stream else "non-stream", "concurrency": concurrency, **result.figures()}
+        row["foreign_cpu_pct"] = foreign
+        row["errors"] = sum(len(r[0].errors) for r in rounds)
+        if len(rounds) > 1:
+            row["rounds_rps"] = [round(len(r[0].latencies) / r[0].elapsed, 1) for r in rounds]
+        if cpu_before is not None and result.latencies:
+            row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1000 / len(result.latencies), 3)
+        rows.append(row)
+        extra = f"   ttfc p50 {row['ttfc_p50_ms']:7.2f} ms" if row["ttfc_p50_ms"] is not None else ""
+        cpu = f"   cpu {row['server_cpu_ms_per_request']:5.2f} ms/req" if "server_cpu_ms_per_request" in row else ""
+        print(
+            f"  {target.name:<17} {row['mode']:<10} c={concurrency:<3} {row['rps']:>9,.1f} rps   p50 {_ms(row['p50_ms'])}   "
+            f"p99 {_ms(row['p99_ms'])}{extra}{cpu}   others {foreign:4.1f}% cpu" + (f"   ERRORS {row['errors']}" if row["errors"] else ""),
+            flush=True,
+        )
+        print_errors(target.name, [e for r in rounds for e in r[0].errors])
+        if profiler is not None and (profile_dir / f"{target.name}-c10.txt").exists():
+            summary = summarise_profile(profile_dir / f"{target.name}-c10.txt")
+            (profile_dir / f"{target.name}-c10-summary.txt").write_text(summary + "\n")
+            print(f"  profile of {target.name} at c=10 (py-spy, {profile_dir / (target.name + '-c10.txt')}):\n{summary}")
+    if pgid:
+        target.info["rss_mib_after"] = round(group_rss_mib(pgid), 1)
+    return rows
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:7.2f} ms" if value is not None else "    -   "
+
+
+def summarise(rows: list[dict[str, Any]], targets: dict[str, Target], args) -> dict[str, Any]:
+    direct = {(r["mode"], r["concurrency"]): r for r in rows if r["contender"] == "direct"}
+    for row in rows:
+        base = direct.get((row["mode"], row["concurrency"]))
+        for key in ("p50_ms", "p99_ms", "ttfc_p50_ms"):
+            if base and row["contender"] != "direct" and row.get(key) is not None and base.get(key) is not None:
+                row[f"added_{key}"] = round(row[key] - base[key], 3)
+    out: dict[str, Any] = {}
+    names = [n for n in ALL_CONTENDERS if any(r["contender"] == n for r in rows)]
+    for name in names:
+        key = name.replace("-", "_")
+        mine = [r for r in rows if r["contender"] == name]
+        throughput = [r["rps"] for r in mine if r["mode"] == "non-stream" and r["concurrency"] > 1]
+        stream_tp = [r["rps"] for r in mine if r["mode"] == "stream" and r["concurrency"] > 1]
+        c1 = next((r for r in mine if r["mode"] == "non-stream" and r["concurrency"] == 1), None)
+        s1 = next((r for r in mine if r["mode"] == "stream" and r["concurrency"] == 1), None)
+        out[f"{key}_rps"] = max(throughput) if throughput else None
+        out[f"{key}_stream_rps"] = max(stream_tp) if stream_tp else None
+        for r in mine:
+            out[f"{key}_{'stream_' if r['mode'] == 'stream' else ''}c{r['concurrency']}_rps"] = r["rps"]
+        if c1:
+            out[f"{key}_p50_ms"], out[f"{key}_p99_ms"] = c1["p50_ms"], c1["p99_ms"]
+            if name != "direct":
+                out[f"{key}_added_p50_ms"] = c1.get("added_p50_ms")
+                out[f"{key}_added_p99_ms"] = c1.get("added_p99_ms")
+        if s1:
+            out[f"{key}_stream_p50_ms"], out[f"{key}_stream_p99_ms"] = s1["p50_ms"], s1["p99_ms"]
+            out[f"{key}_ttfc_p50_ms"] = s1["ttfc_p50_ms"]
+            if name != "direct":
+                out[f"{key}_stream_added_p50_ms"] = s1.get("added_p50_ms")
+                out[f"{key}_added_ttfc_p50_ms"] = s1.get("added_ttfc_p50_ms")
+        cpu = [r["server_cpu_ms_per_request"] for r in mine if r["mode"] == "non-stream" and r["concurrency"] > 1 and "server_cpu_ms_per_request" in r]
+        if cpu:
+            out[f"{key}_cpu_ms_per_request"] = min(cpu)
+        target = targets.get(name)
+        if target and target.startup_s is not None:
+            out[f"{key}_startup_s"] = round(target.startup_s, 2)
+        if target and "rss_mib_after" in target.info:
+            out[f"{key}_rss_mib"] = target.info["rss_mib_after"]
+        out[f"{key}_errors"] = sum(r["errors"] for r in mine)
+    if out.get("cockpit_rps") and out.get("litellm_rps"):
+        out["ratio"] = round(out["cockpit_rps"] / out["litellm_rps"], 3)
+        out["ratio_target"] = 1.5
+        out["ratio_met"] = out["ratio"] >= 1.5
+    if out.get("cockpit_stream_rps") and out.get("litellm_stream_rps"):
+        out["stream_ratio"] = round(out["cockpit_stream_rps"] / out["litellm_stream_rps"], 3)
+    if out.get("cockpit_added_p50_ms") is not None and out.get("litellm_added_p50_ms") is not None:
+        out["cockpit_added_p50_lower"] = out["cockpit_added_p50_ms"] < out["litellm_added_p50_ms"]
+    out["errors"] = sum(r["errors"] for r in rows)
+    out["max_foreign_cpu_pct"] = max((r.get("foreign_cpu_pct", 0.0) for r in rows), default=0.0)
+    out["table"] = rows
+    out["servers"] = {n: {"startup_s": t.startup_s and round(t.startup_s, 2), **t.info} for n, t in targets.items()}
+    out["config"] = {
+        "requests": args.requests, "stream_requests": args.stream_requests, "warmup": args.warmup,
+        "concurrency": args.concurrency, "stream_concurrency": args.stream_concurrency,
+        "contenders": names, "pinned": args.pin, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
+        "client": f"aiohttp {_version('aiohttp')}", "python": platform.python_version(), "cpus": os.cpu_count(),
+        "upstream": "tests/fakes/openai.py", "upstream_model": UPSTREAM_MODEL, "max_tokens": MAX_TOKENS,
+        "guardrails": args.guardrails, "rounds": args.rounds, "wait_idle_s": args.wait_idle, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return out
+
+
+def print_report(summary: dict[str, Any]) -> None:
+    rows = summary["table"]
+    print("\n== results (one worker each on CPU 0; upstream and client on CPU 1) ==")
+    header = f"{'contender':<17} {'load':<14} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'ttfc50':>7} {'cpu/req':>7} {'others%':>7} {'err':>4}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        def f(v, w=8, d=2):
+            return f"{v:>{w}.{d}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
+        print(
+            f"{r['contender']:<17} {r['mode'] + ' c=' + str(r['concurrency']):<14} {r['rps']:>9,.1f} {f(r['p50_ms'])} {f(r['p99_ms'])} "
+            f"{f(r.get('added_p50_ms'))} {f(r.get('added_p99_ms'))} {f(r.get('ttfc_p50_ms'), 7)} "
+            f"{f(r.get('server_cpu_ms_per_request'), 7)} {f(r.get('foreign_cpu_pct'), 7, 1)} {r['errors']:>4}"
+        )
+    print()
+    for name, info in summary["servers"].items():
+        print(f"{name:<17} start-up {info.get('startup_s')} s, RSS after {info.get('rss_mib_after', '-')} MiB, "
+              + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("startup_s", "rss_mib_after")))
+    if "ratio" in summary:
+        verdict = "met" if summary["ratio_met"] else "MISSED"
+        print(f"\nratio cockpit rps / litellm rps per worker: {summary['ratio']:.2f} (target >= 1.5: {verdict}; "
+              f"{summary['cockpit_rps']:,.1f} vs {summary['litellm_rps']:,.1f})")
+    if "stream_ratio" in summary:
+        print(f"stream ratio cockpit / litellm: {summary['stream_ratio']:.2f} "
+              f"({summary['cockpit_stream_rps']:,.1f} vs {summary['litellm_stream_rps']:,.1f} streams/s)")
+    if "cockpit_added_p50_lower" in summary:
+        print(f"cockpit added p50 {summary['cockpit_added_p50_ms']:.2f} ms vs litellm {summary['litellm_added_p50_ms']:.2f} ms: "
+              f"{'lower' if summary['cockpit_added_p50_lower'] else 'NOT lower'}")
+    if summary["max_foreign_cpu_pct"] > 10:
+        print(f"warning: other processes used up to {summary['max_foreign_cpu_pct']:.0f}% of the machine during a load "
+              "(column others%); those figures are depressed: rerun on a quiet machine or with --rounds 3")
+    if summary["errors"]:
+        print(f"ERRORS: {summary['errors']} (see above)")
+
+
+def parse_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=textwrap.dedent(__doc__.split("\n\n", 1)[1]))
+    parser.add_argument("--requests", type=int, default=2000, help="Non-stream requests per load (default 2000).")
+    parser.add_argument("--stream-requests", type=int, default=None, help="Streamed requests per load (default requests/4, at least 100).")
+    parser.add_argument("--warmup", type=int, default=200, help="Warm-up requests per contender (default 200).")
+    parser.add_argument("--concurrency", type=parse_list, default=[1, 10, 50], help="Non-stream concurrencies (default 1,10,50).")
+    parser.add_argument("--stream-concurrency", type=parse_list, default=[1, 20], help="Stream concurrencies (default 1,20).")
+    parser.add_argument("--only", default=None, help=f"Comma-separated contenders among {', '.join(ALL_CONTENDERS)} (default: direct,cockpit,litellm + variants).")
+    parser.add_argument("--postgres", action="store_true", help="Add cockpit-pg (fresh PostgreSQL database).")
+    parser.add_argument("--redis", action="store_true", help="Add cockpit-redis (budget counters in Redis); with --postgres also cockpit-pg-redis.")
+    parser.add_argument("--rounds", type=int, default=1, help="Run each load N times and keep the best (default 1).")
+    parser.add_argument("--wait-idle", type=float, default=30, metavar="S",
+                        help="Before each load, wait up to S seconds for other processes to go below 10%% CPU (default 30; 0: never).")
+    parser.add_argument("--no-guardrails", dest="guardrails", action="store_false", help="No guardrail preset in Cockpit's tenant.")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="Do not pin processes to CPUs.")
+    parser.add_argument("--json", type=Path, default=None, help="Write all figures as JSON to this path.")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy each Cockpit server during the c=10 non-stream load; raw stacks to DIR.")
+    parser.add_argument("--logs", type=Path, default=None, metavar="DIR", help="Keep the servers' logs in DIR (default: a temp dir, removed).")
+    args = parser.parse_args()
+    if args.stream_requests is None:
+        args.stream_requests = max(100, args.requests // 4)
+    if args.only:
+        contenders = [c.strip() for c in args.only.split(",") if c.strip()]
+        unknown = [c for c in contenders if c not in ALL_CONTENDERS]
+        if unknown:
+            parser.error(f"unknown contender(s) {unknown}; choose from {', '.join(ALL_CONTENDERS)}")
+    else:
+        contenders = ["direct", "cockpit"]
+        if args.postgres:
+            contenders.append("cockpit-pg")
+        if args.redis:
+            contenders.append("cockpit-redis")
+        if args.postgres and args.redis:
+            contenders.append("cockpit-pg-redis")
+        contenders.append("litellm")
+    contenders = [c for c in ALL_CONTENDERS if c in contenders]
+    if not FAKE_UPSTREAM.exists():
+        print(f"the fake upstream {FAKE_UPSTREAM.relative_to(ROOT)} is missing", file=sys.stderr)
+        return 1
+    if args.pin:
+        if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+            print("note: fewer than 2 CPUs or no taskset; not pinning", file=sys.stderr)
+            args.pin = False
+        else:
+            os.sched_setaffinity(0, {int(CLIENT_CPU)})  # the load generator (and what we start, unless re-pinned)
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    targets: dict[str, Target] = {}
+    rows: list[dict[str, Any]] = []
+    try:
+        log_dir = args.logs or CLEANUP.tempdir("bench-proxy-logs-")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            find_py_spy()
+        if "litellm" in contenders:
+            ensure_litellm_proxy()
+        upstream, upstream_port = start_upstream(log_dir, args.pin)
+        print(f"fake upstream on 127.0.0.1:{upstream_port} (CPU {CLIENT_CPU}); contenders: {', '.join(contenders)}; "
+              f"{args.requests} non-stream requests per load at c={args.concurrency}, {args.stream_requests} streamed at "
+              f"c={args.stream_concurrency}; warm-up {args.warmup}", flush=True)
+        unavailable: dict[str, str] = {}
+        for name in contenders:
+            target = None
+            try:
+                if name == "direct":
+                    target = Target("direct", f"http://127.0.0.1:{upstream_port}", UPSTREAM_KEY, UPSTREAM_MODEL)
+                elif name == "litellm":
+                    target = start_litellm(upstream_port, log_dir, args.pin)
+                else:
+                    target = start_cockpit(name, upstream_port, log_dir, args.pin, postgres="pg" in name, redis="redis" in name, guardrails=args.guardrails)
+                if target.startup_s is not None:
+                    print(f"{name}: up in {target.startup_s:.1f} s on {target.base_url} ({', '.join(f'{k} {v}' for k, v in target.info.items())})", flush=True)
+                rows.extend(measure_target(target, args, args.profile))
+                targets[name] = target
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                # One broken contender costs its rows, not the others' (use --only to leave it out).
+                unavailable[name] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                print(f"{name}: NOT MEASURED: {exc}", file=sys.stderr, flush=True)
+            finally:
+                if target is not None and target.process is not None:
+                    CLEANUP.stop(target.process)
+        summary = summarise(rows, targets, args)
+        summary["unavailable"] = unavailable
+        if unavailable:
+            print("not measured: " + "; ".join(f"{n} ({why})" for n, why in unavailable.items()))
+        print_report(summary)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(summary, indent=2) + "\n")
+            print(f"wrote {args.json}")
+        return 1 if summary["errors"] or unavailable else 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        CLEANUP.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
@@ -31,6 +32,25 @@ SECRET_MASK = "••••••••"
 MASKED = {"masked": True}
 """What a connection's secrets read as, always."""
 DOMAINS = ("console", "copilot")
+
+
+class Refusal(BaseModel):
+    """Why a request was refused: FastAPI's `{"detail": "..."}`, in the old system's words."""
+
+    detail: str
+
+
+REFUSALS = {
+    400: "A parameter holds no valid choice, or two parameters disagree; `detail` says which.",
+    403: "The caller may not read this: no account context, not an admin of the domain, or not a super admin.",
+    404: "The account has nothing by that name or id (another account's ids included).",
+}
+
+
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of the refusals a route answers (400, 403, 404), so the document
+    lists every status code the route can send."""
+    return {status: {"model": Refusal, "description": REFUSALS[status]} for status in statuses}
 
 
 def request_context(request: Request) -> RequestContext:

@@ -19,11 +19,11 @@ from cockpit.resources.state import Resource, State
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_super_admin
-from cockpit.server.reads import Page, as_uuid, item, mask_settings, page, paged_query, plain
+from cockpit.server.reads import Page, as_uuid, item, mask_settings, page, paged_query, plain, refusals
 from cockpit.server.snapshots import snapshot_cache
 from cockpit.store.tables import account_admins, account_sso, accounts
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=refusals(403))
 
 ZITADEL_CLAIM_DEFAULTS = {"account_id_claim": "alchemi:account_id", "product_domains_claim": "product_domains_allowed"}
 
@@ -148,12 +148,12 @@ def list_accounts(
     return paged_query(conn, query, at, lambda rows: bundles(conn, rows))
 
 
-@router.get("/{account}")
+@router.get("/{account}", responses=refusals(404))
 def get_account(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return item(bundles(conn, [account_row(conn, account)])[0])
 
 
-@router.get("/{account}/admins")
+@router.get("/{account}/admins", responses=refusals(404))
 def list_admins(
     account: str,
     at: Page = Depends(page),
@@ -167,7 +167,7 @@ def list_admins(
     return paged_query(conn, query, at, lambda rows: [admin_fields(r) for r in rows])
 
 
-@router.get("/{account}/sso")
+@router.get("/{account}/sso", responses=refusals(404))
 def get_sso(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = account_row(conn, account)
     sso = conn.execute(sa.select(*SSO_COLUMNS).where(account_sso.c.account_id == row.id)).first()
@@ -176,22 +176,22 @@ def get_sso(account: str, _: RequestContext = Depends(super_admin), conn: Connec
     return item(sso_fields(sso))
 
 
-@router.get("/{account}/feature-pack")
+@router.get("/{account}/feature-pack", responses=refusals(404))
 def get_feature_pack(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return {"feature_pack": feature_pack(account_row(conn, account))}
 
 
-@router.get("/{account}/console-model-policy")
+@router.get("/{account}/console-model-policy", responses=refusals(404))
 def get_console_model_policy(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return console_model_policy(account_row(conn, account))
 
 
-@router.get("/{account}/zitadel/config")
+@router.get("/{account}/zitadel/config", responses=refusals(404))
 def get_zitadel_config(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return {"zitadel_config": dict(account_row(conn, account).zitadel or {})}
 
 
-@router.get("/{account}/zitadel/provision/plan")
+@router.get("/{account}/zitadel/provision/plan", responses=refusals(400, 404))
 def zitadel_plan(
     account: str,
     request: Request,

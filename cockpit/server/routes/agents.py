@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, scope_grants
+from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, refusals, scope_grants
 from cockpit.store.tables import agent_grants, agent_guardrails, agents, guardrail_presets
 
-router = APIRouter(prefix="/v1/copilot/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/copilot/agents", tags=["agents"], responses=refusals(403))
 copilot_admin = domain_admin("copilot")
 
 
@@ -78,13 +78,13 @@ def list_agents(
     return paged_query(conn, query, at, lambda rows: agents_json(conn, account_id, rows, include_grants))
 
 
-@router.get("/{agent}")
+@router.get("/{agent}", responses=refusals(404))
 def get_agent(agent: str, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = agent_row(conn, account_id, agent, "Agent not found")
     return item(agents_json(conn, account_id, [row], include_grants=True)[0])
 
 
-@router.get("/{agent}/grants")
+@router.get("/{agent}/grants", responses=refusals(404))
 def list_agent_grants(
     agent: str,
     at: Page = Depends(page),

@@ -21,10 +21,10 @@ from cockpit.resources.types import AUDIT_DOMAINS
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account_admin
-from cockpit.server.reads import Page, as_uuid, page, paged_query, plain
+from cockpit.server.reads import Page, as_uuid, page, paged_query, plain, refusals
 from cockpit.store.tables import audit_events
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=refusals(403))
 
 DOMAIN_CHOICES = ("all", *sorted(AUDIT_DOMAINS))
 
@@ -33,7 +33,7 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@router.get("/v1/audit")
+@router.get("/v1/audit", responses=refusals(400))
 def audit(
     domain: str = Query("all", description="all, iam, billing, console or copilot"),
     action: str | None = Query(None, description="create, update or delete"),

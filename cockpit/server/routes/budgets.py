@@ -24,11 +24,11 @@ from cockpit.resources.scopes import parse_scope
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account, require_domain_admin, require_super_admin
-from cockpit.server.reads import Page, as_uuid, item, page, paged, paged_query, plain, require_domain, scope_key_of
+from cockpit.server.reads import Page, as_uuid, item, page, paged, paged_query, plain, refusals, require_domain, scope_key_of
 from cockpit.server.snapshots import AccountSnapshot, snapshot_cache
 from cockpit.store.tables import accounts, agents, budget_cycles, budget_plans, connections, usage_ledger
 
-router = APIRouter(tags=["budgets"])
+router = APIRouter(tags=["budgets"], responses=refusals(403))
 
 BREAKDOWNS = {"agent": "agent_name", "llm": "model_name", "connection": "connection_name", "guardrail": "guardrail_code"}
 """`by` of the copilot cost breakdown → the ledger column it groups on."""
@@ -55,7 +55,7 @@ def _allocation_row(row: Any) -> dict[str, Any]:
     return {key: plain(value) for key, value in row._mapping.items()}
 
 
-@router.get("/v1/budgets/account-allocation")
+@router.get("/v1/budgets/account-allocation", responses=refusals(404))
 def account_allocation(
     account_id: str | None = Query(None, description="An account's id or name; without it, every account."),
     at: Page = Depends(page),
@@ -160,7 +160,7 @@ def _scope_fields(snapshot: AccountSnapshot, scope: ScopeAllocation) -> dict[str
     return snapshot.scope_fields("copilot", parse_scope(scope.scope))
 
 
-@router.get("/v1/budgets/copilot/effective-allocation")
+@router.get("/v1/budgets/copilot/effective-allocation", responses=refusals(404))
 def effective(
     request: Request,
     plan_id: str | None = Query(None, description="The plan's id or name; default: the active plan."),
@@ -245,7 +245,7 @@ def _usage_item(snapshot: AccountSnapshot, scope: ScopeAllocation, used: Mapping
     }
 
 
-@router.get("/v1/budgets/copilot/usage-by-scope")
+@router.get("/v1/budgets/copilot/usage-by-scope", responses=refusals(404))
 def usage_by_scope(
     request: Request,
     plan_id: str | None = Query(None, description="The plan's id or name; default: the active plan."),
@@ -277,7 +277,7 @@ def _entity_name(graph: Any, scope_type: str, key: str) -> str:
     return key or scope_type
 
 
-@router.get("/v1/budgets/copilot/alerts")
+@router.get("/v1/budgets/copilot/alerts", responses=refusals(404))
 def alerts(
     request: Request,
     threshold: float = Query(80, ge=0, le=1000, description="Usage percentage at or above which a scope is listed."),
@@ -342,7 +342,7 @@ def _ids_by_name(db: Connection, table: sa.Table, account_id: uuid.UUID, names: 
     return {name: str(row_id) for name, row_id in rows}
 
 
-@router.get("/v1/budgets/copilot/cost-breakdown")
+@router.get("/v1/budgets/copilot/cost-breakdown", responses=refusals(400))
 def cost_breakdown(
     by: str = Query("agent", description="agent, llm, connection or guardrail"),
     since: dt.datetime | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
@@ -381,7 +381,7 @@ def _ledger_key(db: Connection, account_id: uuid.UUID, domain: str, scope_type: 
         return value.strip().lower() if scope_type == "user" else value.strip()
 
 
-@router.get("/v1/costs/breakdown")
+@router.get("/v1/costs/breakdown", responses=refusals(400))
 def costs_breakdown(
     domain: str = Query("copilot", description="console or copilot"),
     org_id: str | None = Query(None, description="An org's id or name."),

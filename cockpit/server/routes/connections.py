@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import MASKED, Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, scope_grants
+from cockpit.server.reads import MASKED, Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, refusals, scope_grants
 from cockpit.store.tables import connection_grants, connections
 
-router = APIRouter(prefix="/v1/copilot/connections", tags=["connections"])
+router = APIRouter(prefix="/v1/copilot/connections", tags=["connections"], responses=refusals(403))
 copilot_admin = domain_admin("copilot")
 
 CONNECTION_TYPES = ("openapi", "mcp", "composio")
@@ -72,7 +72,7 @@ def grants_of(conn: Connection, account_id: uuid.UUID, connection_id: uuid.UUID)
     )[connection_id]
 
 
-@router.get("")
+@router.get("", responses=refusals(400))
 def list_connections(
     connection_type_: str | None = Query(None, alias="connection_type"),
     at: Page = Depends(page),
@@ -87,13 +87,13 @@ def list_connections(
     return paged_query(conn, query, at, lambda rows: [connection_fields(r) for r in rows])
 
 
-@router.get("/{connection_id}")
+@router.get("/{connection_id}", responses=refusals(404))
 def get_connection(connection_id: str, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = connection_row(conn, account_id, connection_id)
     return item({**connection_fields(row), "grants": grants_of(conn, account_id, row.id)})
 
 
-@router.get("/{connection_id}/grants")
+@router.get("/{connection_id}/grants", responses=refusals(404))
 def list_connection_grants(
     connection_id: str,
     at: Page = Depends(page),

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import DOMAINS, Page, domain_admin, page, paged_query, plain, scope_key_of
+from cockpit.server.reads import DOMAINS, Page, domain_admin, page, paged_query, plain, refusals, scope_key_of
 from cockpit.store.tables import DIRECTORIES
 
-router = APIRouter(tags=["directory"])
+router = APIRouter(tags=["directory"], responses=refusals(403))
 
 
 def _add_routes(domain: str) -> None:
@@ -68,7 +68,7 @@ def _add_routes(domain: str) -> None:
         query = sa.select(orgs).where(orgs.c.account_id == account_id).order_by(orgs.c.created_at.desc(), orgs.c.name)
         return paged_query(conn, query, at, lambda rows: [org_fields(r) for r in rows])
 
-    @router.get(f"/v1/{domain}/teams", name=f"{domain}_teams")
+    @router.get(f"/v1/{domain}/teams", name=f"{domain}_teams", responses=refusals(404))
     def list_teams(
         org_id: str | None = None,
         at: Page = Depends(page),

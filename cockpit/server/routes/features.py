@@ -20,12 +20,12 @@ from sqlalchemy.engine import Connection
 from cockpit.policy.features import FeatureDecision, effective_features, feature_access
 from cockpit.server.deps import connection
 from cockpit.server.guards import require_account, require_domain_admin
-from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, request_context
+from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, refusals, request_context
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import feature_entitlements
 
-router = APIRouter(prefix="/v1/features", tags=["features"])
+router = APIRouter(prefix="/v1/features", tags=["features"], responses=refusals(403))
 
 
 async def admin_of_requested_domain(request: Request, domain: str | None = None) -> tuple[uuid.UUID, str]:
@@ -68,7 +68,7 @@ def decision_fields(snapshot: AccountSnapshot, decision: FeatureDecision) -> dic
     }
 
 
-@router.get("/entitlements")
+@router.get("/entitlements", responses=refusals(400))
 def list_entitlements(
     feature_code: str | None = None,
     at: Page = Depends(page),
@@ -110,7 +110,7 @@ def list_entitlements(
     return {"domain": domain, **paged_query(conn, query, at, rows_json)}
 
 
-@router.get("/effective")
+@router.get("/effective", responses=refusals(400, 404))
 async def effective(
     request: Request,
     feature_code: str | None = None,

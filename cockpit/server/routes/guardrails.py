@@ -25,13 +25,13 @@ from sqlalchemy.engine import Connection
 from cockpit.policy.guardrails import effective_guardrails
 from cockpit.server.deps import connection
 from cockpit.server.reads import (
-    DOMAINS, Page, ScopeIds, as_uuid, check_scope_type, domain_admin, item, json_body, page, paged, plain, scope_key_of,
+    DOMAINS, Page, ScopeIds, as_uuid, check_scope_type, domain_admin, item, json_body, page, paged, plain, refusals, scope_key_of,
 )
 from cockpit.server.snapshots import account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import agent_guardrails, agents, guardrail_assignments, guardrail_patterns, guardrail_presets
 
-router = APIRouter(tags=["guardrails"])
+router = APIRouter(tags=["guardrails"], responses=refusals(403))
 
 
 def preset_fields(row: Any, patterns: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _add_routes(domain: str) -> None:
                 patterns[row.preset_id].append(pattern_fields(row))
         return {"items": [preset_fields(r, patterns[r.id]) for r in shown], "total": len(rows)}
 
-    @router.get(f"{base}/assignments", name=f"{domain}_guardrail_assignments")
+    @router.get(f"{base}/assignments", name=f"{domain}_guardrail_assignments", responses=refusals(400, 404))
     def list_assignments(
         scope_type: str | None = None,
         scope_id: str | None = None,
@@ -172,7 +172,7 @@ def _add_routes(domain: str) -> None:
         rows = conn.execute(query.order_by(guardrail_patterns.c.updated_at.desc(), guardrail_presets.c.code, guardrail_patterns.c.name)).all()
         return paged([pattern_fields(r) for r in rows], at)
 
-    @router.get(f"{base}/patterns/{{pattern_id}}", name=f"{domain}_guardrail_pattern")
+    @router.get(f"{base}/patterns/{{pattern_id}}", name=f"{domain}_guardrail_pattern", responses=refusals(404))
     def get_pattern(pattern_id: str, account_id: uuid.UUID = Depends(admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
         by_id = as_uuid(pattern_id)
         row = conn.execute(patterns_query(account_id).where(guardrail_patterns.c.id == by_id)).first() if by_id else None
@@ -180,7 +180,7 @@ def _add_routes(domain: str) -> None:
             raise HTTPException(404, "Pattern not found")
         return item(pattern_fields(row))
 
-    @router.get(f"{base}/effective", name=f"{domain}_guardrails_effective")
+    @router.get(f"{base}/effective", name=f"{domain}_guardrails_effective", responses=refusals(400, 404))
     async def effective(
         request: Request,
         user_id: str | None = None,

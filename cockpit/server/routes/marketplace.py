@@ -19,12 +19,12 @@ from sqlalchemy.engine import Connection
 
 from cockpit.policy.marketplace import discover as discover_listings
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, scope_grants
+from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, refusals, scope_grants
 from cockpit.server.snapshots import snapshot_cache
 from cockpit.server.subjects import graph_for, parse_scope, source_fields, subject, subject_fields
 from cockpit.store.tables import agents, connections, marketplace_grants, marketplace_listings
 
-router = APIRouter(prefix="/v1/copilot/marketplace", tags=["marketplace"])
+router = APIRouter(prefix="/v1/copilot/marketplace", tags=["marketplace"], responses=refusals(403))
 copilot_admin = domain_admin("copilot")
 NOT_FOUND = "Marketplace listing not found"
 listings = marketplace_listings
@@ -123,7 +123,7 @@ def list_listings(
     return {"items": listings_json(conn, account_id, at.slice(rows), include_grants), "total": len(rows)}
 
 
-@router.get("/discover")
+@router.get("/discover", responses=refusals(400, 404))
 def discover(
     request: Request,
     user_id: str | None = None,
@@ -158,13 +158,13 @@ def discover(
     return {**subject_fields(snapshot, who), "items": items, "total": len(rows)}
 
 
-@router.get("/{listing}")
+@router.get("/{listing}", responses=refusals(404))
 def get_listing(listing: str, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = listing_row(conn, account_id, listing)
     return item(listings_json(conn, account_id, [row], include_grants=True)[0])
 
 
-@router.get("/{listing}/grants")
+@router.get("/{listing}/grants", responses=refusals(404))
 def list_listing_grants(
     listing: str,
     at: Page = Depends(page),

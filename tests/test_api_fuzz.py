@@ -1,0 +1,38 @@
+"""API fuzzing of `cockpit serve` (hardening issue, "API fuzzing"): what it found, pinned."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cockpit.server.app import create_app
+
+PUBLIC = frozenset({"/health", "/v1/me/context", "/v1/auth/zitadel/status"})
+"""Routes that answer 200 to anybody (with the empty context when there is no credential)."""
+
+FOREIGN_TAGS = frozenset({"proxy"})
+"""Operations that answer refusals in another shape (the LLM proxy speaks OpenAI's errors)."""
+
+
+# -- the document declares what the routes answer ---------------------------------------------------
+
+
+def test_every_guarded_route_documents_its_refusals() -> None:
+    """Found by the fuzzer: the routes answered 403, 404 and 400 that the document did not list
+    (only 200 and 422), so a client generated from it knew none of the refusals."""
+    spec = create_app(sa.create_engine("sqlite://"), {}).openapi()
+    refusal = {"$ref": "#/components/schemas/Refusal"}
+    assert spec["components"]["schemas"]["Refusal"]["required"] == ["detail"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if FOREIGN_TAGS & set(operation.get("tags", ())):
+                continue
+            responses = operation["responses"]
+            for status, answer in responses.items():
+                if status in ("400", "403", "404"):
+                    assert answer["content"]["application/json"]["schema"] == refusal, (method, path, status)
+            if path not in PUBLIC:
+                assert "403" in responses, f"{method.upper()} {path}: guarded, but 403 is not documented"
+            if "{" in path:
+                assert "404" in responses, f"{method.upper()} {path}: names a row, but 404 is not documented"
+    for path, status in {"/v1/copilot/models/effective": "404", "/v1/features/effective": "400", "/v1/audit": "400", "/v1/budgets/copilot/alerts": "404"}.items():
+        assert status in spec["paths"][path]["get"]["responses"], path

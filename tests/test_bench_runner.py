@@ -63,5 +63,5 @@ def test_missing_or_failing_script_becomes_a_not_run_row(tmp_path: Path) -> None
 
     rows = run_all.rows_for([missing, failing])
     assert rows[0][0].startswith("LLM proxy") and rows[0][2].startswith("not run: tests/bench/bench_does_not_exist.py")
-    assert rows[-1][0] == "crash trials" and rows[-1][2].startswith("not run: exit 2")
+    assert rows[-1][0].startswith("crash trials") and rows[-1][2].startswith("not run: exit 2")
     assert run_all.table(rows).count("not run") == len(rows)

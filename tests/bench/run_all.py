@@ -83,9 +83,14 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
     for size in sizes:
         jobs.append(Job("plan", "bench_plan.py", ["--resources", str(size), *runs], size))
     # The policy benchmark's own tenant (20,000 users, 100,000 grants) unless quick or sized.
-    policy = ["--resources", str(min(sizes))] if quick else (["--resources", str(max(sizes))] if args.sizes else [])
+    if quick or args.sizes:
+        policy = ["--resources", str(min(sizes) if quick else max(sizes))]
+    else:
+        policy = []
     jobs.append(Job("policy", "bench_policy.py", [*policy, *runs]))
-    serve = ["--users", "1000", "--teams", "50", "--grants", "2000", "--duration", "1", "--connections", "16"] if quick else []
+    serve = []
+    if quick:
+        serve = ["--users", "1000", "--teams", "50", "--grants", "2000", "--duration", "1", "--connections", "16"]
     if args.serve_duration:
         serve += ["--duration", str(args.serve_duration)]
     jobs.append(Job("serve", "bench_serve.py", serve))
@@ -99,12 +104,30 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
 
 def quick_options(group: str, script: Path) -> list[str]:
     try:
-        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        done = subprocess.run([sys.executable, str(script), "--help"],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
     except (OSError, subprocess.TimeoutExpired):
         return []
     if "--quick" in done.stdout:
         return ["--quick"]
-    return [part for option, value in QUICK_FALLBACK.get(group, ()) if option in done.stdout for part in (option, value)]
+    fallback = QUICK_FALLBACK.get(group, ())
+    return [part for option, value in fallback if option in done.stdout for part in (option, value)]
+
+
+def stop(process: subprocess.Popen, signum: int) -> str:
+    """Signal the script's session (the script and what it started), SIGINT first so that its
+    clean-up runs (benchmark databases dropped, servers stopped), SIGKILL after 30 s; return
+    its output (communicate() keeps what it read across timeouts)."""
+    for sig, wait in ((signal.SIGINT, 30), (signum, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return process.communicate(timeout=wait)[0] or ""
+        except subprocess.TimeoutExpired:
+            continue
+    return ""
 
 
 def run_job(job: Job, quick: bool, timeout: float, tmp: Path) -> None:
@@ -122,14 +145,16 @@ def run_job(job: Job, quick: bool, timeout: float, tmp: Path) -> None:
     shown = " ".join(["python", *job.command[1:-2]])
     print(f"[run_all] {label}: {shown}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    process = subprocess.Popen(job.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(job.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: the script and what it started
-        output, _ = process.communicate()
+        output = stop(process, signal.SIGTERM)
         job.reason = f"timed out after {timeout:.0f} s"
+    except KeyboardInterrupt:  # the script is in its own session: pass Ctrl-C on, let it clean up
+        stop(process, signal.SIGINT)
+        raise
     job.seconds = time.perf_counter() - started
     job.exit_code = process.returncode
     job.output_tail = "\n".join(output.splitlines()[-30:])
@@ -273,7 +298,7 @@ def rows_for(jobs: list[Job]) -> list[tuple[str, ...]]:
         rows.append(("config fuzz (validate + plan)", f"{f['cases']:,} cases",
                      f"{f['failing']:,} failing, {secs(f['seconds'])}{exited(job)}", "", "", ""))
 
-    for group, what, first in (("crash", "crash trials", "trials"),
+    for group, what, first in (("crash", "crash trials (apply SIGKILLed)", "trials"),
                                ("api_fuzz", "API fuzzing", "requests")):
         for job in by_group.get(group, []):
             f = job.figures

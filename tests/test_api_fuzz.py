@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from cockpit.server.app import create_app
+from cockpit.store.engine import create_engine_for
+
+MASTER = "mk-api-fuzz-3c9e51d0b2"
 
 PUBLIC = frozenset({"/health", "/v1/me/context", "/v1/auth/zitadel/status"})
 """Routes that answer 200 to anybody (with the empty context when there is no credential)."""
@@ -36,3 +40,15 @@ def test_every_guarded_route_documents_its_refusals() -> None:
                 assert "404" in responses, f"{method.upper()} {path}: names a row, but 404 is not documented"
     for path, status in {"/v1/copilot/models/effective": "404", "/v1/features/effective": "400", "/v1/audit": "400", "/v1/budgets/copilot/alerts": "404"}.items():
         assert status in spec["paths"][path]["get"]["responses"], path
+
+
+def test_an_offset_past_every_row_is_an_empty_page_not_a_server_error(migrated_url: str) -> None:
+    """Found by the fuzzer: `offset=19346335694792306688` (past a signed 64-bit integer) made
+    SQLite raise OverflowError and PostgreSQL `bigint out of range`: a 500."""
+    app = create_app(create_engine_for(migrated_url), {"COCKPIT_MASTER_KEY": MASTER})
+    client = TestClient(app)
+    master = {"Authorization": f"Bearer {MASTER}"}
+    for offset in (2**63 - 1, 2**63, 19346335694792306688, 10**40):
+        for path in ("/v1/accounts", "/v1/super/models", "/v1/budgets/account-allocation"):
+            response = client.get(path, params={"offset": offset}, headers=master)
+            assert (response.status_code, response.json()["items"]) == (200, []), (path, offset, response.text)

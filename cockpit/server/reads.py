@@ -27,6 +27,9 @@ from cockpit.store.tables import DIRECTORIES, accounts, agents
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**63 - 1
+"""The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer); past it, the page is
+empty anyway."""
 SECRET_MASK = "••••••••"
 """What a secret SSO setting reads as (the old system's eight bullets)."""
 MASKED = {"masked": True}
@@ -80,10 +83,11 @@ class Page:
 
 async def page(
     limit: int = Query(DEFAULT_LIMIT, description=f"At most {MAX_LIMIT}; larger values are capped."),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, description="Rows to skip; past the last row the page is empty."),
 ) -> Page:
-    """The `limit`/`offset` of a list request: `limit` defaults to 100 and is capped at 1,000."""
-    return Page(max(1, min(limit, MAX_LIMIT)), offset)
+    """The `limit`/`offset` of a list request: `limit` defaults to 100 and is capped at 1,000;
+    `offset` is capped at `MAX_OFFSET` (a larger one made the database raise: a 500)."""
+    return Page(max(1, min(limit, MAX_LIMIT)), min(offset, MAX_OFFSET))
 
 
 def paged(items: Sequence[Any], at: Page, **extra: Any) -> dict[str, Any]:

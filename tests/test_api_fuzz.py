@@ -52,3 +52,22 @@ def test_an_offset_past_every_row_is_an_empty_page_not_a_server_error(migrated_u
         for path in ("/v1/accounts", "/v1/super/models", "/v1/budgets/account-allocation"):
             response = client.get(path, params={"offset": offset}, headers=master)
             assert (response.status_code, response.json()["items"]) == (200, []), (path, offset, response.text)
+
+
+def test_time_parameters_take_iso_8601_not_numbers() -> None:
+    """Found by the fuzzer: `since=1.0971944111657122e-219` was accepted, as pydantic reads a
+    number as seconds since 1970; the document says `format: date-time`, and `since=20240101`
+    silently meant 1970-08-23."""
+    client = TestClient(create_app(sa.create_engine("sqlite://"), {"COCKPIT_MASTER_KEY": MASTER}))
+    master = {"Authorization": f"Bearer {MASTER}"}  # no account: a valid request stops at the guard (403)
+    for path in ("/v1/audit", "/v1/costs/breakdown"):
+        for name in ("since", "until"):
+            for number in ("20240101", "1.0971944111657122e-219", "-5", "1700000000"):
+                response = client.get(path, params={name: number}, headers=master)
+                assert response.status_code == 422 and "not a number" in response.text, (path, name, number, response.text)
+            for moment in ("2026-01-31T00:00:00Z", "2026-01-31T08:30:00+02:00", "2026-01-31T00:00:00"):
+                response = client.get(path, params={name: moment}, headers=master)
+                assert response.status_code == 403, (path, name, moment, response.text)
+    spec = client.app.openapi()
+    since = next(p for p in spec["paths"]["/v1/audit"]["get"]["parameters"] if p["name"] == "since")
+    assert {"type": "string", "format": "date-time"} in since["schema"]["anyOf"]

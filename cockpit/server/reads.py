@@ -9,15 +9,16 @@ user's e-mail, the agent's name, `''` for account and pool. The old API spoke in
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.engine import Connection
 
 from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
@@ -88,6 +89,21 @@ async def page(
     """The `limit`/`offset` of a list request: `limit` defaults to 100 and is capped at 1,000;
     `offset` is capped at `MAX_OFFSET` (a larger one made the database raise: a 500)."""
     return Page(max(1, min(limit, MAX_LIMIT)), min(offset, MAX_OFFSET))
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("a date-time in ISO 8601 (e.g. 2026-01-31T00:00:00Z), not a number")
+    return value
+
+
+Moment = Annotated[dt.datetime, BeforeValidator(_not_a_number)]
+"""A time in a query parameter, as the document says (`format: date-time`): ISO 8601, UTC
+when no offset is given. Pydantic alone also takes a number as seconds since 1970, so
+`since=20240101` meant 1970-08-23; a number is refused (422)."""
 
 
 def paged(items: Sequence[Any], at: Page, **extra: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from cockpit.resources.types import AUDIT_DOMAINS
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account_admin
-from cockpit.server.reads import Page, as_uuid, page, paged_query, plain, refusals
+from cockpit.server.reads import Moment, Page, as_uuid, page, paged_query, plain, refusals
 from cockpit.store.tables import audit_events
 
 router = APIRouter(tags=["audit"], responses=refusals(403))
@@ -41,8 +41,8 @@ def audit(
     actor: str | None = Query(None, description="Who applied the change."),
     plan_id: str | None = Query(None, description="The plan the change was applied from."),
     apply_run_id: str | None = Query(None, description="The apply run that made the change."),
-    since: dt.datetime | None = Query(None, description="Events at or after this time."),
-    until: dt.datetime | None = Query(None, description="Events before this time."),
+    since: Moment | None = Query(None, description="Events at or after this time."),
+    until: Moment | None = Query(None, description="Events before this time."),
     at: Page = Depends(page),
     ctx: RequestContext = Depends(context),
     db: Connection = Depends(connection),

@@ -24,7 +24,7 @@ from cockpit.resources.scopes import parse_scope
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account, require_domain_admin, require_super_admin
-from cockpit.server.reads import Page, as_uuid, item, page, paged, paged_query, plain, refusals, require_domain, scope_key_of
+from cockpit.server.reads import Moment, Page, as_uuid, item, page, paged, paged_query, plain, refusals, require_domain, scope_key_of
 from cockpit.server.snapshots import AccountSnapshot, snapshot_cache
 from cockpit.store.tables import accounts, agents, budget_cycles, budget_plans, connections, usage_ledger
 
@@ -345,8 +345,8 @@ def _ids_by_name(db: Connection, table: sa.Table, account_id: uuid.UUID, names: 
 @router.get("/v1/budgets/copilot/cost-breakdown", responses=refusals(400))
 def cost_breakdown(
     by: str = Query("agent", description="agent, llm, connection or guardrail"),
-    since: dt.datetime | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
-    until: dt.datetime | None = Query(None, description="Only ledger rows before this time."),
+    since: Moment | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
+    until: Moment | None = Query(None, description="Only ledger rows before this time."),
     at: Page = Depends(page),
     account_id: uuid.UUID = Depends(copilot_admin),
     db: Connection = Depends(connection),
@@ -387,8 +387,8 @@ def costs_breakdown(
     org_id: str | None = Query(None, description="An org's id or name."),
     team_id: str | None = Query(None, description="A team's id or `org/team`."),
     user_id: str | None = Query(None, description="A user's id or e-mail."),
-    since: dt.datetime | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
-    until: dt.datetime | None = Query(None, description="Only ledger rows before this time."),
+    since: Moment | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
+    until: Moment | None = Query(None, description="Only ledger rows before this time."),
     at: Page = Depends(page),
     ctx: RequestContext = Depends(context),
     db: Connection = Depends(connection),

@@ -387,15 +387,16 @@ def keys_revoke(key: str, account: str) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
 def serve(host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve the read API (and OpenAPI at /openapi.json) over the applied state."""
+    """Serve the read API (OpenAPI at /openapi.json) and the OpenAI-compatible LLM proxy
+    (`/v1/chat/completions`, `/v1/models`) over the applied state."""
     import uvicorn
 
     from cockpit import runner
     from cockpit.server.app import create_app
 
-    engine, _box, environ = runner.open_store()
+    engine, box, environ = runner.open_store()
     if workers == 1:
-        uvicorn.run(create_app(engine, environ), host=host, port=port, access_log=access_log)
+        uvicorn.run(create_app(engine, environ, box=box), host=host, port=port, access_log=access_log)
     else:
         engine.dispose()
         uvicorn.run("cockpit.cli:serve_app", factory=True, host=host, port=port, workers=workers, access_log=access_log)
@@ -406,5 +407,5 @@ def serve_app():
     from cockpit import runner
     from cockpit.server.app import create_app
 
-    engine, _box, environ = runner.open_store()
-    return create_app(engine, environ)
+    engine, box, environ = runner.open_store()
+    return create_app(engine, environ, box=box)

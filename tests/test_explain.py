@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cockpit.cli import main
-from cockpit.explain.usage import Used, cycle_window, ledger_scopes
+from cockpit.budgets.usage import Used, cycle_window, ledger_scopes
 from cockpit.resources.scopes import Scope
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts, usage_ledger

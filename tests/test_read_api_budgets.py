@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from cockpit.explain.usage import cycle_window
+from cockpit.budgets.usage import cycle_window
 from cockpit.server.app import create_app
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import budget_cycles, usage_ledger

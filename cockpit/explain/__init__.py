@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 
 from cockpit.explain.render import render_report
 from cockpit.explain.report import REPORT_VERSION, is_known, user_report
-from cockpit.explain.usage import cycle_window, no_usage, scope_usage
+from cockpit.budgets.usage import current_window, cycle_window, no_usage, scope_usage
 from cockpit.policy.graph import DOMAINS, AccountGraph, account_graph
 from cockpit.resources.state import State
 
@@ -76,7 +76,7 @@ def from_database(engine: Engine, account: str, user: str, domains: tuple[str, .
         plan = graph.active_plan()
         window, used = None, None
         if plan is not None and "copilot" in domains:
-            window = cycle_window(graph.budget_plans[plan].fields.get("cycle"), now)
+            window = current_window(connection, row.id, graph.budget_plans[plan].fields.get("cycle"), now)
             used = scope_usage(connection, row.id, window, set(graph.allocations.get(plan, {})))
     source = {"kind": "database", "workspace": row.workspace}
     return user_report(graph, user, domains, source, used, window, admins.get(user))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from cockpit.explain.usage import Window
+from cockpit.budgets.usage import Window
 from cockpit.policy.allocations import ScopeAllocation, budget_chain
 from cockpit.policy.features import effective_features
 from cockpit.policy.grants import usable_agents, usable_connections

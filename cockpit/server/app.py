@@ -12,19 +12,31 @@ from sqlalchemy.engine import Engine
 from cockpit import __version__
 from cockpit.server.routes import routers
 from cockpit.server.tenant import TenantMiddleware, TenantResolver
+from cockpit.store.secrets import SecretBox
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 
 
-def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantResolver | None = None) -> FastAPI:
+def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantResolver | None = None, box: SecretBox | None = None) -> FastAPI:
     """The app over `engine`; credentials and Zitadel settings come from `environ` unless a
-    `resolver` is given (tests tune its cache and JWKS fetching that way)."""
+    `resolver` is given (tests tune its cache and JWKS fetching that way). `box` decrypts the
+    models' upstream keys for the proxy (by default from `environ`, as the CLI finds it).
+
+    At start-up the proxy imports and warms litellm and loads the model catalog, so the first
+    call is as fast as the next; at shutdown it writes the ledger rows still queued."""
     resolver = resolver or TenantResolver.from_environment(engine, environ)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        resolver.close()
+        from cockpit.proxy.service import Proxy
+
+        proxy = app.state.proxy = Proxy(engine, box or SecretBox.from_environment(engine.url.render_as_string(hide_password=False), environ), environ)
+        await proxy.start()
+        try:
+            yield
+        finally:
+            await proxy.close()
+            resolver.close()
 
     app = FastAPI(
         title="Cockpit",

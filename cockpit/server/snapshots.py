@@ -63,6 +63,9 @@ class AccountSnapshot:
     by_id: dict[uuid.UUID, Address] = field(default_factory=dict)
     checked_at: float = 0.0
     """`time.monotonic()` of the last time its version was found current."""
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Answers derived from this snapshot (a caller's models, guardrails, budget chain), kept
+    as long as the snapshot is current."""
 
     def __post_init__(self) -> None:
         self.by_id = {row_id: address for address, row_id in self.ids.items()}
@@ -203,14 +206,17 @@ class SnapshotCache:
         found = self.fresh(account_id)
         if found is not None:
             return found
-        if connection is None:
-            with self.engine.connect() as own:
-                return self._check(own, account_id)
-        return self._check(connection, account_id)
-
-    def _check(self, connection: Connection, account_id: uuid.UUID) -> AccountSnapshot:
         checked = time.monotonic()
-        version = read_version(connection, account_id)
+        if connection is None:
+            # Give the connection back before loading, which takes one of its own: threads
+            # holding one each while they wait for the loader would starve the pool.
+            with self.engine.connect() as own:
+                version = read_version(own, account_id)
+        else:
+            version = read_version(connection, account_id)
+        return self._current(account_id, version, checked)
+
+    def _current(self, account_id: uuid.UUID, version: Version, checked: float) -> AccountSnapshot:
         current = self._matching(account_id, version, checked)
         if current is not None:
             return current

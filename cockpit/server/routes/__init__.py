@@ -1,4 +1,5 @@
-"""The read API's routers, one module per area, listed explicitly (no package scanning)."""
+"""The API's routers, one module per area, listed explicitly (no package scanning); the
+proxy's routes come from `cockpit.proxy.routes`."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
+    from cockpit.proxy import routes as proxy
     from cockpit.server.routes import accounts, agents, audit, budgets, catalog, connections, core, directory, features, guardrails, marketplace, models
 
     return [
         core.router, accounts.router, directory.router, agents.router, connections.router,
         guardrails.router, models.router, features.router, marketplace.router,
-        budgets.router, audit.router, catalog.router,
+        budgets.router, audit.router, catalog.router, proxy.router,
     ]

@@ -1,7 +1,9 @@
 """Credits used in the current cycle window, rolled up by the ledger's attribution.
 
 DESIGN.md (Budgets): the cycle window is the calendar month or quarter (UTC) of the active
-plan's `cycle`, and usage counts within it. A copilot ledger row counts toward the user, team
+plan's `cycle`, and usage counts within it. `cockpit budgets renew` closes a cycle early: the
+current window then starts where the newest cycle record inside the calendar window ends
+(`current_window`), and that record's rollover adds to the new window's `pool`. A copilot ledger row counts toward the user, team
 and org written on it (a team key `org/team` names its org, so a row with a team and no org
 still counts toward that org); nothing is inferred from directory membership. A row counts
 toward the `pool` when none of its scopes has an allocation in the plan, as the pool is what
@@ -25,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cockpit.resources.scopes import Scope
-from cockpit.store.tables import usage_ledger
+from cockpit.store.tables import budget_cycles, usage_ledger
 
 UTC = dt.timezone.utc
 
@@ -59,6 +61,29 @@ def cycle_window(cycle: str | None, now: dt.datetime | None = None) -> Window:
     start = dt.datetime(now.year, first, 1, tzinfo=UTC)
     end = dt.datetime(now.year + (after - 1) // 12, (after - 1) % 12 + 1, 1, tzinfo=UTC)
     return Window(start, end)
+
+
+def current_window(connection: Connection, account_id: uuid.UUID, cycle: str | None, now: dt.datetime | None = None) -> Window:
+    """The calendar window of `cycle` holding `now`, started later by a renewal inside it."""
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    calendar = cycle_window(cycle, now)
+    ends = budget_cycles.c.window_end
+    renewed = connection.execute(
+        sa.select(sa.func.max(ends)).where(budget_cycles.c.account_id == account_id, ends > calendar.start, ends <= now)
+    ).scalar()
+    if renewed is not None and renewed.tzinfo is None:
+        renewed = renewed.replace(tzinfo=UTC)
+    return Window(max(calendar.start, renewed) if renewed else calendar.start, calendar.end)
+
+
+def rollover_into(connection: Connection, account_id: uuid.UUID, window: Window) -> float:
+    """Credits rolled over into `window` by the cycle records that ended where it starts."""
+    total = connection.execute(
+        sa.select(sa.func.sum(budget_cycles.c.rollover_credits)).where(
+            budget_cycles.c.account_id == account_id, budget_cycles.c.window_end == window.start
+        )
+    ).scalar()
+    return float(total or 0)
 
 
 class Used(dict):

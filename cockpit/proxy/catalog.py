@@ -1,0 +1,71 @@
+"""The model catalog the proxy routes to, rebuilt when an apply changes it.
+
+Every `Model` change writes an audit event without an account, so the newest such event is
+the catalog's version (`cockpit.server.snapshots.read_version`, second half). Each account
+snapshot carries the version it saw; when a request brings a newer one than the Router was
+built from, the Router is rebuilt from the `models` table (in a worker thread, once, while
+other requests keep the old one). An apply thus reaches every replica within the snapshot
+TTL, without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cockpit.proxy.llm import CatalogModel, Router, build_router, catalog_model
+from cockpit.store.secrets import SecretBox
+from cockpit.store.tables import audit_events, models
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: Any
+    router: Router | None
+    models: dict[str, CatalogModel] = field(default_factory=dict)
+
+
+def _newer(candidate: Any, than: Any) -> bool:
+    if candidate is None:
+        return False
+    return than is None or candidate > than
+
+
+class CatalogCache:
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self.engine = engine
+        self.box = box
+        self.current = Catalog(version=None, router=None)
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def needs(self, version: Any) -> bool:
+        """Whether `version` (from an account snapshot) is newer than what is built."""
+        return not self._loaded or _newer(version, self.current.version)
+
+    def refresh(self, version: Any = None) -> Catalog:
+        """Rebuild from the database unless another thread already did for `version`."""
+        with self._lock:
+            if self._loaded and not _newer(version, self.current.version):
+                return self.current
+            self.current = self._load()
+            self._loaded = True
+            return self.current
+
+    def _load(self) -> Catalog:
+        with self.engine.connect() as connection, connection.begin():
+            version = connection.execute(sa.select(sa.func.max(audit_events.c.created_at)).where(audit_events.c.account_id.is_(None))).scalar()
+            rows = connection.execute(
+                sa.select(models.c.name, models.c.litellm, models.c.api_key_encrypted, models.c.input_per_million, models.c.output_per_million).order_by(models.c.name)
+            ).all()
+        deployments = []
+        for row in rows:
+            params = dict(row.litellm or {})
+            api_key = self.box.decrypt_json(row.api_key_encrypted).get("api_key") if row.api_key_encrypted else None
+            deployments.append((catalog_model(row.name, params, row.input_per_million, row.output_per_million), params, api_key))
+        router = build_router(deployments) if deployments else None
+        return Catalog(version, router, {model.name: model for model, _, _ in deployments})

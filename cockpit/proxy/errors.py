@@ -1,0 +1,58 @@
+"""Errors in OpenAI's shape, so any OpenAI client shows them as it shows OpenAI's own."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from fastapi.responses import JSONResponse
+
+STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+}
+
+
+class ProxyError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, *, type: str | None = None, param: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type or STATUS_TYPES.get(status, "api_error")
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def upstream_error(exc: BaseException, model: str) -> ProxyError:
+    """What the caller is told when the upstream call failed. The upstream's own words are
+    passed on only for a request it found invalid; anything else could describe the gateway's
+    credentials or network, which are not the caller's business."""
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    if name == "Timeout" or status == 408:
+        return ProxyError(504, f"The upstream provider of model `{model}` did not answer in time; retry later.", "upstream_timeout")
+    if status == 429:
+        return ProxyError(429, f"The upstream provider of model `{model}` is rate limiting; retry later.", "upstream_rate_limited", headers={"retry-after": "1"})
+    if status in (400, 413, 422):
+        detail = str(getattr(exc, "message", "") or "").strip()
+        detail = detail.split(" - ", 1)[-1][:500] if detail else "the upstream provider refused the request"
+        return ProxyError(400, f"Model `{model}`: {detail}", "upstream_bad_request")
+    if status in (401, 403):
+        return ProxyError(502, f"The upstream provider of model `{model}` refused the gateway's credentials; an administrator must check the model's api_key.", "upstream_auth_failed")
+    if status == 404:
+        return ProxyError(502, f"The upstream provider does not know the model behind `{model}`; an administrator must check the model's litellm.model.", "upstream_model_not_found")
+    if isinstance(status, int) and status >= 500:
+        return ProxyError(502, f"The upstream provider of model `{model}` failed (HTTP {status}); retry later.", "upstream_error")
+    return ProxyError(502, f"The upstream provider of model `{model}` could not be reached; retry later.", "upstream_unreachable")

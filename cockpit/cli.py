@@ -381,6 +381,42 @@ def keys_revoke(key: str, account: str) -> None:
         click.echo(f"Key {record.prefix}… (id {record.id}) was already revoked at {_when(record.revoked_at)}.", err=True)
 
 
+@main.group()
+def budgets() -> None:
+    """Credit budgets at run time: close a cycle."""
+
+
+@budgets.command("renew")
+@click.option("--account", required=True, help="The account whose cycle to close.")
+@click.option("--previous", is_flag=True, help="Close the last full calendar window instead of the current cycle (for a job run just after a month or quarter ends).")
+@click.option("--rollover-cap", type=click.FloatRange(min=0), default=None, help="At most this many unallocated credits roll over into the next window's pool (default: all of them).")
+@click.option("--actor", default=None, help="Who renews, for the audit trail (default: from CI or the OS user).")
+@click.option("--json", "as_json", is_flag=True, help="Print the cycle record as JSON.")
+def budgets_renew(account: str, previous: bool, rollover_cap: float | None, actor: str | None, as_json: bool) -> None:
+    """Close the account's current budget cycle: write its record (window, used credits,
+    overflow charge, rollover into the next pool). Plans and allocations stay the config's."""
+    from decimal import Decimal
+
+    from cockpit import runner
+    from cockpit.budgets.renew import RenewRefused, renew
+
+    engine, _box, _environ = runner.open_store()
+    try:
+        record = renew(engine, account, previous=previous, rollover_cap=None if rollover_cap is None else Decimal(str(rollover_cap)), actor=actor or runner.default_actor())
+    except RenewRefused as exc:
+        runner.fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(record.as_dict(), indent=2))
+        return
+    window = record.window.as_dict()
+    verb = "Closed" if record.created else "Already closed:"
+    click.echo(
+        f"{verb} cycle {window['start']} – {window['end']} of {record.account} (plan {record.plan}): "
+        f"{record.used:.2f} credits used of {record.monthly_credits:.2f}, overflow charge {record.overflow_charge:.2f}, "
+        f"{record.rollover:.2f} rolled over into the next window's pool."
+    )
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=4000, show_default=True, type=int)

@@ -123,7 +123,7 @@ def apply_or_exit(
         click.echo(render(plan, output_format), nl=False)
     options = ApplyOptions(
         allow_delete=allow_delete,
-        actor=actor or _default_actor(),
+        actor=actor or default_actor(),
         commit_sha=_git_commit(config_path) if config_path else None,
         lock_timeout=lock_timeout,
     )
@@ -246,7 +246,7 @@ def _progress():
     return logged
 
 
-def _default_actor() -> str:
+def default_actor() -> str:
     for variable in CI_ACTOR_VARIABLES:
         if os.environ.get(variable):
             return os.environ[variable]

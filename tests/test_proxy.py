@@ -96,6 +96,8 @@ def test_denied_unknown_and_unauthenticated(server: InProcessServer, applied: Co
     assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "authentication_error"
     invalid = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"}, content=b"{not json")
     assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_json"
+    hijack = chat(server.url, bob, api_base="http://127.0.0.1:9/v1", api_key="mine")
+    assert hijack.status_code == 400 and "api_base" in hijack.json()["error"]["message"]
     models = httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {bob}"}).json()
     assert [m["id"] for m in models["data"]] == ["chat", "priced"]
     carol = issue_key(applied.url, "carol@acme.com", domain="console")

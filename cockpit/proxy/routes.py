@@ -54,7 +54,15 @@ ERRORS = {
         (504, "The upstream provider did not answer in time"),
     )
 }
-PASSED_THROUGH = {"model", "messages", "stream", "stream_options"}
+HANDLED = {"model", "messages", "stream", "stream_options"}
+OPENAI_PARAMETERS = frozenset({
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens", "n",
+    "presence_penalty", "response_format", "seed", "stop", "temperature", "top_p", "tools", "tool_choice",
+    "parallel_tool_calls", "user", "functions", "function_call", "modalities", "audio", "prediction",
+    "reasoning_effort", "service_tier", "web_search_options", "verbosity",
+})
+"""Chat Completions parameters passed to the upstream. Anything else is refused: litellm would
+take `api_base`, `api_key` or `metadata` from the body and send the gateway's key elsewhere."""
 
 
 def proxy_of(request: Request) -> Proxy:
@@ -73,6 +81,9 @@ async def _body(request: Request) -> dict[str, Any]:
         raise ProxyError(400, "The request body must be a JSON object.", "invalid_json")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ProxyError(400, "`model` is required: the name of a model of the catalog.", "missing_model", param="model")
+    unknown = sorted(key for key in body if key not in HANDLED and key not in OPENAI_PARAMETERS)
+    if unknown:
+        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ProxyError(400, "`messages` is required: a non-empty list of chat messages.", "invalid_messages", param="messages")
@@ -153,7 +164,7 @@ async def _chat(request: Request) -> Response:
     ceiling = model.cost(prompt_estimate(texts, len(messages)), max_output_tokens(body, model.max_output_tokens)) * factor
     reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
 
-    params = {key: value for key, value in body.items() if key not in PASSED_THROUGH}
+    params = {key: value for key, value in body.items() if key not in HANDLED}
     want_usage = bool((body.get("stream_options") or {}).get("include_usage")) if isinstance(body.get("stream_options"), dict) else False
     call = Call(proxy, caller, snapshot, name, model, reservation, started, hits, factor)
     try:
@@ -183,7 +194,7 @@ class Call:
         row = ledger_row(
             caller=self.caller, snapshot=self.snapshot, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
             model=self.name, raw_cost=raw_cost, started=self.started, request_id=self.request_id,
-            guardrail_code=self.hits[0].preset if self.hits else None,
+            guardrail_code=next((h for h in self.hits if h.action == "block"), self.hits[0]).preset if self.hits else None,
             metadata={**metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
         )
         await self.proxy.settle(self.reservation, row["credits"])
@@ -228,6 +239,12 @@ class Call:
             yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
         finally:
             with anyio.CancelScope(shield=True):
+                closing = getattr(stream, "aclose", None)
+                if closing is not None:
+                    try:
+                        await closing()  # a client that went away frees the upstream connection
+                    except Exception:
+                        pass
                 if usage is not None:
                     raw_cost = _cost(None, usage, self.model)
                     metadata = _usage_metadata(usage, stream=True)

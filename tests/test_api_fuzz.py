@@ -71,3 +71,23 @@ def test_time_parameters_take_iso_8601_not_numbers() -> None:
     spec = client.app.openapi()
     since = next(p for p in spec["paths"]["/v1/audit"]["get"]["parameters"] if p["name"] == "since")
     assert {"type": "string", "format": "date-time"} in since["schema"]["anyOf"]
+
+
+def test_a_nul_character_in_a_parameter_is_refused_not_a_server_error(migrated_url: str) -> None:
+    """Found by fuzzing on PostgreSQL: `%00` in any path or query parameter, or in the master
+    key's X-Account-Id, reached PostgreSQL, which refuses NUL in text (DataError: a 500)."""
+    app = create_app(create_engine_for(migrated_url), {"COCKPIT_MASTER_KEY": MASTER})
+    client = TestClient(app)
+    master = {"Authorization": f"Bearer {MASTER}"}
+    for path, params in (
+        ("/v1/accounts", {"status": "active\x00"}),
+        ("/v1/accounts/acme%00", {}),
+        ("/v1/budgets/account-allocation", {"account_id": "\x00"}),
+        ("/v1/copilot/users", {"email": "a\x00@acme.com"}),
+        ("/v1/audit", {"actor": "\x00"}),
+    ):
+        response = client.get(path, params=params, headers=master)
+        assert response.status_code == 400 and "NUL" in response.json()["detail"], (path, response.text)
+    # The account header goes through the tenant resolver, before any route.
+    context = app.state.resolver.resolve(MASTER, "acme\x00")
+    assert context.is_super_admin and context.account_id is None

@@ -51,6 +51,14 @@ REFUSALS = {
 }
 
 
+async def no_nul(request: Request) -> None:
+    """A dependency: refuse a path or query parameter holding a NUL character (`%00`). No stored
+    name can hold one, and PostgreSQL refuses it in any text parameter (DataError: a 500)."""
+    for value in (*request.path_params.values(), *request.query_params.values()):
+        if "\x00" in str(value):
+            raise HTTPException(400, "Parameters cannot contain NUL characters")
+
+
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` of the refusals a route answers (400, 403, 404), so the document
     lists every status code the route can send."""

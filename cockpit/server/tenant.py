@@ -107,6 +107,8 @@ class AccountLookup:
         return self._cache.get_or_load(name_or_id, lambda: (self._query(name_or_id), time.time() + self.cache_seconds))
 
     def _query(self, name_or_id: str) -> AccountRef | None:
+        if "\x00" in name_or_id:
+            return None  # no name holds one, and PostgreSQL refuses it in a text parameter (a 500)
         query = sa.select(accounts.c.id, accounts.c.name, accounts.c.status, accounts.c.zitadel)
         try:
             query = query.where(sa.or_(accounts.c.name == name_or_id, accounts.c.id == uuid.UUID(name_or_id)))

@@ -19,11 +19,11 @@ from cockpit.resources.state import Resource, State
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_super_admin
-from cockpit.server.reads import Page, as_uuid, item, mask_settings, page, paged_query, plain, refusals
+from cockpit.server.reads import Page, as_uuid, item, mask_settings, page, paged_query, plain, no_nul, refusals
 from cockpit.server.snapshots import snapshot_cache
 from cockpit.store.tables import account_admins, account_sso, accounts
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=refusals(403))
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 ZITADEL_CLAIM_DEFAULTS = {"account_id_claim": "alchemi:account_id", "product_domains_claim": "product_domains_allowed"}
 

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, refusals, scope_grants
+from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, no_nul, refusals, scope_grants
 from cockpit.store.tables import agent_grants, agent_guardrails, agents, guardrail_presets
 
-router = APIRouter(prefix="/v1/copilot/agents", tags=["agents"], responses=refusals(403))
+router = APIRouter(prefix="/v1/copilot/agents", tags=["agents"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 
 

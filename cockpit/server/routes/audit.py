@@ -21,10 +21,10 @@ from cockpit.resources.types import AUDIT_DOMAINS
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account_admin
-from cockpit.server.reads import Moment, Page, as_uuid, page, paged_query, plain, refusals
+from cockpit.server.reads import Moment, Page, as_uuid, page, paged_query, plain, no_nul, refusals
 from cockpit.store.tables import audit_events
 
-router = APIRouter(tags=["audit"], responses=refusals(403))
+router = APIRouter(tags=["audit"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 DOMAIN_CHOICES = ("all", *sorted(AUDIT_DOMAINS))
 

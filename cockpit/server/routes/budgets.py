@@ -24,11 +24,11 @@ from cockpit.resources.scopes import parse_scope
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account, require_domain_admin, require_super_admin
-from cockpit.server.reads import Moment, Page, as_uuid, item, page, paged, paged_query, plain, refusals, require_domain, scope_key_of
+from cockpit.server.reads import Moment, Page, as_uuid, item, page, paged, paged_query, plain, no_nul, refusals, require_domain, scope_key_of
 from cockpit.server.snapshots import AccountSnapshot, snapshot_cache
 from cockpit.store.tables import accounts, agents, budget_cycles, budget_plans, connections, usage_ledger
 
-router = APIRouter(tags=["budgets"], responses=refusals(403))
+router = APIRouter(tags=["budgets"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 BREAKDOWNS = {"agent": "agent_name", "llm": "model_name", "connection": "connection_name", "guardrail": "guardrail_code"}
 """`by` of the copilot cost breakdown → the ledger column it groups on."""

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, page, paged_query, plain, refusals
+from cockpit.server.reads import Page, page, paged_query, plain, no_nul, refusals
 from cockpit.server.routes.accounts import super_admin
 from cockpit.store.tables import models
 
-router = APIRouter(prefix="/v1/super", tags=["catalog"], responses=refusals(403))
+router = APIRouter(prefix="/v1/super", tags=["catalog"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
 def _model(row: Any) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import MASKED, Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, refusals, scope_grants
+from cockpit.server.reads import MASKED, Page, as_uuid, domain_admin, item, page, paged, paged_query, plain, no_nul, refusals, scope_grants
 from cockpit.store.tables import connection_grants, connections
 
-router = APIRouter(prefix="/v1/copilot/connections", tags=["connections"], responses=refusals(403))
+router = APIRouter(prefix="/v1/copilot/connections", tags=["connections"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 
 CONNECTION_TYPES = ("openapi", "mcp", "composio")

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Connection
 
 from cockpit.server.deps import connection
-from cockpit.server.reads import DOMAINS, Page, domain_admin, page, paged_query, plain, refusals, scope_key_of
+from cockpit.server.reads import DOMAINS, Page, domain_admin, page, paged_query, plain, no_nul, refusals, scope_key_of
 from cockpit.store.tables import DIRECTORIES
 
-router = APIRouter(tags=["directory"], responses=refusals(403))
+router = APIRouter(tags=["directory"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
 def _add_routes(domain: str) -> None:

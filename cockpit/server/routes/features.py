@@ -20,12 +20,12 @@ from sqlalchemy.engine import Connection
 from cockpit.policy.features import FeatureDecision, effective_features, feature_access
 from cockpit.server.deps import connection
 from cockpit.server.guards import require_account, require_domain_admin
-from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, refusals, request_context
+from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, no_nul, refusals, request_context
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import feature_entitlements
 
-router = APIRouter(prefix="/v1/features", tags=["features"], responses=refusals(403))
+router = APIRouter(prefix="/v1/features", tags=["features"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
 async def admin_of_requested_domain(request: Request, domain: str | None = None) -> tuple[uuid.UUID, str]:

@@ -19,12 +19,12 @@ from sqlalchemy.engine import Connection
 
 from cockpit.policy.marketplace import discover as discover_listings
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, refusals, scope_grants
+from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, no_nul, refusals, scope_grants
 from cockpit.server.snapshots import snapshot_cache
 from cockpit.server.subjects import graph_for, parse_scope, source_fields, subject, subject_fields
 from cockpit.store.tables import agents, connections, marketplace_grants, marketplace_listings
 
-router = APIRouter(prefix="/v1/copilot/marketplace", tags=["marketplace"], responses=refusals(403))
+router = APIRouter(prefix="/v1/copilot/marketplace", tags=["marketplace"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 NOT_FOUND = "Marketplace listing not found"
 listings = marketplace_listings

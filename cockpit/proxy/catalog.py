@@ -10,6 +10,7 @@ TTL, without a restart.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cockpit.proxy.llm import CatalogModel, Router, build_router, catalog_model
-from cockpit.store.secrets import SecretBox
+from cockpit.store.secrets import SecretBox, SecretKeyError
 from cockpit.store.tables import audit_events, models
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,11 @@ class CatalogCache:
         deployments = []
         for row in rows:
             params = dict(row.litellm or {})
-            api_key = self.box.decrypt_json(row.api_key_encrypted).get("api_key") if row.api_key_encrypted else None
+            try:
+                api_key = self.box.decrypt_json(row.api_key_encrypted).get("api_key") if row.api_key_encrypted else None
+            except SecretKeyError as exc:
+                log.error("model %s is not served: %s", row.name, exc)
+                continue
             deployments.append((catalog_model(row.name, params, row.input_per_million, row.output_per_million), params, api_key))
         router = build_router(deployments) if deployments else None
         return Catalog(version, router, {model.name: model for model, _, _ in deployments})

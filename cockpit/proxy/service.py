@@ -109,7 +109,10 @@ class Proxy:
         from cockpit.proxy.llm import warm_up
 
         await warm_up()
-        await run_in_threadpool(self.catalog.refresh)
+        try:
+            await run_in_threadpool(self.catalog.refresh)
+        except Exception as exc:  # requests retry the load; the read API must come up regardless
+            log.error("model catalog not loaded at start-up: %s", type(exc).__name__)
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def close(self) -> None:
@@ -156,6 +159,21 @@ class Proxy:
 
     def record(self, row: dict[str, Any]) -> None:
         self.ledger.record(row)
+
+
+async def start_proxy(engine: Engine, box: SecretBox | None, environ: Mapping[str, str]) -> Proxy | None:
+    """The proxy, started; None (logged, and told to callers as 503) when it cannot run here.
+    The read API never depends on it: a missing secret key must not take the whole app down."""
+    from cockpit.store.secrets import SecretKeyError
+
+    try:
+        box = box or SecretBox.from_environment(engine.url.render_as_string(hide_password=False), environ)
+    except SecretKeyError as exc:
+        log.error("LLM proxy disabled: %s", exc)
+        return None
+    proxy = Proxy(engine, box, environ)
+    await proxy.start()
+    return proxy
 
 
 def ledger_row(

@@ -28,14 +28,14 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from cockpit.proxy.service import Proxy
+        from cockpit.proxy.service import start_proxy
 
-        proxy = app.state.proxy = Proxy(engine, box or SecretBox.from_environment(engine.url.render_as_string(hide_password=False), environ), environ)
-        await proxy.start()
+        proxy = app.state.proxy = await start_proxy(engine, box, environ)
         try:
             yield
         finally:
-            await proxy.close()
+            if proxy is not None:
+                await proxy.close()
             resolver.close()
 
     app = FastAPI(

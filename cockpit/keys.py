@@ -168,16 +168,20 @@ def revoke_key(engine: Engine, account: str, which: str) -> tuple[KeyRecord, boo
     with engine.begin() as connection:
         account_id = _account_id(connection, account)
         query = _records().where(virtual_keys.c.account_id == account_id)
+        given_whole = False
         try:
             query = query.where(virtual_keys.c.id == uuid.UUID(which))
         except ValueError:
             if len(which) > PREFIX_LENGTH:
+                given_whole = True
                 query = query.where(virtual_keys.c.key_hash == hash_key(which))
             else:
                 query = query.where(virtual_keys.c.key_prefix == which)
         rows = connection.execute(query).all()
         if not rows:
-            raise KeyRefused(f"account '{account}' has no key {which!r}: `cockpit keys list --account {account}` shows ids and prefixes")
+            # A key given whole (or mistyped) is a secret: never repeat it, not even in part.
+            named = "that matches the key given (not repeated here)" if given_whole else repr(which)
+            raise KeyRefused(f"account '{account}' has no key {named}: `cockpit keys list --account {account}` shows ids and prefixes")
         if len(rows) > 1:
             raise KeyRefused(f"{len(rows)} keys of account '{account}' start with {which!r}: revoke by id ({', '.join(str(r.id) for r in rows)})")
         row = rows[0]

@@ -51,7 +51,7 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
 
     @app.api_route("/v1/{path:path}", methods=WRITE_METHODS, include_in_schema=False)
     async def read_only(request: Request, path: str) -> JSONResponse:
-        return JSONResponse({"detail": "Method Not Allowed: this API is read-only; changes come only through `cockpit apply`"}, status_code=405)
+        return JSONResponse({"detail": "Method Not Allowed: this API is read-only; changes come only through `cockpit apply`"}, status_code=405, headers={"Allow": "GET"})
 
     app.add_middleware(TenantMiddleware, resolver=resolver)
     return app

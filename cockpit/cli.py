@@ -179,9 +179,6 @@ def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
         click.echo(f"note: {exported} refers to {reference}; put the secret file at {out / needed}", err=True)
 
 
-if __name__ == "__main__":
-    main()
-
 
 @main.group()
 def zitadel() -> None:
@@ -445,3 +442,7 @@ def serve_app():
 
     engine, box, environ = runner.open_store()
     return create_app(engine, environ, box=box)
+
+
+if __name__ == "__main__":
+    main()

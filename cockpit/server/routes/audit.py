@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Connection
 
-from cockpit.explain.usage import UTC
+from cockpit.budgets.usage import UTC
 from cockpit.resources.types import AUDIT_DOMAINS
 from cockpit.server.context import RequestContext
 from cockpit.server.deps import connection, context

@@ -3,7 +3,7 @@
 The numbers follow DESIGN.md (Budgets), not the old system: a scope's effective allocation is
 its allocation or equal share replaced by its override; usage counts the ledger rows of the
 current cycle window (the calendar month or quarter, UTC, of the plan's `cycle`), rolled up by
-the org, team and user written on each row (`cockpit.explain.usage`). Scopes are named by
+the org, team and user written on each row (`cockpit.budgets.usage`). Scopes are named by
 their row id (`scope_id`, as the old API did) and by their natural key (`scope_key`, `scope`).
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy.engine import Connection
 
-from cockpit.explain.usage import UTC, cycle_window, scope_usage
+from cockpit.budgets.usage import UTC, current_window, cycle_window, scope_usage
 from cockpit.policy.allocations import PlanAllocation, ScopeAllocation, effective_allocation
 from cockpit.policy.budgets import to_cents
 from cockpit.resources.scopes import parse_scope
@@ -203,7 +203,7 @@ def _usage(request: Request, db: Connection, account_id: uuid.UUID, plan_id: str
     if plan is None:
         return None
     graph = snapshot.graph
-    window = cycle_window(graph.budget_plans[plan].fields.get("cycle"))
+    window = current_window(db, account_id, graph.budget_plans[plan].fields.get("cycle"))
     used = scope_usage(db, account_id, window, set(graph.allocations.get(plan, {})))
     allocation = effective_allocation(graph, plan)
     assert allocation is not None

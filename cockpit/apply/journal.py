@@ -5,6 +5,10 @@ vanish together. After the commit each step runs against Zitadel and is marked d
 Zitadel returned) or failed, one short transaction per step. A killed or failed apply leaves
 its pending and failed steps behind; the next apply runs them before anything else. Every step
 is idempotent: adding what exists, updating to what is there, removing what is gone all succeed.
+
+A Zitadel that stays unavailable (429, 5xx, timeouts, refused connections after every retry)
+is given up on for the rest of the run after its first such step: the steps after it stay
+pending for the next apply instead of each waiting out its own retries.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from cockpit.plan.zitadel import ZitadelAction, ZitadelChange
 from cockpit.store.tables import metadata
@@ -94,28 +99,51 @@ def run_journal(
             clients[key] = settings.client(account_issuer=change.issuer, org_id=change.organization_id)  # type: ignore[union-attr]
         return clients[key]
 
-    done, errors = 0, []
+    done, failed, errors = 0, 0, []
     blocked: set[str] = set()
+    unavailable: dict[str | None, int] = {}  # issuer → steps not tried since it went away
     try:
-        for step_id, payload in steps:
+        for position, (step_id, payload) in enumerate(steps):
             change = ZitadelChange.from_dict(payload)
+            if change.issuer in unavailable:
+                unavailable[change.issuer] += 1
+                failed += 1
+                continue
             if change.project_id in blocked and change.action in (ZitadelAction.ADD_GRANT, ZitadelAction.UPDATE_GRANT):
                 errors.append(f"{change.account}: {change.action.value.replace('_', ' ')} {change.subject}: not run, a role of project {change.project_id} is missing")
+                failed += 1
                 continue
             try:
                 result = _with_retries(lambda: run_step((client_for or default_client)(change), change))
             except ZitadelError as exc:
                 _mark(engine, step_id, "failed", error=str(exc))
                 errors.append(f"{change.account}: {change.action.value.replace('_', ' ')} {change.subject}: {exc}")
+                failed += 1
+                if isinstance(exc, (ZitadelUnavailable, ZitadelRateLimited)):
+                    unavailable[change.issuer] = 0
                 if change.action in (ZitadelAction.ADD_ROLE, ZitadelAction.UPDATE_ROLE):
                     blocked.add(change.project_id)
                 continue
             _mark(engine, step_id, "done", result=result)
             done += 1
+    except OperationalError as exc:  # the database went away while the steps were recorded
+        from cockpit.store.engine import explain_connection_error
+
+        left = len(steps) - position
+        errors.append(
+            f"Database not connected: {explain_connection_error(exc, engine.url)}; {left} Zitadel "
+            "step(s) are not recorded as done and stay in the journal: the next apply runs them "
+            "(again, which is safe: steps are idempotent)"
+        )
+        failed += left
     finally:
         for client in clients.values():
             client.close()
-    return JournalOutcome(done, len(errors), tuple(errors))
+    for issuer, skipped in unavailable.items():
+        if skipped:
+            where = issuer or "the configured Zitadel (ZITADEL_ISSUER_URL)"
+            errors.append(f"{skipped} more step(s) for {where} not tried: it kept failing, so they wait in the journal for the next apply")
+    return JournalOutcome(done, failed, tuple(errors))
 
 
 STEP_ATTEMPTS = 3

@@ -7,6 +7,9 @@
     ZITADEL_MGMT_API_TOKEN      a personal access token of the service account, or
     ZITADEL_CLIENT_ID           client credentials of the service account; the token comes from
     ZITADEL_CLIENT_SECRET       `/oauth/v2/token` with the management-API scope.
+    ZITADEL_TIMEOUT             seconds one request may take (connect, send, wait for the answer;
+                                default 10). Each call is tried up to 5 times, so a Zitadel that
+                                accepts connections but never answers costs about 5 × this per call.
 
 A personal access token wins when both kinds of credentials are set: the client id and secret
 may be there for the OIDC login of `cockpit serve`.
@@ -33,11 +36,28 @@ API_BASE = "ZITADEL_MGMT_API_BASE_URL"
 TOKEN = "ZITADEL_MGMT_API_TOKEN"
 CLIENT_ID = "ZITADEL_CLIENT_ID"
 CLIENT_SECRET = "ZITADEL_CLIENT_SECRET"
+TIMEOUT = "ZITADEL_TIMEOUT"
+DEFAULT_TIMEOUT = 10.0
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _timeout(environ: Mapping[str, str]) -> float:
+    text = _get(environ, TIMEOUT)
+    if text is None:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 600:  # also false for nan
+        raise ZitadelConfigError(
+            f"{TIMEOUT} must be a number of seconds between 0 and 600, such as 10, got {text!r}"
+        )
+    return value
 
 
 def normalise_issuer(url: str, *, source: str) -> str:
@@ -60,6 +80,7 @@ class ZitadelSettings:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     scope: str = MANAGEMENT_SCOPE
+    timeout: float = DEFAULT_TIMEOUT
     _auths: dict[str, httpx.Auth] = field(
         default_factory=dict, repr=False, compare=False, hash=False
     )
@@ -84,8 +105,9 @@ class ZitadelSettings:
         if not any((issuer, token, client_id, client_secret)):
             return None
         base_url = normalise_issuer(issuer, source=source) if issuer else None
+        timeout = _timeout(environ)
         if token:
-            return cls(base_url=base_url, token=token)
+            return cls(base_url=base_url, token=token, timeout=timeout)
         if client_id and not client_secret:
             raise ZitadelConfigError(
                 f"{CLIENT_ID} is set but {CLIENT_SECRET} is not: set {CLIENT_SECRET} too, "
@@ -101,7 +123,9 @@ class ZitadelSettings:
                 f"{source} is set but no Zitadel credentials are: set {TOKEN} (a personal "
                 f"access token of the service account), or {CLIENT_ID} and {CLIENT_SECRET}"
             )
-        return cls(base_url=base_url, client_id=client_id, client_secret=client_secret)
+        return cls(
+            base_url=base_url, client_id=client_id, client_secret=client_secret, timeout=timeout
+        )
 
     @property
     def method(self) -> str:
@@ -145,6 +169,7 @@ class ZitadelSettings:
         from .client import ZitadelClient
 
         issuer = self.issuer_for(account_issuer)
+        options.setdefault("timeout", self.timeout)
         return ZitadelClient(
             issuer, self.auth_for(issuer), transport=transport, org_id=org_id, **options  # type: ignore[arg-type]
         )

@@ -10,6 +10,8 @@ OpenObserve answers `{"code": 200, "status": [{"name": stream, "successful": N, 
 neither are other 4xx answers. 429, 5xx and network errors are retried with jittered
 exponential backoff (honouring `Retry-After`, capped). Delivery is at least once: a batch
 retried after a read timeout may have been stored the first time, so events carry their `id`.
+`OPENOBSERVE_TIMEOUT` (seconds, default 10) bounds each request, so a service that accepts
+connections but never answers costs at most about 4 × that per apply.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ PASSWORD_VARIABLE = "OPENOBSERVE_PASSWORD"
 ORG_VARIABLE = "OPENOBSERVE_ORG"
 STREAM_VARIABLE = "OPENOBSERVE_STREAM"
 VARIABLES = (URL_VARIABLE, USER_VARIABLE, PASSWORD_VARIABLE, ORG_VARIABLE, STREAM_VARIABLE)
+TIMEOUT_VARIABLE = "OPENOBSERVE_TIMEOUT"  # optional; not one of the five that turn shipping on
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 MAX_RETRY_DELAY = 10.0
@@ -49,6 +52,8 @@ class OpenObserveSettings:
     password: str = field(repr=False)
     org: str
     stream: str
+    timeout: float | None = None
+    """Seconds per request (`OPENOBSERVE_TIMEOUT`); None: connect 3 s, read 10 s."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> OpenObserveSettings | None:
@@ -71,6 +76,7 @@ class OpenObserveSettings:
             password=values[PASSWORD_VARIABLE],
             org=values[ORG_VARIABLE],
             stream=values[STREAM_VARIABLE],
+            timeout=_timeout_from(environ),
         )
         parts = urlsplit(settings.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -79,6 +85,12 @@ class OpenObserveSettings:
                 f"http://127.0.0.1:5080, not {settings.display_url!r}."
             )
         return settings
+
+    @property
+    def request_timeout(self) -> httpx.Timeout:
+        if self.timeout is None:
+            return TIMEOUT
+        return httpx.Timeout(self.timeout, connect=min(TIMEOUT.connect or 3.0, self.timeout))
 
     @property
     def ingest_url(self) -> str:
@@ -127,16 +139,19 @@ def ship(
     batch_size: int = 500,
     max_attempts: int = 4,
     backoff: float = 0.2,
-    timeout: httpx.Timeout = TIMEOUT,
+    timeout: httpx.Timeout | None = None,
 ) -> ShipResult:
     """Send `events` in batches; never raises for a network or HTTP failure.
 
     `client` lets the caller choose the transport (tests pass one bound to a fake server);
-    auth and `timeout` (connect 3 s, read 10 s) are applied per request either way. After a
-    batch that could not be delivered at all, the remaining batches are not attempted.
+    auth and `timeout` (default: the settings', else connect 3 s, read 10 s) are applied per
+    request either way. After a batch that could not be delivered at all, the remaining batches
+    are not attempted.
     """
     if batch_size < 1 or max_attempts < 1:
         raise ValueError("batch_size and max_attempts must be at least 1")
+    if timeout is None:
+        timeout = settings.request_timeout
     if not events:
         return ShipResult(sent=0, failed=0)
     own_client = client is None
@@ -304,6 +319,22 @@ def _delay(attempt: int, backoff: float, retry_after: float | None) -> float:
     if retry_after is not None:
         delay = max(delay, retry_after)
     return min(delay, MAX_RETRY_DELAY)
+
+
+def _timeout_from(environ: Mapping[str, str]) -> float | None:
+    text = environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 600:  # also false for nan
+        raise OpenObserveConfigError(
+            f"{TIMEOUT_VARIABLE} must be a number of seconds between 0 and 600, such as 10, "
+            f"got {text!r}."
+        )
+    return value
 
 
 def _json_default(value: Any) -> Any:

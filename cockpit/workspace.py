@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
 from cockpit.config.validate import ValidationResult, validate_path
@@ -57,7 +58,19 @@ class Planned:
 
 def make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapping[str, str]) -> Planned:
     with paused_gc():
-        return _make_plan(engine, box, inputs, environ)
+        try:
+            return _make_plan(engine, box, inputs, environ)
+        except OperationalError as exc:  # lost or refused mid-plan (a restart, a crash)
+            raise PlanFailed([database_problem(exc, engine)]) from None
+
+
+def database_problem(exc: OperationalError, engine: Engine) -> str:
+    """One line naming what went wrong with the database, without its password."""
+    from cockpit.store.engine import explain_connection_error
+
+    reason = explain_connection_error(exc, engine.url)
+    lost = exc.connection_invalidated or "connect" in reason.lower()  # dropped, refused, timed out
+    return f"Database not connected: {reason}" if lost else f"Database error: {reason}"
 
 
 def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapping[str, str]) -> Planned:
@@ -262,7 +275,7 @@ def apply_plan(
     zitadel_now: Callable[[], Mapping[str, str]] | None = None,
 ) -> ApplyOutcome:
     """Apply a plan in one transaction under per-account locks, then ship its audit events."""
-    from cockpit.apply.executor import RunInfo, execute
+    from cockpit.apply.executor import ApplyError, RunInfo, execute
     from cockpit.apply.journal import record_steps, run_journal
     from cockpit.store.locks import LockTimeout, lock_accounts
     from cockpit.store.runs import record_run_end, record_run_start
@@ -276,25 +289,48 @@ def apply_plan(
         plan_id=plan.plan_id, accounts=accounts, timeout=options.lock_timeout,
     )
     run = RunInfo(run_id, plan.plan_id, options.actor, options.commit_sha, plan.workspace)
+    committing = False
     try:
         with paused_gc(), engine.begin() as connection:
             lock_accounts(connection, accounts, timeout=options.lock_timeout, run_id=run_id)
             actual = read_actual(connection, plan.workspace)
             stale = stale_accounts(plan, actual.state)
             if zitadel_now is not None and plan.zitadel.fingerprints:
-                now = zitadel_now()
+                try:
+                    now = zitadel_now()
+                except PlanFailed as exc:
+                    raise ApplyError(
+                        "cannot check the saved plan against Zitadel: " + "; ".join(exc.messages[:3])
+                        + ". Nothing was applied; apply the plan again when Zitadel answers"
+                    ) from None
                 stale += [f"Zitadel of account {k.split(':', 1)[1]} changed since the plan" for k, v in plan.zitadel.fingerprints.items() if now.get(k) != v]
             if stale:
                 raise StalePlan("saved plan is stale: " + "; ".join(stale) + ". Make a new plan.")
             events = execute(connection, plan, actual, box, run, environ, progress)
             record_steps(connection, run_id, plan.zitadel.changes)
+            committing = True
     except BaseException as exc:
         try:
             record_run_end(engine, run_id, "failed", error=str(exc)[:2000])
-        except LockTimeout:
-            pass  # another apply holds SQLite; waiters skip runs whose process is gone
+        except (LockTimeout, SQLAlchemyError):
+            pass  # SQLite held by another apply, or the database is gone: waiters skip runs whose process is gone
+        if isinstance(exc, OperationalError):
+            problem = database_problem(exc, engine)
+            if committing:
+                raise ApplyError(
+                    f"{problem}; the connection was lost while committing, so this apply may or "
+                    "may not be in the database: run `cockpit plan` to see, and `cockpit apply` to finish"
+                ) from None
+            raise ApplyError(f"{problem}; nothing of this apply was written (its transaction was rolled back); run `cockpit apply` again") from None
         raise
-    record_run_end(engine, run_id, "succeeded")
+    try:
+        record_run_end(engine, run_id, "succeeded")
+    except OperationalError as exc:
+        raise ApplyError(
+            f"{database_problem(exc, engine)}; the apply committed, but the connection was lost "
+            "right after: its audit events are in the database but not shipped, and any Zitadel "
+            "steps wait in the journal for the next `cockpit apply`"
+        ) from None
     shipping = ship_audit(events, plan, environ)
     journal = run_journal(engine, ZitadelSettings.from_environment(environ)) if plan.zitadel.changes else JournalOutcome()
     return ApplyOutcome(len(events), shipping, journal)

@@ -920,10 +920,12 @@ PHASES = ("planning", "transaction", "zitadel", "after_commit", "completed")
 
 
 def summarise(results: list[TrialResult], seconds: float) -> dict[str, Any]:
-    """The figures: `db_phase` counts kills inside the DB transaction (the database still old
-    and the run recorded), `zitadel_phase` kills after the commit with Zitadel steps pending,
-    `after_commit` later ones (re-plan), `planning` earlier ones; `uniform_phases` the same
-    for the kills drawn uniformly across the run alone."""
+    """The figures. Top level, for a one-table runner: `trials`; `db_phase`, kills inside the
+    DB transaction (the run recorded, the database still old); `zitadel_phase`, kills after
+    the commit with Zitadel steps pending; `completed`, applies that finished before the kill;
+    `mixed` and `not_converged`, which must be 0; `seconds`. Under `detail`: the other phases
+    (`planning` before the transaction, `after_commit` in the re-plan), the same counts for
+    the uniformly drawn kills alone, and timings."""
     phases = Counter(r.phase for r in results)
     uniform = Counter(r.phase for r in results if r.aim == "uniform")
     return {
@@ -934,17 +936,19 @@ def summarise(results: list[TrialResult], seconds: float) -> dict[str, Any]:
         "mixed": sum(r.state == "mixed" for r in results),
         "not_converged": sum(not r.converged for r in results),
         "seconds": round(seconds, 1),
-        "planning": phases["planning"],
-        "after_commit": phases["after_commit"],
-        "with_zitadel": sum(r.zitadel for r in results),
-        "aims": dict(Counter(r.aim.split(":")[0] for r in results)),
-        "uniform_phases": {p: uniform[p] for p in PHASES},
-        "stale_running_runs": max((r.stale_running_runs for r in results), default=0),
-        "seconds_per_trial": round(sum(r.seconds for r in results) / len(results), 2) if results else 0.0,
-        "next_apply_seconds_max": max((r.converge_seconds for r in results), default=0.0),
-        "sessions_gone_seconds_max": max((r.sessions_gone_after for r in results), default=0.0),
-        "lock_probes": sum(r.lock_probe_seconds > 0 for r in results),
-        "lock_probe_seconds_max": max((r.lock_probe_seconds for r in results), default=0.0),
+        "detail": {
+            "planning": phases["planning"],
+            "after_commit": phases["after_commit"],
+            "with_zitadel": sum(r.zitadel for r in results),
+            "aims": dict(Counter(r.aim.split(":")[0] for r in results)),
+            "uniform_phases": {p: uniform[p] for p in PHASES},
+            "stale_running_runs": max((r.stale_running_runs for r in results), default=0),
+            "seconds_per_trial": round(sum(r.seconds for r in results) / len(results), 2) if results else 0.0,
+            "next_apply_seconds_max": max((r.converge_seconds for r in results), default=0.0),
+            "sessions_gone_seconds_max": max((r.sessions_gone_after for r in results), default=0.0),
+            "lock_probes": sum(r.lock_probe_seconds > 0 for r in results),
+            "lock_probe_seconds_max": max((r.lock_probe_seconds for r in results), default=0.0),
+        },
     }
 
 

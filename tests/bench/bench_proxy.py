@@ -5,6 +5,7 @@ Run on demand (needs the dev venv: litellm, aiohttp):
     python tests/bench/bench_proxy.py [--requests N] [--stream-requests N]
         [--concurrency 1,10,50] [--stream-concurrency 1,20]
         [--only direct,cockpit,litellm] [--postgres] [--redis] [--json PATH] [--profile DIR]
+        [--rounds 3] [--wait-idle S] [--nice -5]
 
 Every contender talks to the SAME fake OpenAI upstream (`tests/fakes/openai.py`, started here):
 
@@ -36,10 +37,17 @@ cockpit rps / litellm rps on one worker (target >= 1.5) and whether Cockpit's ad
 lower than LiteLLM's. `--json PATH` writes all of it (flat keys `direct_rps`, `cockpit_rps`,
 `litellm_rps`, `cockpit_added_p50_ms`, `litellm_added_p50_ms`, `ratio`, ... and the full
 `table`). A contender's `_rps` is its best non-stream throughput over the loads with
-concurrency > 1. `--profile DIR` samples each Cockpit server with py-spy during the c=10
-non-stream load and prints where its time goes (py-spy is installed into the bench cache
-when missing). Processes, temp dirs and benchmark databases are cleaned up at exit, Ctrl-C
+concurrency > 1. `--profile DIR` then puts each Cockpit server under py-spy (`--gil`: Python CPU) for two
+extra loads that are not in the table (non-stream c=10, stream c=20) and prints where its time
+goes by component and function (py-spy is installed into the bench cache when missing). Processes, temp dirs and benchmark databases are cleaned up at exit, Ctrl-C
 included.
+
+The machine may be shared: each load row records how much CPU OTHER processes used meanwhile
+(`others%`; a warning is printed above 10%). Before each load the script waits up to
+`--wait-idle` seconds for a quiet machine; `--rounds N` keeps the best of N runs of each load;
+`--nice -5` (root) gives the benchmark's processes priority. Server CPU time per request
+(`cpu/req`, from /proc) is the figure least disturbed by neighbours; `cpu_ratio` is LiteLLM's
+over Cockpit's.
 """
 
 from __future__ import annotations
@@ -713,15 +721,15 @@ def find_py_spy() -> str:
     return str(cli)
 
 
-def server_pid(process: subprocess.Popen) -> int:
-    """The Python process of a server (taskset execs, so it is the Popen's pid)."""
-    return process.pid
-
-
-def summarise_profile(collapsed: Path, top: int = 25) -> str:
-    """Inclusive share of samples per function (file:function), from py-spy's raw output."""
+def summarise_profile(collapsed: Path, top: int = 20) -> str:
+    """Where a server's Python time went, from py-spy's raw (collapsed) stacks sampled with
+    --gil (only the thread holding the GIL, i.e. Python CPU): per component (cockpit/proxy,
+    cockpit/budgets, litellm, sqlalchemy, starlette, ...) the share of samples whose innermost
+    frame is in it (self) and whose stack passes through it (inclusive), then the functions."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
+    comp_self: collections.Counter[str] = collections.Counter()
+    comp_incl: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -732,15 +740,26 @@ def summarise_profile(collapsed: Path, top: int = 25) -> str:
         frames = [_frame_name(f) for f in stack.split(";") if f]
         for name in set(frames):
             inclusive[name] += n
+        for component in {_component(f) for f in frames}:
+            comp_incl[component] += n
         if frames:
             own[frames[-1]] += n
+            comp_self[_component(frames[-1])] += n
     if not total:
         return "  (no samples)"
-    lines = [f"  {total} samples; inclusive % (self %) per function:"]
-    for name, n in inclusive.most_common(top):
-        lines.append(f"  {100 * n / total:5.1f}% ({100 * own[name] / total:4.1f}%)  {name}")
-    lines.append("  top self time:")
-    for name, n in own.most_common(12):
+    lines = [f"  {total} samples (GIL holder); by component, self % / inclusive %:"]
+    for component, n in comp_self.most_common(14):
+        lines.append(f"  {100 * n / total:5.1f}% / {100 * comp_incl[component] / total:5.1f}%  {component}")
+    lines.append("  functions of cockpit and litellm, inclusive % (self %):")
+    shown = 0
+    for name, n in inclusive.most_common():
+        if shown >= top:
+            break
+        if name.startswith(("cockpit/", "litellm/")):
+            lines.append(f"  {100 * n / total:5.1f}% ({100 * own[name] / total:4.1f}%)  {name}")
+            shown += 1
+    lines.append("  top self time (any code):")
+    for name, n in own.most_common(15):
         lines.append(f"  {100 * n / total:5.1f}%  {name}")
     return "\n".join(lines)
 
@@ -751,11 +770,24 @@ def _frame_name(frame: str) -> str:
     if not match:
         return frame.strip()
     function, path = match.groups()
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    for marker in ("site-packages/", str(ROOT) + "/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
+    else:
+        stdlib = re.search(r"/lib/python3\.\d+/(.*)", path)
+        if stdlib:
+            path = "stdlib/" + stdlib.group(1)
     return f"{path}:{function}"
+
+
+def _component(name: str) -> str:
+    parts = name.split(":", 1)[0].split("/")
+    if parts[0] in ("cockpit", "litellm") and len(parts) > 2:
+        return "/".join(parts[:2])
+    if parts[0] == "stdlib":
+        return "stdlib/" + parts[1].removesuffix(".py") if len(parts) > 1 else "stdlib"
+    return parts[0]
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -775,16 +807,6 @@ def measure_target(target: Target, args, profile_dir: Path | None) -> list[dict[
     print_errors(f"{target.name} (warm-up)", warm.errors + warm_stream.errors)
     plan = [(False, c, args.requests) for c in args.concurrency] + [(True, c, args.stream_requests) for c in args.stream_concurrency]
     for stream, concurrency, requests in plan:
-        profiler = None
-        if profile_dir and target.name.startswith("cockpit") and not stream and concurrency == 10 and target.process:
-            raw = profile_dir / f"{target.name}-c10.txt"
-            profiler = subprocess.Popen(
-                [find_py_spy(), "record", "--pid", str(server_pid(target.process)), "--format", "raw", "--rate", "250",
-                 "--nonblocking", "--output", str(raw)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            )
-            CLEANUP.processes.append(profiler)
-            time.sleep(1.0)
         rounds = []
         for _ in range(args.rounds):
             if args.wait_idle:
@@ -794,13 +816,6 @@ def measure_target(target: Target, args, profile_dir: Path | None) -> list[dict[
             result = run_load(target, stream, concurrency, requests)
             cpu_after = group_cpu_seconds(pgid) if pgid else None
             rounds.append((result, meter.percent(), cpu_before, cpu_after))
-        if profiler is not None:
-            try:
-                os.killpg(profiler.pid, signal.SIGINT)
-                profiler.wait(30)
-            except Exception:
-                pass
-            CLEANUP.stop(profiler)
         # Best of the rounds (noise only ever slows a run down): the highest throughput.
         result, foreign, cpu_before, cpu_after = max(rounds, key=lambda r: len(r[0].latencies) / r[0].elapsed if r[0].elapsed else 0)
         row = {"contender": target.name, "mode": "stream" if stream else "non-stream", "concurrency": concurrency, **result.figures()}
@@ -819,13 +834,42 @@ def measure_target(target: Target, args, profile_dir: Path | None) -> list[dict[
             flush=True,
         )
         print_errors(target.name, [e for r in rounds for e in r[0].errors])
-        if profiler is not None and (profile_dir / f"{target.name}-c10.txt").exists():
-            summary = summarise_profile(profile_dir / f"{target.name}-c10.txt")
-            (profile_dir / f"{target.name}-c10-summary.txt").write_text(summary + "\n")
-            print(f"  profile of {target.name} at c=10 (py-spy, {profile_dir / (target.name + '-c10.txt')}):\n{summary}")
     if pgid:
         target.info["rss_mib_after"] = round(group_rss_mib(pgid), 1)
+    if profile_dir and target.name.startswith("cockpit") and target.process:
+        profile_target(target, args, profile_dir)
     return rows
+
+
+PROFILED_LOADS = ((False, 10), (True, 20))
+
+
+def profile_target(target: Target, args, profile_dir: Path) -> None:
+    """Extra loads, not in the table (sampling slows the server down), under py-spy."""
+    for stream, concurrency in PROFILED_LOADS:
+        label = f"{target.name}-{'stream' if stream else 'nonstream'}-c{concurrency}"
+        raw = profile_dir / f"{label}.txt"
+        profiler = CLEANUP.popen(
+            [find_py_spy(), "record", "--pid", str(target.process.pid), "--format", "raw", "--rate", "200", "--gil",
+             "--full-filenames", "--output", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(1.0)
+        result = run_load(target, stream, concurrency, args.stream_requests if stream else args.requests)
+        try:
+            os.killpg(profiler.pid, signal.SIGINT)
+            profiler.wait(30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        error = profiler.stderr.read() if profiler.stderr and profiler.poll() is not None else ""
+        CLEANUP.stop(profiler)
+        if not raw.exists():
+            print(f"  py-spy wrote no profile for {label}: {error[-500:]}")
+            continue
+        summary = summarise_profile(raw)
+        (profile_dir / f"{label}-summary.txt").write_text(summary + "\n")
+        print(f"  profile of {target.name}, {'stream' if stream else 'non-stream'} c={concurrency} "
+              f"({len(result.latencies)} requests under py-spy --gil; raw stacks {raw}):\n{summary}", flush=True)
 
 
 def _ms(value: float | None) -> str:
@@ -866,6 +910,7 @@ def summarise(rows: list[dict[str, Any]], targets: dict[str, Target], args) -> d
         cpu = [r["server_cpu_ms_per_request"] for r in mine if r["mode"] == "non-stream" and r["concurrency"] > 1 and "server_cpu_ms_per_request" in r]
         if cpu:
             out[f"{key}_cpu_ms_per_request"] = min(cpu)
+            out[f"{key}_cpu_bound_rps"] = round(1000 / min(cpu), 1)  # what one fully busy core would serve
         target = targets.get(name)
         if target and target.startup_s is not None:
             out[f"{key}_startup_s"] = round(target.startup_s, 2)
@@ -876,6 +921,8 @@ def summarise(rows: list[dict[str, Any]], targets: dict[str, Target], args) -> d
         out["ratio"] = round(out["cockpit_rps"] / out["litellm_rps"], 3)
         out["ratio_target"] = 1.5
         out["ratio_met"] = out["ratio"] >= 1.5
+    if out.get("cockpit_cpu_ms_per_request") and out.get("litellm_cpu_ms_per_request"):
+        out["cpu_ratio"] = round(out["litellm_cpu_ms_per_request"] / out["cockpit_cpu_ms_per_request"], 3)
     if out.get("cockpit_stream_rps") and out.get("litellm_stream_rps"):
         out["stream_ratio"] = round(out["cockpit_stream_rps"] / out["litellm_stream_rps"], 3)
     if out.get("cockpit_added_p50_ms") is not None and out.get("litellm_added_p50_ms") is not None:
@@ -890,7 +937,7 @@ def summarise(rows: list[dict[str, Any]], targets: dict[str, Target], args) -> d
         "contenders": names, "pinned": args.pin, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
         "client": f"aiohttp {_version('aiohttp')}", "python": platform.python_version(), "cpus": os.cpu_count(),
         "upstream": "tests/fakes/openai.py", "upstream_model": UPSTREAM_MODEL, "max_tokens": MAX_TOKENS,
-        "guardrails": args.guardrails, "rounds": args.rounds, "wait_idle_s": args.wait_idle, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "guardrails": args.guardrails, "rounds": args.rounds, "nice": args.nice, "wait_idle_s": args.wait_idle, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return out
 
@@ -911,12 +958,18 @@ def print_report(summary: dict[str, Any]) -> None:
         )
     print()
     for name, info in summary["servers"].items():
+        if info.get("startup_s") is None:
+            continue
         print(f"{name:<17} start-up {info.get('startup_s')} s, RSS after {info.get('rss_mib_after', '-')} MiB, "
               + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("startup_s", "rss_mib_after")))
     if "ratio" in summary:
         verdict = "met" if summary["ratio_met"] else "MISSED"
         print(f"\nratio cockpit rps / litellm rps per worker: {summary['ratio']:.2f} (target >= 1.5: {verdict}; "
               f"{summary['cockpit_rps']:,.1f} vs {summary['litellm_rps']:,.1f})")
+    if "cpu_ratio" in summary:
+        print(f"server CPU per request (best non-stream load): cockpit {summary['cockpit_cpu_ms_per_request']:.2f} ms, "
+              f"litellm {summary['litellm_cpu_ms_per_request']:.2f} ms: litellm/cockpit {summary['cpu_ratio']:.2f} "
+              "(the ratio a quiet, saturated core would show)")
     if "stream_ratio" in summary:
         print(f"stream ratio cockpit / litellm: {summary['stream_ratio']:.2f} "
               f"({summary['cockpit_stream_rps']:,.1f} vs {summary['litellm_stream_rps']:,.1f} streams/s)")
@@ -949,9 +1002,11 @@ def main() -> int:
     parser.add_argument("--wait-idle", type=float, default=30, metavar="S",
                         help="Before each load, wait up to S seconds for other processes to go below 10%% CPU (default 30; 0: never).")
     parser.add_argument("--no-guardrails", dest="guardrails", action="store_false", help="No guardrail preset in Cockpit's tenant.")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="Run this process and all it starts at nice N (e.g. -5 as root, to be less disturbed by other work on a shared machine).")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="Do not pin processes to CPUs.")
     parser.add_argument("--json", type=Path, default=None, help="Write all figures as JSON to this path.")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy each Cockpit server during the c=10 non-stream load; raw stacks to DIR.")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="Profile each Cockpit server with py-spy after its loads; raw stacks and summaries to DIR.")
     parser.add_argument("--logs", type=Path, default=None, metavar="DIR", help="Keep the servers' logs in DIR (default: a temp dir, removed).")
     args = parser.parse_args()
     if args.stream_requests is None:
@@ -981,9 +1036,13 @@ def main() -> int:
         else:
             os.sched_setaffinity(0, {int(CLIENT_CPU)})  # the load generator (and what we start, unless re-pinned)
 
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by the servers and the upstream
+
     def interrupted(signum, frame):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, interrupted)  # explicitly: a background job starts with SIGINT ignored
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     targets: dict[str, Target] = {}

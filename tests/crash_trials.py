@@ -531,9 +531,12 @@ class KillPoint:
     probe: bool = False
     """With a gate: before opening it, check that another apply times out on the locks the
     killed one's session still holds, naming the killed run."""
+    revert: bool = False
+    """The next apply is of the old tenant (the change reverted after the crash): it must
+    leave exactly the old state, in the database and in Zitadel."""
 
     def label(self) -> str:
-        return f"{self.aim}:{self.table}" if self.table else self.aim
+        return (f"{self.aim}:{self.table}" if self.table else self.aim) + (" +revert" if self.revert else "")
 
 
 class Gate:
@@ -753,11 +756,13 @@ class Lab:
 
     # -- trials --
 
-    def kill_points(self, rng: random.Random, count: int, aims: list[str], *, probe: bool = True) -> Iterator[tuple[bool, KillPoint]]:
+    def kill_points(self, rng: random.Random, count: int, aims: list[str], *, probe: bool = True, revert: bool = True) -> Iterator[tuple[bool, KillPoint]]:
         """`count` (with Zitadel?, kill point) pairs, cycling through `aims`. Zitadel is on for
         a random half of the trials (always when aiming at its phase); a statement gate sits
         on a random table the apply writes (or the audit events, written last, or the journal)
-        and, with `probe`, checks that the killed run's locks time out (`KillPoint.probe`)."""
+        and, with `probe`, checks that the killed run's locks time out (`KillPoint.probe`);
+        with `revert`, half of the kills aimed after the commit are followed by an apply of
+        the old tenant (`KillPoint.revert`)."""
         tables = self.written_tables()
         for index in range(count):
             aim = aims[index % len(aims)]
@@ -765,7 +770,8 @@ class Lab:
             table = None
             if aim == "statement":
                 table = rng.choice(tables + ["audit_events"] + (["apply_journal"] if zitadel else []))
-            yield zitadel, KillPoint(aim, rng.random(), table, probe=probe and aim == "statement")
+            back = revert and aim in ("zitadel", "run_end") and rng.random() < 0.5
+            yield zitadel, KillPoint(aim, rng.random(), table, probe=probe and aim == "statement", revert=back)
 
     def trial(self, index: int, zitadel: bool, kill: KillPoint) -> TrialResult:
         started = time.monotonic()
@@ -835,7 +841,7 @@ class Lab:
             result.phase = "zitadel" if result.pending_steps else "after_commit"
         else:
             result.phase = "transaction"
-        self._converge(result, url, environ, fake)
+        self._converge(result, url, environ, fake, revert=kill.revert)
         return result
 
     def _probe_lock(self, result: TrialResult, environ: dict[str, str], killed_run: uuid.UUID) -> None:
@@ -884,10 +890,14 @@ class Lab:
             process.wait()
         return completed, process.returncode, round(kill_after, 3)
 
-    def _converge(self, result: TrialResult, url: str, environ: dict[str, str], fake: FakeZitadel | None) -> None:
-        """The next apply, and what it must leave: exactly the new state, here and in Zitadel."""
+    def _converge(self, result: TrialResult, url: str, environ: dict[str, str], fake: FakeZitadel | None, *, revert: bool = False) -> None:
+        """The next apply, and what it must leave: exactly the new state, here and in Zitadel
+        (with `revert`, the next apply is of the old tenant, and the old state is expected)."""
         problems = result.problems
-        converge = run(apply_command(self.new_tenant), environ, self.workdir)
+        tenant, wanted, wanted_zitadel, which = (
+            (self.old_tenant, self.old, self.old_zitadel, "old") if revert else (self.new_tenant, self.new, self.new_zitadel, "new")
+        )
+        converge = run(apply_command(tenant), environ, self.workdir)
         result.converge_seconds = round(converge.seconds, 2)
         if converge.code != 0:
             problems.append(f"the next apply exited {converge.code}: {converge.output[-1500:]}")
@@ -896,20 +906,20 @@ class Lab:
         if "is locked by" in converge.output:
             problems.append("the next apply waited for a lock")
         after = fingerprint(url)
-        if after != self.new:
-            problems.append(f"after the next apply the database is not the new state: {after.explain(self.old, self.new) or after.compare(self.old, self.new)}")
+        if after != wanted:
+            problems.append(f"after the next apply the database is not the {which} state: {after.explain(self.old, self.new) or after.compare(self.old, self.new)}")
         waiting = query(url, "SELECT count(*) FROM apply_journal WHERE status <> 'done'")[0][0]
         if waiting:
             problems.append(f"{waiting} Zitadel step(s) still not done after the next apply")
         if fake is not None:
-            assert self.new_zitadel is not None
+            assert wanted_zitadel is not None
             now = ZitadelState.of(fake)
             if now.duplicate_grants():
                 problems.append(f"duplicate Zitadel grants for {now.duplicate_grants()[:5]}")
-            if now != self.new_zitadel:
-                problems.append(f"Zitadel differs from an uninterrupted apply: {now.difference(self.new_zitadel)}")
+            if now != wanted_zitadel:
+                problems.append(f"Zitadel differs from what an uninterrupted apply of the {which} tenant leaves: {now.difference(wanted_zitadel)}")
         if self.check_plan:
-            plan = run(cockpit("plan", str(self.new_tenant), "--detailed-exitcode"), environ, self.workdir)
+            plan = run(cockpit("plan", str(tenant), "--detailed-exitcode"), environ, self.workdir)
             if plan.code != 0:
                 problems.append(f"plan after the next apply exited {plan.code}: {plan.output[-1500:]}")
         result.stale_running_runs = query(url, "SELECT count(*) FROM apply_runs WHERE status = 'running'")[0][0]
@@ -927,7 +937,7 @@ def summarise(results: list[TrialResult], seconds: float) -> dict[str, Any]:
     (`planning` before the transaction, `after_commit` in the re-plan), the same counts for
     the uniformly drawn kills alone, and timings."""
     phases = Counter(r.phase for r in results)
-    uniform = Counter(r.phase for r in results if r.aim == "uniform")
+    uniform = Counter(r.phase for r in results if r.aim.split(" ")[0] == "uniform")
     return {
         "trials": len(results),
         "db_phase": phases["transaction"],
@@ -940,7 +950,8 @@ def summarise(results: list[TrialResult], seconds: float) -> dict[str, Any]:
             "planning": phases["planning"],
             "after_commit": phases["after_commit"],
             "with_zitadel": sum(r.zitadel for r in results),
-            "aims": dict(Counter(r.aim.split(":")[0] for r in results)),
+            "aims": dict(Counter(r.aim.split(":")[0].split(" ")[0] for r in results)),
+            "reverted": sum(r.aim.endswith("+revert") for r in results),
             "uniform_phases": {p: uniform[p] for p in PHASES},
             "stale_running_runs": max((r.stale_running_runs for r in results), default=0),
             "seconds_per_trial": round(sum(r.seconds for r in results) / len(results), 2) if results else 0.0,

@@ -7,7 +7,8 @@ a random time. Each time the database must hold the whole old or the whole new s
 may outlive the process, and the next apply must converge: the new state exactly, Zitadel as
 an uninterrupted apply leaves it, and an empty plan. While the first killed apply's session
 still holds its locks, an apply started meanwhile must give up after --lock-timeout, naming
-the killed run, rather than wait forever.
+the killed run, rather than wait forever. And when the change is reverted after a kill that
+left Zitadel steps pending, the next apply (of the old tenant) must restore the old state.
 """
 
 from __future__ import annotations
@@ -43,15 +44,17 @@ def test_killed_applies_leave_old_or_new_and_the_next_converges(lab: Lab) -> Non
         (True, KillPoint("statement", table="audit_events")),
         (True, KillPoint("zitadel", rng.uniform(0.2, 0.8))),
         (True, KillPoint("uniform", rng.random())),
+        (True, KillPoint("run_end", revert=True)),
     ]
     results = [lab.trial(index, zitadel, kill) for index, (zitadel, kill) in enumerate(points)]
     report = f"seed {seed}\n" + "\n".join(describe(r) for r in results)
     print(report)
     assert [r.state for r in results if r.state == "mixed"] == [], report
     assert all(r.converged for r in results), report
-    in_transaction, at_audit, in_zitadel, _ = results
+    in_transaction, at_audit, in_zitadel, _, reverted = results
     assert in_transaction.phase == at_audit.phase == "transaction", report
     assert in_transaction.lock_probe_seconds > 0, report  # an apply meanwhile gave up, naming it
     assert in_zitadel.phase == "zitadel" and in_zitadel.pending_steps > 0, report
+    assert reverted.phase == "zitadel" and reverted.pending_steps > 0, report
     # The killed runs' rows stay 'running' (nothing can record their end), yet blocked nothing.
     assert any(r.stale_running_runs for r in results), report

@@ -113,7 +113,7 @@ def apply_or_exit(
 
     saved = read_saved_plan(target)
     engine, box, environ = open_store()
-    _finish_journal(engine, environ)
+    _finish_journal(engine, environ, skip_zitadel)
     if saved is not None:
         plan = saved
         config_path = Path(plan.config_path) if plan.config_path else None
@@ -182,13 +182,17 @@ def _ready(plan: Plan, options: ApplyOptions) -> bool:
     return True
 
 
-def _finish_journal(engine, environ) -> None:
-    """Zitadel steps left by an earlier, failed or killed apply run before anything else."""
+def _finish_journal(engine, environ, skip_zitadel: bool = False) -> None:
+    """Zitadel steps left by an earlier, failed or killed apply run before anything else;
+    with `--skip-zitadel` they wait, so database changes can go in while Zitadel is down."""
     from cockpit.apply.journal import pending_steps, run_journal
     from cockpit.zitadel import ZitadelError, ZitadelSettings
 
     waiting = pending_steps(engine)
     if not waiting:
+        return
+    if skip_zitadel:
+        click.echo(f"{waiting} Zitadel step(s) left by an earlier apply stay pending (--skip-zitadel); the next apply without it runs them.", err=True)
         return
     click.echo(f"Finishing {waiting} Zitadel step(s) left by an earlier apply.", err=True)
     try:

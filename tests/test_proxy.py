@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
@@ -251,3 +252,32 @@ def test_budget_counters_in_redis_match_the_database_semantics(applied: Cockpit)
         running.flush()
     assert sum(Decimal(str(r.credits)) for r in ledger(applied.url)) == Decimal("5")
     assert counters(applied.url) == {}  # the counters lived in Redis
+
+
+def test_the_upstream_key_never_shows(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
+    """The model's api_key, refused by the upstream or not, appears in no response, log line,
+    ledger row or other table."""
+    from test_secret_scan import assert_no_canary, dump_database
+
+    canary = f"sk-canary-{uuid.uuid4().hex}"
+    monkeypatch.setenv("FAKE_OPENAI_KEY", canary)  # the upstream expects another key: 401
+    runner = Cockpit(migrated_url, tmp_path, monkeypatch)
+    runner.write(tenant(upstream.url))
+    assert runner.apply().exit_code == 0
+    caplog.set_level("DEBUG")
+    with InProcessServer(migrated_url, {"REDIS_URL": ""}) as running:
+        bob = issue_key(migrated_url, "bob@acme.com")
+        refused = chat(running.url, bob, max_tokens=2)
+        streamed = httpx.post(f"{running.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"},
+                              json={"model": "chat", "stream": True, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]})
+        models = httpx.get(f"{running.url}/v1/models", headers={"Authorization": f"Bearer {bob}"})
+        upstream.api_key = canary  # now accepted: the answer must not carry it either
+        answered = chat(running.url, bob, max_tokens=2)
+        running.flush()
+    assert refused.status_code == 502 and refused.json()["error"]["code"] == "upstream_auth_failed"
+    assert answered.status_code == 200, answered.text
+    canaries = {"model api_key": canary}
+    for where, response in (("refused", refused), ("streamed", streamed), ("models", models), ("answered", answered)):
+        assert_no_canary(response.text + str(dict(response.headers)), where, canaries)
+    assert_no_canary(caplog.text, "logs", canaries)
+    assert_no_canary(json.dumps(dump_database(migrated_url), default=str), "database", canaries)

@@ -73,7 +73,9 @@ def build_router(deployments: list[tuple[CatalogModel, Mapping[str, Any], str | 
         litellm_params["input_cost_per_token"] = float(model.input_per_million / MILLION)
         litellm_params["output_cost_per_token"] = float(model.output_per_million / MILLION)
         model_list.append({"model_name": model.name, "litellm_params": litellm_params})
-    return Router(model_list=model_list, num_retries=0, set_verbose=False)
+    # One deployment per model: litellm's cooldown would turn an upstream's brief failure into
+    # "no deployments available" for every caller, and its retries would hide the failure.
+    return Router(model_list=model_list, num_retries=0, disable_cooldowns=True, set_verbose=False)
 
 
 async def warm_up() -> None:

@@ -195,6 +195,10 @@ def test_upstream_failures_are_openai_errors_and_release_the_hold(server: InProc
     failed = chat(server.url, bob, max_tokens=2)
     assert failed.status_code == 502 and upstream.api_key not in failed.text
     assert counters(applied.url)["team:research/ml"] == (Decimal("0.00"), Decimal("0.00"))
+    upstream.stop()
+    down = chat(server.url, bob, max_tokens=2)
+    assert down.status_code == 502 and down.json()["error"]["code"] == "upstream_unreachable", down.text
+    upstream.start()
     upstream.cut_stream_after(3)
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"},
                       json={"model": "chat", "stream": True, "max_tokens": 5, "messages": [{"role": "user", "content": "go"}]}) as response:

@@ -41,6 +41,8 @@ def upstream_error(exc: BaseException, model: str) -> ProxyError:
     credentials or network, which are not the caller's business."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
+    if _never_answered(exc):  # litellm reports it as a 500; nothing answered
+        return ProxyError(502, f"The upstream provider of model `{model}` could not be reached; retry later.", "upstream_unreachable")
     if name == "Timeout" or status == 408:
         return ProxyError(504, f"The upstream provider of model `{model}` did not answer in time; retry later.", "upstream_timeout")
     if status == 429:
@@ -56,3 +58,15 @@ def upstream_error(exc: BaseException, model: str) -> ProxyError:
     if isinstance(status, int) and status >= 500:
         return ProxyError(502, f"The upstream provider of model `{model}` failed (HTTP {status}); retry later.", "upstream_error")
     return ProxyError(502, f"The upstream provider of model `{model}` could not be reached; retry later.", "upstream_unreachable")
+
+
+def _never_answered(exc: BaseException) -> bool:
+    """Whether the chain of causes holds a connection failure (refused, reset, DNS)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if type(seen).__name__ in ("APIConnectionError", "ConnectError", "ClientConnectorError") or isinstance(seen, ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -234,7 +234,7 @@ class Call:
             yield b"data: [DONE]\n\n"
         except Exception as exc:
             failure = exc
-            error = upstream_error(exc, self.name)
+            error = ProxyError(502, f"The upstream provider of model `{self.name}` broke off the answer after {chunks} chunk(s); what arrived is charged. Retry the request.", "upstream_stream_broken")
             log.warning("stream of %s from %s broke after %d chunk(s): %s", self.name, self.caller.user, chunks, type(exc).__name__)
             yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
         finally:

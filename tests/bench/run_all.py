@@ -202,6 +202,14 @@ def num(value: Any, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+COUNTS = {
+    "crash": (("mixed", "mixed states"), ("not_converged", "not converged"),
+              ("db_phase", "killed inside the DB transaction"), ("zitadel_phase", "in the Zitadel phase"),
+              ("completed", "finished before the kill")),
+    "api_fuzz": (("failures", "failures"),),
+}
+"""Top-level counts shown for crash trials and API fuzzing, in this order (else all of them)."""
+
 HEADER = ("benchmark", "size", "result", "floor", "× floor", "per 1,000 resources")
 
 
@@ -307,8 +315,14 @@ def rows_for(jobs: list[Job]) -> list[tuple[str, ...]]:
                 continue
             counts = {k: v for k, v in f.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             head = f"{num(counts.pop(first))} {first}" if first in counts else "—"
-            rest = ", ".join(f"{num(v, 0 if float(v).is_integer() else 2)} {k.replace('_', ' ')}"
-                             for k, v in counts.items() if k not in ("seconds", "seed"))
+            known = [(key, label) for key, label in COUNTS.get(group, ()) if key in counts]
+            if known:  # the figures that matter, in words
+                rest = ", ".join(f"{num(counts[key])} {label}" for key, label in known)
+            else:  # a shape this runner does not know yet: every top-level count
+                rest = ", ".join(f"{num(v, 0 if float(v).is_integer() else 2)} {k.replace('_', ' ')}"
+                                 for k, v in counts.items() if k not in ("seconds", "seed"))
+            if "seconds" in counts:
+                rest += f"{', ' if rest else ''}{secs(counts['seconds'])}"
             rows.append((what, head, (rest or "—") + exited(job), "", "", ""))
     return rows
 
@@ -321,17 +335,32 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="Small sizes, one run, short durations: a smoke check.")
+    parser.add_argument("--quick", action="store_true",
+                        help="Small sizes, one run, short durations: a smoke check.")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
-                        help=f"Benchmarks to run (space or comma separated): {', '.join(GROUPS)} (apply = plan).")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="Write every figure and the table here.")
+                        help=f"Benchmarks to run (space or comma separated): {', '.join(GROUPS)} "
+                             "(apply = plan).")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="Write every figure and the table here.")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, metavar="N",
-                        help=f"Resource counts for validate/plan/apply (default {' '.join(map(str, SIZES))}; quick {' '.join(map(str, QUICK_SIZES))}).")
+                        help=f"Resource counts for validate/plan/apply (default {' '.join(map(str, SIZES))}; "
+                             f"quick {' '.join(map(str, QUICK_SIZES))}).")
     parser.add_argument("--runs", type=int, default=None, help="Runs per size (default 3; quick 1).")
     parser.add_argument("--fuzz-cases", type=int, default=None, help="Config fuzz cases (default 10,000; quick 50).")
     parser.add_argument("--serve-duration", type=int, default=None, help="Seconds per read API measurement.")
-    parser.add_argument("--timeout", type=float, default=None, help="Seconds per script before it is killed (default 3600; quick 300).")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="Seconds per script before it is stopped (default 3600; quick 300).")
+    parser.add_argument("--table-from", type=Path, default=None, metavar="PATH",
+                        help="Run nothing: print the table again from the --json file of an earlier run.")
     args = parser.parse_args(argv)
+    if args.table_from is not None:
+        saved = json.loads(args.table_from.read_text())
+        jobs = [Job(b["name"], Path(b["script"]).name, [], b.get("size"), command=b.get("command") or [],
+                    status=b["status"], exit_code=b.get("exit_code"), seconds=b.get("seconds"),
+                    figures=b.get("figures"), reason=b.get("reason"))
+                for b in saved["benchmarks"]]
+        print(saved["caption"] + "\n\n" + table(rows_for(jobs)), flush=True)
+        return 0
     only = {ALIASES.get(name, name) for item in (args.only or GROUPS) for name in item.replace(",", " ").split()}
     unknown = only - set(GROUPS)
     if unknown:

@@ -148,7 +148,16 @@ def create_engine_for(url: str, *, foreign_keys: bool = True) -> Engine:
             return sa.create_engine(
                 parsed,
                 pool_pre_ping=True,
-                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+                # TCP keepalives: when a client host vanishes (not a killed process, whose
+                # socket closes), the server ends its session, and the apply locks it holds,
+                # within about a minute instead of the kernel's two hours.
+                connect_args={
+                    "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
+                    "keepalives": 1,
+                    "keepalives_idle": 30,
+                    "keepalives_interval": 10,
+                    "keepalives_count": 3,
+                },
             )
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise DatabaseNotConnected(

@@ -148,16 +148,7 @@ def create_engine_for(url: str, *, foreign_keys: bool = True) -> Engine:
             return sa.create_engine(
                 parsed,
                 pool_pre_ping=True,
-                # TCP keepalives: when a client host vanishes (not a killed process, whose
-                # socket closes), the server ends its session, and the apply locks it holds,
-                # within about a minute instead of the kernel's two hours.
-                connect_args={
-                    "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
-                    "keepalives": 1,
-                    "keepalives_idle": 30,
-                    "keepalives_interval": 10,
-                    "keepalives_count": 3,
-                },
+                connect_args=_postgres_connect_args(parsed),
             )
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise DatabaseNotConnected(
@@ -168,6 +159,25 @@ def create_engine_for(url: str, *, foreign_keys: bool = True) -> Engine:
         f"unsupported URL scheme {parsed.drivername!r} in {mask_url(parsed)}; "
         f"use postgresql://... or sqlite:///PATH"
     )
+
+
+KEEPALIVE = {"idle": 30, "interval": 10, "count": 3}
+
+
+def _postgres_connect_args(url: URL) -> dict[str, object]:
+    """TCP keepalives both ways: when a client host vanishes (not a killed process, whose
+    socket closes at once), the server ends its session, and the apply locks it holds, within
+    about a minute instead of the kernel's two hours; and the client notices a vanished server.
+    The server side is set per session (`tcp_keepalives_*`) unless the URL brings its own
+    `options`."""
+    args: dict[str, object] = {
+        "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
+        "keepalives": 1,
+        **{f"keepalives_{name}": value for name, value in KEEPALIVE.items()},
+    }
+    if "options" not in url.query:
+        args["options"] = " ".join(f"-c tcp_keepalives_{name}={value}" for name, value in KEEPALIVE.items())
+    return args
 
 
 def connect_check(engine: Engine) -> None:

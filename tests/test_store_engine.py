@@ -199,3 +199,15 @@ def test_unusable_urls_are_reported_without_the_password(url: str) -> None:
     with pytest.raises(DatabaseNotConnected) as caught:
         create_engine_for(url)
     _assert_one_clean_line(caught.value, "topsecret")
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_keep_alive(postgres_database_url: str) -> None:
+    """A vanished client's session (and the apply locks it holds) ends within about a minute."""
+    engine = create_engine_for(postgres_database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW tcp_keepalives_idle").scalar() == "30"
+            assert connection.exec_driver_sql("SHOW tcp_keepalives_count").scalar() == "3"
+    finally:
+        engine.dispose()

@@ -206,7 +206,7 @@ COUNTS = {
     "crash": (("mixed", "mixed states"), ("not_converged", "not converged"),
               ("db_phase", "killed inside the DB transaction"), ("zitadel_phase", "in the Zitadel phase"),
               ("completed", "finished before the kill")),
-    "api_fuzz": (("failures", "failures"),),
+    "api_fuzz": (("operations", "operations"), ("failures", "failures")),
 }
 """Top-level counts shown for crash trials and API fuzzing, in this order (else all of them)."""
 

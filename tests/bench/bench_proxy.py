@@ -856,6 +856,7 @@ def profile_target(target: Target, args, profile_dir: Path) -> None:
         )
         time.sleep(1.0)
         result = run_load(target, stream, concurrency, args.stream_requests if stream else args.requests)
+        print_errors(f"{target.name} (profiled load)", result.errors)
         try:
             os.killpg(profiler.pid, signal.SIGINT)
             profiler.wait(30)
@@ -921,6 +922,11 @@ def summarise(rows: list[dict[str, Any]], targets: dict[str, Target], args) -> d
         out["ratio"] = round(out["cockpit_rps"] / out["litellm_rps"], 3)
         out["ratio_target"] = 1.5
         out["ratio_met"] = out["ratio"] >= 1.5
+    for variant in ("cockpit_pg", "cockpit_redis", "cockpit_pg_redis"):  # the same figures per variant
+        if out.get(f"{variant}_rps") and out.get("litellm_rps"):
+            out[f"{variant}_ratio"] = round(out[f"{variant}_rps"] / out["litellm_rps"], 3)
+        if out.get(f"{variant}_added_p50_ms") is not None and out.get("litellm_added_p50_ms") is not None:
+            out[f"{variant}_added_p50_lower"] = out[f"{variant}_added_p50_ms"] < out["litellm_added_p50_ms"]
     if out.get("cockpit_cpu_ms_per_request") and out.get("litellm_cpu_ms_per_request"):
         out["cpu_ratio"] = round(out["litellm_cpu_ms_per_request"] / out["cockpit_cpu_ms_per_request"], 3)
     if out.get("cockpit_stream_rps") and out.get("litellm_stream_rps"):
@@ -966,6 +972,11 @@ def print_report(summary: dict[str, Any]) -> None:
         verdict = "met" if summary["ratio_met"] else "MISSED"
         print(f"\nratio cockpit rps / litellm rps per worker: {summary['ratio']:.2f} (target >= 1.5: {verdict}; "
               f"{summary['cockpit_rps']:,.1f} vs {summary['litellm_rps']:,.1f})")
+    for variant in ("cockpit_pg", "cockpit_redis", "cockpit_pg_redis"):
+        if f"{variant}_ratio" in summary:
+            lower = summary.get(f"{variant}_added_p50_lower")
+            print(f"{variant.replace('_', '-')}: ratio {summary[f'{variant}_ratio']:.2f} ({summary[f'{variant}_rps']:,.1f} rps)"
+                  + (f", added p50 {summary[f'{variant}_added_p50_ms']:.2f} ms ({'lower' if lower else 'NOT lower'} than litellm's)" if lower is not None else ""))
     if "cpu_ratio" in summary:
         print(f"server CPU per request (best non-stream load): cockpit {summary['cockpit_cpu_ms_per_request']:.2f} ms, "
               f"litellm {summary['litellm_cpu_ms_per_request']:.2f} ms: litellm/cockpit {summary['cpu_ratio']:.2f} "

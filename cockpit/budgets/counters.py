@@ -7,9 +7,9 @@ step, the real cost (used += cost, reserved −= the hold). So however many requ
 on however many replicas, the sum of what they can spend never passes a limit.
 
 Two stores keep the counters, with the same semantics:
-- `SqlCounters`: the `budget_counters` table, one short transaction per step. Its first
-  statement is an UPDATE of the chain's rows, which takes the row locks on PostgreSQL and the
-  write lock on SQLite, so the check and the increment see no one else's change.
+- `SqlCounters`: the `budget_counters` table, one short transaction per step. Reserving is
+  one UPDATE … RETURNING of the chain's rows, which holds the amount and takes the row locks
+  (the write lock on SQLite) until the transaction ends; a refusal rolls it back.
 - `RedisCounters` (when `REDIS_URL` is set): one Lua script per step on one hash per account and
   window, atomic on the Redis server, shared by every replica.
 
@@ -29,7 +29,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from cockpit.budgets.usage import UTC, Window
 from cockpit.store.inserts import insert_new
@@ -116,24 +116,32 @@ class SqlCounters:
 
     def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal:
         scopes = sorted({limit.scope for limit in limits})
+        c = budget_counters.c
         for _ in range(3):
-            with self.engine.begin() as connection:
-                found = self._lock(connection, account_id, window, scopes)
+            with self.engine.connect() as connection:
+                transaction = connection.begin()
+                # Hold the amount on every scope at once; the UPDATE also locks the rows (the
+                # write lock on SQLite) until the transaction ends, so the check below sees
+                # what every other request has taken, and a refusal rolls the hold back.
+                rows = connection.execute(
+                    self._rows(account_id, window, scopes).values(reserved=c.reserved + amount).returning(c.scope, c.used, c.reserved)
+                ).all()
+                found = {row.scope: (credits(row.used), credits(row.reserved) - amount) for row in rows}
                 missing = [scope for scope in scopes if scope not in found]
-                if not missing:
-                    refusal = first_refusal(limits, amount, found)
+                refusal = None if missing else first_refusal(limits, amount, found)
+                if missing or refusal is not None:
+                    transaction.rollback()
                     if refusal is not None:
                         return refusal
+                else:
                     reservation = Reservation(uuid.uuid4(), account_id, window, tuple(scopes), amount)
-                    connection.execute(
-                        self._rows(account_id, window, scopes).values(reserved=budget_counters.c.reserved + amount)
-                    )
                     connection.execute(
                         budget_reservations.insert().values(
                             id=reservation.id, account_id=account_id, window_start=window.start,
                             scopes=list(scopes), amount=amount, expires_at=dt.datetime.now(UTC) + self.hold,
                         )
                     )
+                    transaction.commit()
                     return reservation
             self._seed(account_id, window, missing, seed)
         raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
@@ -177,14 +185,6 @@ class SqlCounters:
     def _rows(account_id: uuid.UUID, window: Window, scopes: Sequence[str]) -> sa.Update:
         c = budget_counters.c
         return budget_counters.update().where(c.account_id == account_id, c.window_start == window.start, c.scope.in_(list(scopes)))
-
-    def _lock(self, connection: Connection, account_id: uuid.UUID, window: Window, scopes: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
-        """The chain's counters, locked until the transaction ends (a no-op UPDATE ... RETURNING)."""
-        c = budget_counters.c
-        rows = connection.execute(
-            self._rows(account_id, window, scopes).values(reserved=c.reserved).returning(c.scope, c.used, c.reserved)
-        ).all()
-        return {row.scope: (credits(row.used), credits(row.reserved)) for row in rows}
 
     def _seed(self, account_id: uuid.UUID, window: Window, scopes: Sequence[str], seed: Seed) -> None:
         used = seed(scopes)

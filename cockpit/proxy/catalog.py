@@ -2,9 +2,9 @@
 
 Every `Model` change writes an audit event without an account, so the newest such event is
 the catalog's version (`cockpit.server.snapshots.read_version`, second half). Each account
-snapshot carries the version it saw; when a request brings a newer one than the Router was
-built from, the Router is rebuilt from the `models` table (in a worker thread, once, while
-other requests keep the old one). An apply thus reaches every replica within the snapshot
+snapshot carries the version it saw; when a request brings a newer one than the catalog was
+read at, the deployments are read again from the `models` table (in a worker thread, once,
+while other requests keep the old ones). An apply thus reaches every replica within the snapshot
 TTL, without a restart.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cockpit.proxy.llm import CatalogModel, Router, build_router, catalog_model
+from cockpit.proxy.llm import CatalogModel, Deployment, catalog_model, deployment
 from cockpit.store.secrets import SecretBox, SecretKeyError
 from cockpit.store.tables import audit_events, models
 
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Catalog:
     version: Any
-    router: Router | None
     models: dict[str, CatalogModel] = field(default_factory=dict)
+    deployments: dict[str, Deployment] = field(default_factory=dict)
 
 
 def _newer(candidate: Any, than: Any) -> bool:
@@ -42,7 +42,7 @@ class CatalogCache:
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self.engine = engine
         self.box = box
-        self.current = Catalog(version=None, router=None)
+        self.current = Catalog(version=None)
         self._lock = threading.Lock()
         self._loaded = False
 
@@ -74,5 +74,8 @@ class CatalogCache:
                 log.error("model %s is not served: %s", row.name, exc)
                 continue
             deployments.append((catalog_model(row.name, params, row.input_per_million, row.output_per_million), params, api_key))
-        router = build_router(deployments) if deployments else None
-        return Catalog(version, router, {model.name: model for model, _, _ in deployments})
+        return Catalog(
+            version,
+            {model.name: model for model, _, _ in deployments},
+            {model.name: deployment(model, params, api_key) for model, params, api_key in deployments},
+        )

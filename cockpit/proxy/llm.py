@@ -1,4 +1,4 @@
-"""The one module that imports litellm: offline settings, the Router, warm-up.
+"""The one module that imports litellm: offline settings, the deployments, the call, warm-up.
 
 litellm fetches its model cost map from GitHub at import time unless told not to, and a
 black-holed endpoint stalls the import by seconds (shared/reference/litellm-runtime.md), so
@@ -6,6 +6,11 @@ black-holed endpoint stalls the import by seconds (shared/reference/litellm-runt
 has one; validation refuses a model without), given to litellm per deployment so it computes
 `response_cost` for any model. Importing litellm costs ~2 s and ~190 MiB, so only `cockpit
 serve` imports this module, never `plan` or `apply`.
+
+Each model has exactly one deployment, so calls go to `litellm.acompletion` with that
+deployment's parameters rather than through litellm's Router: the Router would only add its
+layers (a quarter of litellm's CPU per call, measured), retries that hide failures, and
+cooldowns that turn one upstream error into "no deployments available" for everyone.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm  # noqa: E402  (the environment above must be set first)
-from litellm import Router  # noqa: E402
 
 litellm.telemetry = False
 litellm.suppress_debug_info = True
@@ -61,31 +65,38 @@ def catalog_model(name: str, litellm_params: Mapping[str, Any], input_per_millio
     )
 
 
-def build_router(deployments: list[tuple[CatalogModel, Mapping[str, Any], str | None]]) -> Router:
-    """A Router over (model, litellm params as stored, decrypted api key) triples."""
-    model_list = []
-    for model, params, api_key in deployments:
-        litellm_params: dict[str, Any] = {k: v for k, v in params.items() if k not in ("api_key", "extra_body") and v is not None}
-        if params.get("extra_body"):
-            litellm_params["extra_body"] = dict(params["extra_body"])
-        if api_key:
-            litellm_params["api_key"] = api_key
-        litellm_params["input_cost_per_token"] = float(model.input_per_million / MILLION)
-        litellm_params["output_cost_per_token"] = float(model.output_per_million / MILLION)
-        model_list.append({"model_name": model.name, "litellm_params": litellm_params})
-    # One deployment per model: litellm's cooldown would turn an upstream's brief failure into
-    # "no deployments available" for every caller, and its retries would hide the failure.
-    return Router(model_list=model_list, num_retries=0, disable_cooldowns=True, set_verbose=False)
+Deployment = dict[str, Any]
+"""The keyword arguments of `litellm.acompletion` that route to one model's upstream."""
+
+
+def deployment(model: CatalogModel, params: Mapping[str, Any], api_key: str | None) -> Deployment:
+    """A model's upstream call parameters (as stored, with its decrypted key and its prices, so
+    litellm computes `response_cost` for any model)."""
+    found: Deployment = {k: v for k, v in params.items() if k not in ("api_key", "extra_body") and v is not None}
+    if params.get("extra_body"):
+        found["extra_body"] = dict(params["extra_body"])
+    if api_key:
+        found["api_key"] = api_key
+    found["num_retries"] = 0  # the caller retries, knowing what it pays for; a hidden retry is
+    found["max_retries"] = 0  # time the caller's budget hold and our worker are tied up
+    found["input_cost_per_token"] = float(model.input_per_million / MILLION)
+    found["output_cost_per_token"] = float(model.output_per_million / MILLION)
+    return found
+
+
+async def complete(target: Deployment, **request: Any) -> Any:
+    """One upstream call: a ModelResponse, or a stream of chunks when `stream=True`."""
+    return await litellm.acompletion(**target, **request)
 
 
 async def warm_up() -> None:
     """Run litellm's lazy imports (the first real call costs ~100–250 ms otherwise) without
-    reaching any upstream: a mocked call, plain and streamed, through a throwaway Router."""
+    reaching any upstream: a mocked call, plain and streamed."""
     model = CatalogModel("warm-up", "openai/warm-up", Decimal(1), Decimal(1), 16)
-    router = build_router([(model, {"model": "openai/warm-up", "api_base": "http://127.0.0.1:9/v1"}, "warm-up")])
+    target = deployment(model, {"model": "openai/warm-up", "api_base": "http://127.0.0.1:9/v1"}, "warm-up")
     messages = [{"role": "user", "content": "warm up"}]
-    await router.acompletion(model="warm-up", messages=messages, mock_response="ok")
-    stream = await router.acompletion(model="warm-up", messages=messages, mock_response="ok", stream=True, stream_options={"include_usage": True})
+    await complete(target, messages=messages, mock_response="ok")
+    stream = await complete(target, messages=messages, mock_response="ok", stream=True, stream_options={"include_usage": True})
     async for _chunk in stream:
         pass
 

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from cockpit.proxy.budget import attribution, cycle_of, limits_for, seed_from_ledger
 from cockpit.proxy.errors import ProxyError, upstream_error
 from cockpit.proxy.guard import Hit, message_texts, screen_for
+from cockpit.proxy.llm import complete
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, ledger_row, max_output_tokens, now, prompt_estimate
 from cockpit.server.context import EMPTY, SCOPE_KEY
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
@@ -141,7 +142,7 @@ async def _chat(request: Request) -> Response:
     catalog = await proxy.catalog_for(snapshot)
     name = body["model"]
     model = catalog.models.get(name)
-    if model is None or catalog.router is None:
+    if model is None:
         raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
     if name not in allowed_for(snapshot, caller):
         raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
@@ -169,9 +170,9 @@ async def _chat(request: Request) -> Response:
     call = Call(proxy, caller, snapshot, name, model, reservation, started, hits, factor)
     try:
         if body.get("stream"):
-            stream = await catalog.router.acompletion(model=name, messages=messages, stream=True, stream_options={"include_usage": True}, **params)
+            stream = await complete(catalog.deployments[name], messages=messages, stream=True, stream_options={"include_usage": True}, **params)
         else:
-            response = await catalog.router.acompletion(model=name, messages=messages, **params)
+            response = await complete(catalog.deployments[name], messages=messages, **params)
     except Exception as exc:
         await call.finish(Decimal(0), {"error": type(exc).__name__})
         raise upstream_error(exc, name) from None

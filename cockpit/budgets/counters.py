@@ -21,8 +21,10 @@ Amounts are Decimal credits with 8 decimals, as in the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
@@ -113,12 +115,16 @@ class SqlCounters:
     def __init__(self, engine: Engine, hold_seconds: float = HOLD_SECONDS) -> None:
         self.engine = engine
         self.hold = dt.timedelta(seconds=hold_seconds)
+        # SQLite has one write lock for the whole file, and its busy handler sleeps and polls:
+        # threads of one process queue here instead (FIFO, no polling); other processes still
+        # wait on the file lock. PostgreSQL locks rows, so requests of unrelated chains overlap.
+        self._serial = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal:
         scopes = sorted({limit.scope for limit in limits})
         c = budget_counters.c
         for _ in range(3):
-            with self.engine.connect() as connection:
+            with self._serial, self.engine.connect() as connection:
                 transaction = connection.begin()
                 # Hold the amount on every scope at once; the UPDATE also locks the rows (the
                 # write lock on SQLite) until the transaction ends, so the check below sees
@@ -147,7 +153,7 @@ class SqlCounters:
         raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
 
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
-        with self.engine.begin() as connection:
+        with self._serial, self.engine.begin() as connection:
             held = connection.execute(
                 budget_reservations.delete().where(budget_reservations.c.id == reservation.id)
             ).rowcount

@@ -71,6 +71,15 @@ def test_renew_writes_the_cycle_record(cockpit: Cockpit) -> None:
     assert second["window"]["start"] == record["window"]["end"]  # the next cycle began where the first closed
     assert (second["used_credits"], second["rollover_credits"]) == (0.0, 5.0)
     assert cockpit.scalar("SELECT count(*) FROM budget_plans") == 1  # plans stay the config's
+    engine = create_engine_for(cockpit.url)
+    try:
+        from cockpit.budgets.usage import current_window
+
+        with engine.connect() as connection:
+            account_id = connection.execute(sa.select(accounts.c.id)).scalar()
+            assert current_window(connection, account_id, "monthly").as_dict()["start"] == second["window"]["end"]
+    finally:
+        engine.dispose()
     assert cockpit.plan().exit_code == 0
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy.engine import Connection
 
-from cockpit.budgets.usage import UTC, current_window, cycle_window, scope_usage
+from cockpit.budgets.usage import UTC, current_window, scope_usage
 from cockpit.policy.allocations import PlanAllocation, ScopeAllocation, effective_allocation
 from cockpit.policy.budgets import to_cents
 from cockpit.resources.scopes import parse_scope
@@ -85,10 +85,10 @@ def copilot_account_allocation(account_id: uuid.UUID = Depends(copilot_admin), d
 
 # -- plans and effective allocation -------------------------------------------------------------
 
-def _plan_item(row: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+def _plan_item(db: Connection, row: Any) -> dict[str, Any]:
     fields = {key: plain(value) for key, value in row._mapping.items()}
     fields["status"] = "active" if row.active else "inactive"
-    fields["window"] = cycle_window(row.cycle, now).as_dict()
+    fields["window"] = current_window(db, row.account_id, row.cycle).as_dict()
     return fields
 
 
@@ -113,7 +113,7 @@ def active_plan(account_id: uuid.UUID = Depends(copilot_admin), db: Connection =
         .order_by(budget_plans.c.name)
         .limit(1)
     ).first()
-    return item(_plan_item(row) if row is not None else None)
+    return item(_plan_item(db, row) if row is not None else None)
 
 
 def _snapshot(request: Request, db: Connection, account_id: uuid.UUID) -> AccountSnapshot:

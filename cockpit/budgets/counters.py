@@ -285,10 +285,10 @@ class RedisCounters:
                 scope = answer[1]
                 limit = next(limit.limit for limit in limits if limit.scope == scope)
                 return Refusal(scope, limit, _credits(answer[2]), _credits(answer[3]))
-            missing = [scope for scope in scopes]
-            used = seed(missing)
+            # Seed every scope of the chain: HSETNX leaves those that exist alone.
+            used = seed(scopes)
             pipeline = self.client.pipeline()
-            for scope in missing:
+            for scope in scopes:
                 pipeline.hsetnx(key, f"u:{scope}", _units(credits(used.get(scope, 0))))
             pipeline.execute()
         raise RuntimeError("budget counters could not be created")  # pragma: no cover

@@ -35,11 +35,17 @@ class Attribution:
     team: str | None
 
 
+def cached_cycle(snapshot: AccountSnapshot, now: dt.datetime) -> Cycle | None:
+    """The cycle read for this snapshot, if `now` is still inside its window (no I/O)."""
+    found: Cycle | None = snapshot.memo.get("cycle")
+    return found if found is not None and found.window.start <= now < found.window.end else None
+
+
 def cycle_of(engine: Engine, snapshot: AccountSnapshot, now: dt.datetime | None = None) -> Cycle:
     """The account's current cycle (reads the database once per snapshot and window)."""
     now = now or dt.datetime.now(UTC)
-    found: Cycle | None = snapshot.memo.get("cycle")
-    if found is not None and found.window.start <= now < found.window.end:
+    found = cached_cycle(snapshot, now)
+    if found is not None:
         return found
     plan = snapshot.graph.active_plan()
     cycle = snapshot.graph.budget_plans[plan].fields.get("cycle") if plan else None

@@ -22,11 +22,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from cockpit.proxy.budget import attribution, cycle_of, limits_for, seed_from_ledger
+from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
 from cockpit.proxy.errors import ProxyError, upstream_error
 from cockpit.proxy.guard import Hit, message_texts, screen_for
 from cockpit.proxy.llm import complete
-from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, ledger_row, max_output_tokens, now, prompt_estimate
+from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credit_factor, ledger_row, max_output_tokens, now, prompt_estimate
 from cockpit.server.context import EMPTY, SCOPE_KEY
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
 
@@ -156,12 +156,10 @@ async def _chat(request: Request) -> Response:
         log.info("request of %s blocked by guardrail %s/%s", caller.user, blocked.code, hits[0].pattern)
         raise blocked
 
-    cycle = snapshot.memo.get("cycle")
     started = now()
-    if cycle is None or not cycle.window.start <= started < cycle.window.end:
-        cycle = await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
+    cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
     limits = limits_for(snapshot, caller.domain, caller.user, cycle)
-    factor = Decimal(str(snapshot.graph.fields.get("credit_factor") or 1))
+    factor = credit_factor(snapshot)
     ceiling = model.cost(prompt_estimate(texts, len(messages)), max_output_tokens(body, model.max_output_tokens)) * factor
     reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
 
@@ -193,8 +191,8 @@ class Call:
         """Settle the hold with the real charge and queue the ledger row (cost 0 rows are
         written too when a guardrail hit needs recording)."""
         row = ledger_row(
-            caller=self.caller, snapshot=self.snapshot, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
-            model=self.name, raw_cost=raw_cost, started=self.started, request_id=self.request_id,
+            caller=self.caller, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
+            model=self.name, raw_cost=raw_cost, factor=self.factor, started=self.started, request_id=self.request_id,
             guardrail_code=next((h for h in self.hits if h.action == "block"), self.hits[0]).preset if self.hits else None,
             metadata={**metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
         )

@@ -177,10 +177,9 @@ async def start_proxy(engine: Engine, box: SecretBox | None, environ: Mapping[st
 
 
 def ledger_row(
-    *, caller: Caller, snapshot: AccountSnapshot, attribution: Any, model: str, raw_cost: Decimal, started: dt.datetime,
+    *, caller: Caller, attribution: Any, model: str, raw_cost: Decimal, factor: Decimal, started: dt.datetime,
     request_id: str, guardrail_code: str | None, metadata: dict[str, Any],
 ) -> dict[str, Any]:
-    factor = Decimal(str(snapshot.graph.fields.get("credit_factor") or 1))
     raw_cost = credits(raw_cost)  # litellm's float, at the ledger's precision; credits follow from it
     return {
         "id": uuid.uuid4(),
@@ -204,3 +203,8 @@ def ledger_row(
 
 def now() -> dt.datetime:
     return dt.datetime.now(UTC)
+
+
+def credit_factor(snapshot: AccountSnapshot) -> Decimal:
+    """credits = raw cost × this (the account's `allocation.credit_factor`)."""
+    return Decimal(str(snapshot.graph.fields.get("credit_factor") or 1))

@@ -105,5 +105,9 @@ def renew(engine: Engine, account: str, *, previous: bool = False, rollover_cap:
         connection.execute(audit_events.insert().values(
             id=uuid.uuid4(), account_id=account_id, domain="copilot", actor=actor, action="renew", kind="BudgetCycle",
             resource_key=f"{account}/{allocation.plan}/{iso(window.start)}", before=None, after=summary,
+            # Stamped here, as apply stamps its events: servers take the newest stamp as the
+            # account's version, and SQLite's own now() has whole seconds, which could tie
+            # with the last apply's and leave the renewal unseen.
+            created_at=now,
         ))
     return record

@@ -7,7 +7,6 @@ meaning: references resolve, keys are unique, budgets fit, secrets are reference
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 from cockpit.config import budget_rules
@@ -17,6 +16,7 @@ from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, Tenant
 from cockpit.config.secrets import reference_problem, secret_fields
 from cockpit.config.types import EMAIL_PATTERN
+from cockpit.patterns import pattern_problem
 from cockpit.resources import Registry
 
 EMAIL = re.compile(EMAIL_PATTERN)
@@ -195,15 +195,9 @@ def _guardrail_preset(declared: Declared, resolver: Resolver) -> None:
         if pattern.name in seen:
             report_duplicate(resolver.diagnostics, declared, ("patterns", i, "name"), f"pattern '{pattern.name}'", seen[pattern.name])
         seen[pattern.name] = declared.ref("patterns", i)
-        try:
-            with warnings.catch_warnings():  # e.g. FutureWarning for '[[', printed unlocated
-                warnings.simplefilter("ignore")
-                re.compile(pattern.regex)
-        except re.error as exc:
-            resolver.diagnostics.error(
-                declared.at("patterns", i, "regex"),
-                f"pattern '{pattern.name}' is not a valid regular expression: {exc}",
-            )
+        problem = pattern_problem(pattern.regex)  # the proxy's engine (RE2) decides
+        if problem is not None:
+            resolver.diagnostics.error(declared.at("patterns", i, "regex"), f"pattern '{pattern.name}' {problem}")
     assigned: dict[str, NodeRef] = {}
     for i, scope in enumerate(preset.assign):
         if scope.startswith("agent:") and preset.domain == "console":

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -28,6 +28,9 @@ from cockpit.workspace import (
     check_applicable,
     make_plan,
 )
+
+if TYPE_CHECKING:
+    from cockpit.store.secrets import SecretBox
 
 CI_ACTOR_VARIABLES = ("COCKPIT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_REQUESTEDFOR")
 
@@ -80,18 +83,52 @@ def render(plan: Plan, output_format: str, saved_to: Path | None = None) -> str:
 
 
 def save_plan(plan: Plan, out: Path) -> None:
-    out.write_text(json.dumps(render_json(plan), indent=1, default=str) + "\n", encoding="utf-8")
+    """Write the plan with its MAC (cockpit/plan/integrity.py), so `apply FILE` can refuse an
+    edited copy. The MAC is made over the data as it will be read back (after `default=str`)."""
+    from cockpit.plan.integrity import seal
+
+    document = json.loads(json.dumps(render_json(plan), default=str))
+    sealed = seal(document, _secret_box())
+    out.write_text(json.dumps(sealed, indent=1) + "\n", encoding="utf-8")
     click.echo(f"Saved the plan to {out}; apply it with: cockpit apply {out}", err=True)
 
 
-def read_saved_plan(path: Path) -> Plan | None:
-    """The plan in `path` if it is a saved plan file, else None (it is a config path)."""
-    if not path.is_file() or path.suffix != ".json":
-        return None
+def _secret_box() -> "SecretBox":
+    """The secret box of the configured database, without connecting: `save_plan` is called
+    after planning, which already checked the database."""
+    from cockpit.store.engine import effective_environment, resolve_database_url
+    from cockpit.store.secrets import SecretBox, SecretKeyError
+
     try:
-        return load_plan(json.loads(path.read_text(encoding="utf-8")))
+        return SecretBox.from_environment(resolve_database_url(), effective_environment())
+    except SecretKeyError as exc:
+        fail(str(exc))
+
+
+def is_saved_plan(path: Path) -> bool:
+    """A saved plan file rather than a config path: `apply` reads it as a plan."""
+    return path.is_file() and path.suffix == ".json"
+
+
+def read_saved_plan(path: Path, box: "SecretBox") -> Plan:
+    """The plan saved in `path`, after its MAC verifies with `box`; exits 1 naming what failed
+    (missing MAC, another key, the sections edited), before anything is written."""
+    from cockpit.plan.integrity import PlanIntegrityError, verify
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         fail(f"{path}: not a saved plan ({exc})")
+    except OSError as exc:
+        fail(f"{path}: cannot read the saved plan ({exc.strerror})")
+    if not isinstance(document, dict):
+        fail(f"{path}: not a saved plan (a JSON object was expected)")
+    try:
+        verify(document, box)
+    except PlanIntegrityError as exc:
+        fail(f"{path}: refusing to apply: {exc}")
+    try:
+        return load_plan(document)
     except PlanFormatError as exc:
         fail(f"{path}: {exc}")
 
@@ -111,8 +148,9 @@ def apply_or_exit(
     from cockpit.apply.executor import ApplyError
     from cockpit.store.locks import LockTimeout
 
-    saved = read_saved_plan(target)
     engine, box, environ = open_store()
+    # A saved plan verifies before anything runs, the journal of an earlier apply included.
+    saved = read_saved_plan(target, box) if is_saved_plan(target) else None
     _finish_journal(engine, environ, skip_zitadel)
     if saved is not None:
         plan = saved

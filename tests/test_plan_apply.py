@@ -232,7 +232,8 @@ def test_saved_plan_and_staleness(cockpit: Cockpit) -> None:
     saved = cockpit.plan("--out", "plan.json")
     assert saved.exit_code == 2
     document = json.loads((cockpit.root / "plan.json").read_text())
-    assert document["format_version"] == "1.0"
+    assert document["format_version"] == "1.1"
+    assert document["integrity"]["algorithm"] == "HMAC-SHA256"
     assert cockpit.run("apply", "plan.json").exit_code == 0
     assert cockpit.plan().exit_code == 0
 

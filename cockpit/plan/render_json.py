@@ -1,8 +1,11 @@
 """The machine plan format (`--format json`, and the saved plan of `plan --out`).
 
-Its own versioned structure, not a dump of the classes: `format_version` "1.0" (a minor bump
+Its own versioned structure, not a dump of the classes: `format_version` "1.1" (a minor bump
 adds fields consumers may ignore, a major bump breaks), enums as lower-case strings, changes
 sorted as the plan runs them. README documents it. `load_plan` reads it back for `apply FILE`.
+
+1.1 added `integrity` to the saved plan (cockpit/plan/integrity.py): its MAC, which `apply FILE`
+requires, so a 1.0 file (no MAC) is refused there although its fields still read.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Mapping
 from cockpit.plan.model import AccessChange, Action, FieldChange, Plan, ResourceChange
 from cockpit.plan.zitadel import ZitadelChange, ZitadelPlan
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 
 class PlanFormatError(Exception):

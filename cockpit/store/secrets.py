@@ -3,8 +3,8 @@
 Connection secrets, model API keys and SSO client secrets are stored Fernet-encrypted. Beside
 each goes an HMAC-SHA256 fingerprint, so a plan can say "secret changed" by comparing
 fingerprints, without decrypting anything and without an unkeyed hash that could be brute
-forced from a leaked database. Both keys are derived (HKDF, distinct ``info``) from one master
-secret:
+forced from a leaked database. A third key MACs saved plans (`plan --out`). All are derived
+(HKDF, distinct ``info``) from one master secret:
 
 - ``COCKPIT_SECRET_KEY`` from the environment (any string of at least 32 characters);
 - else, on the embedded SQLite default, a key file ``<database>.key`` created once beside the
@@ -40,6 +40,7 @@ KEY_FILE_SUFFIX = ".key"
 _SALT = b"cockpit/secrets"
 _ENCRYPTION_INFO = b"cockpit/fernet/v1"
 _FINGERPRINT_INFO = b"cockpit/fingerprint/v1"
+_PLAN_MAC_INFO = b"cockpit/saved-plan-mac/v1"
 _GENERATE_HINT = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
@@ -54,7 +55,7 @@ class SecretBox:
     path), never what it is.
     """
 
-    __slots__ = ("_fernet", "_fingerprint_key", "source")
+    __slots__ = ("_fernet", "_fingerprint_key", "_plan_mac_key", "source")
 
     def __init__(self, master_secret: str, *, source: str = "the given secret") -> None:
         if len(master_secret) < MIN_SECRET_LENGTH:
@@ -65,6 +66,7 @@ class SecretBox:
         material = master_secret.encode("utf-8")
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(material, _ENCRYPTION_INFO)))
         self._fingerprint_key = _derive(material, _FINGERPRINT_INFO)
+        self._plan_mac_key = _derive(material, _PLAN_MAC_INFO)
         self.source = source
 
     @classmethod
@@ -124,6 +126,16 @@ class SecretBox:
         """
         message = canonical_json(value).encode("utf-8")
         return hmac.new(self._fingerprint_key, message, hashlib.sha256).hexdigest()
+
+    def plan_mac(self, message: bytes) -> str:
+        """HMAC-SHA256 (hex) of a saved plan's canonical bytes, with a key of its own: a MAC
+        must not share a key with the fingerprints, or a fingerprint could pass for a MAC."""
+        return hmac.new(self._plan_mac_key, message, hashlib.sha256).hexdigest()
+
+    def plan_key_id(self) -> str:
+        """A short public name of the plan MAC key, so a plan made with another master secret
+        is told apart from an edited one; it is itself an HMAC output and reveals nothing."""
+        return hmac.new(self._plan_mac_key, b"cockpit/saved-plan-key-id", hashlib.sha256).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"SecretBox(source={self.source!r}, keys=<hidden>)"

@@ -1,0 +1,146 @@
+"""The MAC of a saved plan (`plan --out`), checked by `apply FILE` before anything is written.
+
+A saved plan is reviewed, then applied without asking; whoever can edit the file between the
+two (a CI artifact, a shared directory) could otherwise redirect a model's `api_base` or add an
+admin, and the database would take it. So the saved document carries an `integrity` block:
+
+    "integrity": {"algorithm": "HMAC-SHA256", "key_id": "…",
+                  "sections": {"changes": "sha256…", "summary": "sha256…", …},
+                  "changes": ["sha256[:16]…", …],
+                  "mac": "hmac…"}
+
+`sections` holds a SHA-256 of every other top-level field's canonical JSON, `changes` a short
+digest per planned change (only to name which resource was edited), and `mac` an HMAC-SHA256,
+keyed from the secret key (its own derived key), over the canonical JSON of the block without
+`mac`. The MAC covers the section digests, and they cover the whole document, so any edit is
+refused; the digests then name what was edited. `key_id` names the key, so a plan made with
+another `COCKPIT_SECRET_KEY` is told apart from an edited one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, Mapping
+
+from cockpit.store.secrets import SecretBox, canonical_json
+
+ALGORITHM = "HMAC-SHA256"
+INTEGRITY_FIELD = "integrity"
+_CHANGE_DIGEST_LENGTH = 16
+_SHOWN_LIMIT = 5
+
+
+class PlanIntegrityError(Exception):
+    """A saved plan that does not verify: its MAC is missing, from another key, or wrong."""
+
+
+def seal(document: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
+    """`document` (plain JSON data, as it will be read back) with its integrity block added."""
+    content = {k: v for k, v in document.items() if k != INTEGRITY_FIELD}
+    block: dict[str, Any] = {
+        "algorithm": ALGORITHM,
+        "key_id": box.plan_key_id(),
+        "sections": _section_digests(content),
+        "changes": _change_digests(content.get("changes")),
+    }
+    block["mac"] = box.plan_mac(_encoded(block))
+    return {**content, INTEGRITY_FIELD: block}
+
+
+def verify(document: Mapping[str, Any], box: SecretBox) -> None:
+    """Raise PlanIntegrityError naming what failed, unless `document` is as it was saved."""
+    block = document.get(INTEGRITY_FIELD)
+    if not isinstance(block, Mapping) or not isinstance(block.get("mac"), str):
+        raise PlanIntegrityError(
+            "the saved plan has no MAC: it was not written by `cockpit plan --out` of this "
+            "version, or its integrity block was removed; make the plan again with "
+            "`cockpit plan PATH --out FILE`"
+        )
+    if block.get("algorithm") != ALGORITHM:
+        raise PlanIntegrityError(
+            f"the saved plan's MAC uses algorithm {str(block.get('algorithm'))[:40]!r}, not "
+            f"{ALGORITHM}; make the plan again with `cockpit plan PATH --out FILE`"
+        )
+    if block.get("key_id") != box.plan_key_id():
+        raise PlanIntegrityError(
+            f"the saved plan was made with another secret key than {box.source} (or its "
+            "key_id was edited); apply it where it was planned, or plan again here"
+        )
+    unsigned = {k: v for k, v in block.items() if k != "mac"}
+    if not hmac.compare_digest(box.plan_mac(_encoded(unsigned)), block["mac"]):
+        raise PlanIntegrityError(
+            "the saved plan's MAC does not verify: its integrity block was edited; do not "
+            "apply it — make the plan again and review it"
+        )
+    content = {k: v for k, v in document.items() if k != INTEGRITY_FIELD}
+    edited = _edited_parts(content, unsigned)
+    if edited:
+        raise PlanIntegrityError(
+            "the saved plan was modified after it was saved (" + "; ".join(edited) + "); "
+            "do not apply it — make the plan again and review it"
+        )
+
+
+def _edited_parts(content: Mapping[str, Any], block: Mapping[str, Any]) -> list[str]:
+    """What differs from the signed digests, for people: sections, then changed resources."""
+    signed = block.get("sections")
+    signed = signed if isinstance(signed, Mapping) else {}
+    now = _section_digests(content)
+    parts = []
+    added = sorted(set(now) - set(signed))
+    removed = sorted(set(signed) - set(now))
+    changed = sorted(k for k in set(now) & set(signed) if not hmac.compare_digest(str(signed[k]), now[k]))
+    if changed:
+        parts.append("changed: " + ", ".join(changed))
+    if added:
+        parts.append("added: " + ", ".join(added))
+    if removed:
+        parts.append("removed: " + ", ".join(removed))
+    if "changes" in changed:
+        resources = _edited_changes(content.get("changes"), block.get("changes"))
+        if resources:
+            parts.append("edited changes: " + ", ".join(resources))
+    return parts
+
+
+def _edited_changes(changes: Any, signed: Any) -> list[str]:
+    now = _change_digests(changes)
+    signed = signed if isinstance(signed, list) else []
+    items = changes if isinstance(changes, list) else []
+    named = []
+    for index in range(max(len(now), len(signed))):
+        if index < len(now) and index < len(signed) and now[index] == signed[index]:
+            continue
+        if index >= len(now):
+            named.append(f"#{index + 1} removed")
+        else:
+            suffix = " (added)" if index >= len(signed) else ""
+            named.append(f"#{index + 1} {_address(items[index])}{suffix}")
+    if len(named) > _SHOWN_LIMIT:
+        named = [*named[:_SHOWN_LIMIT], f"{len(named) - _SHOWN_LIMIT} more"]
+    return named
+
+
+def _address(change: Any) -> str:
+    """`type:account:key` of a planned change, shortened; what the stale-plan message names."""
+    if not isinstance(change, Mapping):
+        return "(not a change)"
+    key = change.get("key")
+    key_text = "/".join(str(k) for k in key) if isinstance(key, list) else str(key)
+    return f"{change.get('type')}:{change.get('account') or ''}:{key_text}"[:120]
+
+
+def _section_digests(content: Mapping[str, Any]) -> dict[str, str]:
+    return {str(name): hashlib.sha256(_encoded(value)).hexdigest() for name, value in content.items()}
+
+
+def _change_digests(changes: Any) -> list[str]:
+    if not isinstance(changes, list):
+        return []
+    return [hashlib.sha256(_encoded(c)).hexdigest()[:_CHANGE_DIGEST_LENGTH] for c in changes]
+
+
+def _encoded(value: Any) -> bytes:
+    # surrogatepass: a JSON "\ud800" escape parses to a lone surrogate, which must still hash
+    return canonical_json(value).encode("utf-8", "surrogatepass")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import re2
 
@@ -74,6 +74,22 @@ def compile_pattern(regex: str) -> Any:
             "that exported patterns may run on; repeat once, e.g. write (a+)+ as a+"
         )
     return program
+
+
+def compile_any(regexes: Sequence[str]) -> Any | None:
+    """One RE2 program that matches wherever any of these patterns does (each in its own group,
+    where RE2 scopes inline flags), to skip a text in one pass when none matches; None when
+    they cannot be joined (`\\Q` quoting runs past a group's end) or the result is too large."""
+    if not regexes or any("\\Q" in regex for regex in regexes):
+        return None
+    options = re2.Options()
+    options.max_mem = 4 * MAX_MEM
+    options.never_capture = True
+    options.log_errors = False
+    try:
+        return re2.compile("|".join(f"(?:{regex})" for regex in regexes), options)
+    except re2.error:
+        return None
 
 
 def pattern_problem(regex: str) -> str | None:

@@ -274,3 +274,15 @@ def test_stream_cost_stays_linear(screen: Screen) -> None:
     run(200)
     small, large = run(2_000), run(8_000)
     assert large < small * 8  # four times the text, far less than sixteen times the time
+
+
+def test_joined_rules_skip_nothing_that_one_rule_matches() -> None:
+    """The one-pass filter joins every rule; inline flags and anchors must stay each rule's own."""
+    screen = screen_of([
+        {"name": "ci", "regex": "(?i)token", "type": "detect"}, {"name": "cs", "regex": "KEY", "type": "detect"},
+        {"name": "start", "regex": "^begin", "type": "detect"}, {"name": "end", "regex": "end$", "type": "detect"},
+        {"name": "multi", "regex": "(?m)^line$", "type": "detect"}, {"name": "quoted", "regex": r"\Q(a)\E", "type": "detect"},
+    ])
+    found = {text: {hit.pattern for hit in screen.scan([text])} for text in ["TOKEN", "key", "begin x", "x begin", "the end", "x\nline\ny", "(a)"]}
+    assert found == {"TOKEN": {"ci"}, "key": set(), "begin x": {"start"}, "x begin": set(), "the end": {"end"},
+                     "x\nline\ny": {"multi"}, "(a)": {"quoted"}}

@@ -14,8 +14,12 @@ Two stores keep the counters, with the same semantics:
   window, atomic on the Redis server, shared by every replica.
 
 Counters start from the usage ledger the first time a window's scope is touched (`seed`), so a
-flushed Redis or a new replica picks up where the ledger is. A reservation that is never settled
-(its server died) is given back by `release_expired` once its hold time has passed.
+flushed Redis or a new replica picks up where the ledger is. A reservation is a lease: it
+expires `hold_seconds` (60) after it was taken unless the server that holds it renews it
+(`renew`, every few seconds while the call runs), so the credits held by a server that was
+killed are given back by `release_expired` within about a minute, while a long stream on a live
+server keeps its hold. In the database, settling writes the call's ledger row in the same
+transaction as the counters, so a kill can never leave counters and ledger apart.
 Amounts are Decimal credits with 8 decimals, as in the ledger.
 """
 
@@ -35,12 +39,13 @@ from sqlalchemy.engine import Engine
 
 from cockpit.budgets.usage import UTC, Window
 from cockpit.store.inserts import insert_new
-from cockpit.store.tables import budget_counters, budget_reservations
+from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
 
 QUANTUM = Decimal("0.00000001")
 """The ledger's precision: credits carry 8 decimals."""
-HOLD_SECONDS = 900.0
-"""How long a reservation may stay unsettled before `release_expired` gives it back."""
+HOLD_SECONDS = 60.0
+"""How long a reservation lives without being renewed by its server before `release_expired`
+gives it back."""
 
 Seed = Callable[[Sequence[str]], Mapping[str, Decimal]]
 """Credits the ledger already holds in the window for the given scopes."""
@@ -90,7 +95,13 @@ class Refusal:
 class Counters(Protocol):
     def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal: ...
 
-    def settle(self, reservation: Reservation, cost: Decimal) -> None: ...
+    def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
+        """Charge `cost` and drop the hold; True when `ledger_row` was written with it."""
+        ...
+
+    def renew(self, reservations: Sequence[Reservation]) -> None:
+        """Push back the expiry of holds whose calls are still running."""
+        ...
 
     def release_expired(self, now: dt.datetime | None = None) -> int: ...
 
@@ -152,7 +163,7 @@ class SqlCounters:
             self._seed(account_id, window, missing, seed)
         raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
 
-    def settle(self, reservation: Reservation, cost: Decimal) -> None:
+    def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         with self._serial, self.engine.begin() as connection:
             held = connection.execute(
                 budget_reservations.delete().where(budget_reservations.c.id == reservation.id)
@@ -162,6 +173,18 @@ class SqlCounters:
             if held:
                 values["reserved"] = c.reserved - reservation.amount
             connection.execute(self._rows(reservation.account_id, reservation.window, reservation.scopes).values(**values))
+            if ledger_row is not None:
+                connection.execute(insert_new(connection, usage_ledger, [dict(ledger_row)], ("request_id",)))
+        return ledger_row is not None
+
+    def renew(self, reservations: Sequence[Reservation]) -> None:
+        if not reservations:
+            return
+        r = budget_reservations.c
+        with self.engine.begin() as connection:
+            connection.execute(
+                budget_reservations.update().where(r.id.in_([held.id for held in reservations])).values(expires_at=dt.datetime.now(UTC) + self.hold)
+            )
 
     def release_expired(self, now: dt.datetime | None = None) -> int:
         now = now or dt.datetime.now(UTC)
@@ -293,9 +316,19 @@ class RedisCounters:
             pipeline.execute()
         raise RuntimeError("budget counters could not be created")  # pragma: no cover
 
-    def settle(self, reservation: Reservation, cost: Decimal) -> None:
+    def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         key = self._key(reservation.account_id, reservation.window)
         self._settle(keys=[key, self._open], args=[reservation.token, _units(reservation.amount), _units(cost), *reservation.scopes])
+        return False
+
+    def renew(self, reservations: Sequence[Reservation]) -> None:
+        if not reservations:
+            return
+        pipeline = self.client.pipeline(transaction=False)
+        until = _epoch() + self.hold
+        for held in reservations:
+            pipeline.zadd(self._open, {held.token: until}, xx=True)  # XX: a settled hold stays gone
+        pipeline.execute()
 
     def release_expired(self, now: dt.datetime | None = None) -> int:
         moment = (now or dt.datetime.now(UTC)).timestamp()
@@ -328,7 +361,18 @@ def _epoch() -> float:
     return dt.datetime.now(UTC).timestamp()
 
 
+def hold_seconds(environ: Mapping[str, str]) -> float:
+    """`COCKPIT_BUDGET_HOLD_SECONDS` (default 60, at least 1): how long a hold outlives its
+    server. Shorter gives a killed server's credits back sooner, at the cost of more renewals."""
+    raw = (environ.get("COCKPIT_BUDGET_HOLD_SECONDS") or "").strip()
+    try:
+        return max(1.0, float(raw)) if raw else HOLD_SECONDS
+    except ValueError:
+        raise ValueError(f"COCKPIT_BUDGET_HOLD_SECONDS must be a number of seconds, not {raw!r}") from None
+
+
 def counters_from_environment(engine: Engine, environ: Mapping[str, str]) -> Counters:
     """Redis when `REDIS_URL` is set (replicas share it), else the database."""
     url = (environ.get("REDIS_URL") or "").strip()
-    return RedisCounters(url) if url else SqlCounters(engine)
+    hold = hold_seconds(environ)
+    return RedisCounters(url, hold) if url else SqlCounters(engine, hold)

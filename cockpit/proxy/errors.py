@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from typing import Any, Iterable, Mapping
 
 from fastapi.responses import JSONResponse
 
@@ -35,10 +36,34 @@ class ProxyError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def upstream_error(exc: BaseException, model: str) -> ProxyError:
-    """What the caller is told when the upstream call failed. The upstream's own words are
-    passed on only for a request it found invalid; anything else could describe the gateway's
-    credentials or network, which are not the caller's business."""
+CREDENTIAL_SHAPES = re.compile(
+    r"""(?ix)
+    (?:authorization\s*[:=]\s*)?(?:bearer|basic|token)\s+["']?[^\s"',;]{6,}  # credentials by scheme
+    | (?:api[-_ ]?key|secret|password|passwd|key)\s*[:=]\s*["']?[^\s"',;]{4,}  # named credentials
+    | \b(?:sk|pk|rk|ck|ak|xox[abpr]|ghp|gho|ghs|github_pat|glpat|AKIA|ASIA|AIza)[-_A-Za-z0-9]{8,}  # well-known key prefixes
+    | \beyJ[-_A-Za-z0-9]{8,}\.[-_A-Za-z0-9]{8,}(?:\.[-_A-Za-z0-9]*)?  # JWTs
+    | [a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@  # user:password@ in URLs
+    | \b[-_A-Za-z0-9+/]{32,}={0,2}  # long opaque strings (keys, tokens, signatures)
+    """
+)
+"""What an upstream's error text may not show once it passes through the gateway."""
+MASK = "[redacted]"
+
+
+def mask_credentials(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with the given secrets and anything shaped like a credential replaced. Providers
+    quote keys back in their errors ("Incorrect API key provided: sk-…"), sometimes whole."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return CREDENTIAL_SHAPES.sub(MASK, text)
+
+
+def upstream_error(exc: BaseException, model: str, *, secrets: Iterable[str] = ()) -> ProxyError:
+    """What the caller is told when the upstream call failed (never a 500). The upstream's own
+    words are passed on only for a request it found invalid, and then with anything that looks
+    like a credential masked; any other failure could describe the gateway's credentials or
+    network, which are not the caller's business."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
     if _never_answered(exc):  # litellm reports it as a 500; nothing answered
@@ -49,7 +74,7 @@ def upstream_error(exc: BaseException, model: str) -> ProxyError:
         return ProxyError(429, f"The upstream provider of model `{model}` is rate limiting; retry later.", "upstream_rate_limited", headers={"retry-after": "1"})
     if status in (400, 413, 422):
         detail = str(getattr(exc, "message", "") or "").strip()
-        detail = detail.split(" - ", 1)[-1][:500] if detail else "the upstream provider refused the request"
+        detail = mask_credentials(detail.split(" - ", 1)[-1][:500], secrets) if detail else "the upstream provider refused the request"
         return ProxyError(400, f"Model `{model}`: {detail}", "upstream_bad_request")
     if status in (401, 403):
         return ProxyError(502, f"The upstream provider of model `{model}` refused the gateway's credentials; an administrator must check the model's api_key.", "upstream_auth_failed")

@@ -28,7 +28,10 @@ import litellm  # noqa: E402  (the environment above must be set first)
 
 litellm.telemetry = False
 litellm.suppress_debug_info = True
-litellm.drop_params = True
+# Never drop parameters: on an upstream 422 litellm would drop what the provider named and call it
+# again (a hidden second request, maybe without the `max_tokens` the budget hold was sized for),
+# and after two 422s answer None. A parameter a provider refuses is the caller's 400.
+litellm.drop_params = False
 for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
@@ -100,3 +103,12 @@ async def warm_up() -> None:
     async for _chunk in stream:
         pass
 
+
+
+def count_tokens(model: CatalogModel, text: str) -> int:
+    """The tokens of `text` by litellm's tokenizer for the model (tiktoken's, offline): what an
+    abandoned stream is charged for its prompt and for the text it relayed. CPU-bound: call it
+    off the event loop."""
+    if not text:
+        return 0
+    return int(litellm.token_counter(model=model.upstream, text=text))

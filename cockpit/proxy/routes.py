@@ -22,11 +22,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from cockpit.budgets.counters import credits
+from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS, request_bound
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
 from cockpit.proxy.errors import ProxyError, upstream_error
-from cockpit.proxy.guard import Hit, message_texts, screen_for
-from cockpit.proxy.llm import complete
-from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credit_factor, ledger_row, max_output_tokens, now, prompt_estimate
+from cockpit.proxy.guard import Hit, StreamScreen, request_texts, scan_texts, screen_for
+from cockpit.proxy.llm import complete, count_tokens
+from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
 from cockpit.server.context import EMPTY, SCOPE_KEY
 from cockpit.server.snapshots import AccountSnapshot, account_snapshot
 
@@ -73,9 +75,9 @@ def proxy_of(request: Request) -> Proxy:
     return proxy
 
 
-async def _body(request: Request) -> dict[str, Any]:
+def _body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except ValueError:
         raise ProxyError(400, "The request body is not valid JSON.", "invalid_json") from None
     if not isinstance(body, dict):
@@ -136,9 +138,12 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat(request: Request) -> Response:
     proxy = proxy_of(request)
-    caller = caller_of(request.scope.get(SCOPE_KEY, EMPTY), request.headers.get("x-cockpit-domain"))
-    body = await _body(request)
-    snapshot = await account_snapshot(request, caller.account_id)
+    context = request.scope.get(SCOPE_KEY, EMPTY)
+    account_id = credential_of(context)
+    raw = await request.body()
+    body = _body(raw)
+    snapshot = await account_snapshot(request, account_id)
+    caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
     catalog = await proxy.catalog_for(snapshot)
     name = body["model"]
     model = catalog.models.get(name)
@@ -147,64 +152,126 @@ async def _chat(request: Request) -> Response:
     if name not in allowed_for(snapshot, caller):
         raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
 
-    messages = body["messages"]
-    texts = message_texts(messages)
+    bound = request_bound(body, len(raw), model.max_output_tokens)
     screen = screen_for(snapshot, caller.domain, caller.user, caller.agent)
-    hits = screen.scan(texts)
+    hits = await scan_texts(screen, request_texts(body), "request")
     blocked = _blocked(hits, "request")
     if blocked is not None:
-        log.info("request of %s blocked by guardrail %s/%s", caller.user, blocked.code, hits[0].pattern)
+        log.info("request of %s blocked by guardrail %s", caller.user, next(h for h in hits if h.action == "block").preset)
         raise blocked
 
     started = now()
     cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
     limits = limits_for(snapshot, caller.domain, caller.user, cycle)
     factor = credit_factor(snapshot)
-    ceiling = model.cost(prompt_estimate(texts, len(messages)), max_output_tokens(body, model.max_output_tokens)) * factor
+    ceiling = model.cost(bound.prompt_tokens, bound.output_tokens) * factor
     reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
 
+    # From here on a hold is taken: every way out settles it (Call.finish runs once).
+    call = Call(proxy, caller, snapshot, name, model, reservation, started, hits, factor, body)
     params = {key: value for key, value in body.items() if key not in HANDLED}
-    want_usage = bool((body.get("stream_options") or {}).get("include_usage")) if isinstance(body.get("stream_options"), dict) else False
-    call = Call(proxy, caller, snapshot, name, model, reservation, started, hits, factor)
+    streamed = bool(body.get("stream"))
     try:
-        if body.get("stream"):
-            stream = await complete(catalog.deployments[name], messages=messages, stream=True, stream_options={"include_usage": True}, **params)
-        else:
-            response = await complete(catalog.deployments[name], messages=messages, **params)
+        if streamed:
+            want_usage = bool(body["stream_options"].get("include_usage")) if isinstance(body.get("stream_options"), dict) else False
+            stream = await complete(catalog.deployments[name], messages=body["messages"], stream=True, stream_options={"include_usage": True}, **params)
+            if stream is None:
+                raise EmptyAnswer("the upstream returned no stream")
+            return SettledStream(call, call.relay(stream, want_usage, screen.stream()), media_type="text/event-stream", headers={"x-request-id": call.request_id, "cache-control": "no-cache"})
+        response = await complete(catalog.deployments[name], messages=body["messages"], **params)
+        if response is None or not getattr(response, "choices", None):
+            raise EmptyAnswer("the upstream returned no answer")
+        return await call.answer(response, screen)
     except Exception as exc:
-        await call.finish(Decimal(0), {"error": type(exc).__name__})
-        raise upstream_error(exc, name) from None
-    if body.get("stream"):
-        return StreamingResponse(call.relay(stream, want_usage), media_type="text/event-stream", headers={"x-request-id": call.request_id, "cache-control": "no-cache"})
-    return await call.answer(response, screen)
+        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=call.secrets)
+        if error.code == "upstream_timeout":  # the provider had the prompt and may bill it
+            await call.finish_abandoned(0, "", exc)
+        else:  # a provider bills no request it refused or failed
+            await call.finish(Decimal(0), {"error": type(exc).__name__})
+        raise error from None
+    except BaseException as exc:  # cancelled: the client went away while the upstream worked on it
+        with anyio.CancelScope(shield=True):
+            await call.finish_abandoned(0, "", exc)
+        raise
+
+
+class EmptyAnswer(Exception):
+    """litellm gave back nothing for a call (it does for some upstream errors, e.g. a 422)."""
+
+
+class SettledStream(StreamingResponse):
+    """A streamed answer whose hold is settled however the response ends, even when the client
+    went away before the first byte (the relay generator then never starts, so its own
+    `finally` would never run)."""
+
+    def __init__(self, call: "Call", content: AsyncIterator[bytes], **options: Any) -> None:
+        super().__init__(content, **options)
+        self.call = call
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                closing = getattr(self.body_iterator, "aclose", None)
+                if closing is not None:
+                    await closing()
+                await self.call.finish_abandoned(0, "", None)
 
 
 class Call:
-    """One upstream call after it was allowed: charge it, log it, shape the answer."""
+    """One upstream call after its hold was taken: charge it (exactly once), log it, shape the
+    answer."""
 
-    def __init__(self, proxy: Proxy, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal) -> None:
+    def __init__(self, proxy: Proxy, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any]) -> None:
         self.proxy, self.caller, self.snapshot, self.name, self.model = proxy, caller, snapshot, name, model
-        self.reservation, self.started, self.hits, self.factor = reservation, started, hits, factor
+        self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
         self.request_id = f"ck-{uuid.uuid4().hex}"
+        self.finished = False
+        deployment = proxy.catalog.current.deployments.get(name) or {}
+        self.secrets = tuple(str(deployment[k]) for k in ("api_key",) if deployment.get(k))
+        """What an upstream error text must never show (the gateway's own key)."""
 
     async def finish(self, raw_cost: Decimal, metadata: dict[str, Any]) -> None:
-        """Settle the hold with the real charge and queue the ledger row (cost 0 rows are
-        written too when a guardrail hit needs recording)."""
+        """Settle the hold with the real charge and queue the ledger row, once. A charge above
+        the hold cannot happen when the upstream honours the bounds it was sent; if one does,
+        it is clamped to the hold (so no limit is ever passed) and recorded as clamped."""
+        if self.finished:
+            return
+        self.finished = True
         row = ledger_row(
             caller=self.caller, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
             model=self.name, raw_cost=raw_cost, factor=self.factor, started=self.started, request_id=self.request_id,
             guardrail_code=next((h for h in self.hits if h.action == "block"), self.hits[0]).preset if self.hits else None,
             metadata={**metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
         )
-        await self.proxy.settle(self.reservation, row["credits"])
-        if raw_cost > 0 or self.hits or "error" not in metadata:
-            self.proxy.record(row)
+        if self.reservation is not None and row["credits"] > self.reservation.amount:
+            excess = row["credits"] - self.reservation.amount
+            log.warning("request %s of %s cost %s credits over its hold of %s; charged the hold", self.request_id, self.caller.user, excess, self.reservation.amount)
+            row["metadata"] = {**row["metadata"], "clamped_credits": str(excess), "billed_credits": str(row["credits"])}
+            row["credits"] = self.reservation.amount
+            row["raw_cost"] = credits(self.reservation.amount / self.factor) if self.factor else row["raw_cost"]
+        wanted = raw_cost > 0 or self.hits or "error" not in metadata
+        await self.proxy.settle(self.reservation, row["credits"], row if wanted else None)
+
+    async def finish_abandoned(self, chunks: int, text: str, failure: BaseException | None) -> None:
+        """A stream that ended without the upstream's usage (broken, cut by a guardrail, or the
+        client went away): charged its prompt and the text that came back, counted by the
+        model's tokenizer (at least one token per chunk), never above the hold."""
+        if self.finished:
+            return
+        prompt_text = json.dumps([self.body.get(field) for field in PROMPT_FIELDS if self.body.get(field) is not None], ensure_ascii=False)
+        prompt, completion = await run_in_threadpool(lambda: (count_tokens(self.model, prompt_text), count_tokens(self.model, text)))
+        prompt += MESSAGE_OVERHEAD_TOKENS * len(self.body.get("messages") or ())
+        completion = max(completion, chunks)
+        metadata = {"stream": True, "partial": True, "chunks": chunks, "prompt_tokens": prompt, "completion_tokens": completion,
+                    "failure": type(failure).__name__ if failure else "client went away"}
+        await self.finish(self.model.cost(prompt, completion), metadata)
 
     async def answer(self, response: Any, screen: Any) -> Response:
         usage = getattr(response, "usage", None)
         raw_cost = _cost(response, usage, self.model)
-        answer_texts = [c.message.content for c in response.choices if getattr(c, "message", None) is not None and isinstance(c.message.content, str)]
-        hits = screen.scan(answer_texts, "response")
+        hits = await scan_texts(screen, response_texts(response), "response")
         self.hits += hits
         await self.finish(raw_cost, _usage_metadata(usage, stream=False))
         blocked = _blocked(hits, "response")
@@ -213,8 +280,8 @@ class Call:
         response.model = self.name
         return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers={"x-request-id": self.request_id})
 
-    async def relay(self, stream: Any, want_usage: bool) -> AsyncIterator[bytes]:
-        usage, chunks, failure = None, 0, None
+    async def relay(self, stream: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
+        usage, chunks, failure, seen = None, 0, None, []
         try:
             async for chunk in stream:
                 chunk_usage = getattr(chunk, "usage", None)
@@ -228,8 +295,22 @@ class Call:
                     yield b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
                     continue
                 chunks += 1
+                hit = None
+                for index, part, text in delta_texts(chunk):
+                    seen.append(text)
+                    hit = screen.feed(index, text, part=part) or hit
+                if hit is not None:
+                    self.hits += (hit,)
+                    failure = GuardrailStop(hit.preset)
+                    yield b"data: " + json.dumps(_blocked((hit,), "response").body()).encode() + b"\n\n"
+                    return
                 chunk.model = self.name
                 yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+            last = screen.finish()
+            if last is not None:
+                self.hits += (last,)
+                yield b"data: " + json.dumps(_blocked((last,), "response").body()).encode() + b"\n\n"
+                return
             yield b"data: [DONE]\n\n"
         except Exception as exc:
             failure = exc
@@ -244,14 +325,61 @@ class Call:
                         await closing()  # a client that went away frees the upstream connection
                     except Exception:
                         pass
+                self.hits += tuple(h for h in screen.hits() if h not in self.hits)
                 if usage is not None:
-                    raw_cost = _cost(None, usage, self.model)
-                    metadata = _usage_metadata(usage, stream=True)
+                    await self.finish(_cost(None, usage, self.model), _usage_metadata(usage, stream=True))
                 else:
-                    # Broken or abandoned stream: charge what was seen, the prompt at its bound.
-                    raw_cost = self.model.cost(0, chunks)
-                    metadata = {"stream": True, "partial": True, "chunks": chunks, "failure": type(failure).__name__ if failure else "client went away"}
-                await self.finish(raw_cost, metadata)
+                    await self.finish_abandoned(chunks, "".join(seen), failure)
+
+
+class GuardrailStop(Exception):
+    """A streamed answer ended by a block pattern (recorded as the stream's failure)."""
+
+
+PROMPT_FIELDS = ("messages", "tools", "functions", "response_format", "prediction")
+"""The request fields a provider bills as prompt (what an abandoned stream is charged for)."""
+
+
+def delta_texts(chunk: Any) -> list[tuple[int, str, str]]:
+    """The text each choice of a stream chunk adds, as (choice, part, text): content, refusal,
+    and each tool call's name and arguments."""
+    found = []
+    for choice in getattr(chunk, "choices", None) or ():
+        delta = getattr(choice, "delta", None)
+        if delta is None:
+            continue
+        index = getattr(choice, "index", 0) or 0
+        for name in ("content", "refusal"):
+            value = getattr(delta, name, None)
+            if isinstance(value, str) and value:
+                found.append((index, name, value))
+        for call in getattr(delta, "tool_calls", None) or ():
+            function = getattr(call, "function", None)
+            for name in ("name", "arguments"):
+                value = getattr(function, name, None) if function is not None else None
+                if isinstance(value, str) and value:
+                    found.append((index, f"tool_call:{getattr(call, 'index', 0)}:{name}", value))
+    return found
+
+
+def response_texts(response: Any) -> list[str]:
+    """The text of a non-streamed answer: every choice's content, refusal and tool calls."""
+    texts = []
+    for choice in getattr(response, "choices", None) or ():
+        message = getattr(choice, "message", None)
+        if message is None:
+            continue
+        for name in ("content", "refusal"):
+            value = getattr(message, name, None)
+            if isinstance(value, str):
+                texts.append(value)
+        for call in getattr(message, "tool_calls", None) or ():
+            function = getattr(call, "function", None)
+            for name in ("name", "arguments"):
+                value = getattr(function, name, None) if function is not None else None
+                if isinstance(value, str):
+                    texts.append(value)
+    return texts
 
 
 def _cost(response: Any, usage: Any, model: Any) -> Decimal:
@@ -282,8 +410,9 @@ async def list_models(request: Request) -> Response:
     """The models the caller may use, in OpenAI's list shape."""
     try:
         proxy = proxy_of(request)
-        caller = caller_of(request.scope.get(SCOPE_KEY, EMPTY), request.headers.get("x-cockpit-domain"))
-        snapshot = await account_snapshot(request, caller.account_id)
+        context = request.scope.get(SCOPE_KEY, EMPTY)
+        snapshot = await account_snapshot(request, credential_of(context))
+        caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
         catalog = await proxy.catalog_for(snapshot)
     except ProxyError as exc:
         return exc.response()

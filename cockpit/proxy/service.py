@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from cockpit.budgets.counters import Counters, Limit, Refusal, Reservation, ceiling_credits, counters_from_environment, credits
+from cockpit.budgets.counters import Counters, Limit, Refusal, Reservation, ceiling_credits, counters_from_environment, credits, hold_seconds
 from cockpit.budgets.ledger import LedgerWriter
 from cockpit.budgets.usage import UTC, iso
 from cockpit.policy.model_access import allowed_models
@@ -30,9 +30,8 @@ from cockpit.store.tables import DOMAINS
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 60.0
-MESSAGE_OVERHEAD_TOKENS = 8
-"""Added per message to the prompt estimate (role and separators)."""
+SWEEP_SECONDS = 10.0
+"""How often, at most, expired holds (of servers that died) are looked for and given back."""
 
 
 @dataclass(frozen=True)
@@ -43,19 +42,43 @@ class Caller:
     agent: str | None
 
 
-def caller_of(context: RequestContext, domain_header: str | None) -> Caller:
-    """The person behind the credential, and the domain the call is for: the key's domain,
-    else the `X-Cockpit-Domain` header, else copilot."""
+def credential_of(context: RequestContext) -> uuid.UUID:
+    """The account behind the credential: 401 without one, 403 when no person of an account
+    stands behind it (the master key, a token without an account)."""
     if context.auth_provider is None:
         raise ProxyError(401, "Missing or invalid credential: send `Authorization: Bearer <key>` with a Cockpit virtual key or a Zitadel token.", "invalid_api_key")
     if context.account_id is None or not context.user_email:
         raise ProxyError(403, "The proxy serves the people of an account: use a virtual key issued to a user (`cockpit keys create`) or a Zitadel token of one.", "no_account_user")
-    domain = context.key_domain or (domain_header or "").strip().lower() or "copilot"
-    if domain not in DOMAINS:
-        raise ProxyError(400, f"Unknown domain `{domain}` in X-Cockpit-Domain; use console or copilot.", "invalid_domain")
+    return context.account_id
+
+
+def caller_of(snapshot: AccountSnapshot, context: RequestContext, domain_header: str | None) -> Caller:
+    """The person behind the credential and the domain the call is for.
+
+    The domain is the key's, else the `X-Cockpit-Domain` header, else the first directory the
+    user is in (copilot first). Whichever it is, the caller must belong to it: be in that
+    domain's directory, or be an admin of the account. So a header cannot move a copilot user
+    out of copilot's budgets and guardrails into a domain they are not part of. A suspended
+    account, or a user suspended in the directory of the domain, is refused.
+    """
+    user = (context.user_email or "").lower()
+    graph = snapshot.graph
+    if graph.fields.get("status") == "suspended":
+        raise ProxyError(403, f"Account `{snapshot.name}` is suspended; its users are not served until an administrator reactivates it.", "account_suspended")
+    requested = context.key_domain or (domain_header or "").strip().lower() or None
+    if requested is not None and requested not in DOMAINS:
+        raise ProxyError(400, f"Unknown domain `{requested}` in X-Cockpit-Domain; use console or copilot.", "invalid_domain")
+    memberships = {domain: graph.directory(domain).users.get(user) for domain in ("copilot", "console")}
+    admin = snapshot.resource("account_admin", (user,)) is not None
+    domain = requested or next((d for d, member in memberships.items() if member is not None), "copilot")
+    member = memberships.get(domain)
+    if member is None and not admin:
+        raise ProxyError(403, f"{user} is not in the {domain} directory of account `{snapshot.name}`, so the gateway does not serve them in {domain}.", "domain_not_allowed")
+    if member is not None and member.fields.get("status") == "suspended":
+        raise ProxyError(403, f"{user} is suspended in the {domain} directory of account `{snapshot.name}`; an administrator must reactivate them.", "user_suspended")
     if context.product_domains and domain not in context.product_domains and "all" not in context.product_domains:
         raise ProxyError(403, f"This credential does not serve the {domain} domain.", "domain_not_allowed")
-    return Caller(context.account_id, domain, context.user_email.lower(), context.agent_name)
+    return Caller(snapshot.account_id, domain, user, context.agent_name)
 
 
 def allowed_for(snapshot: AccountSnapshot, caller: Caller) -> frozenset[str]:
@@ -64,21 +87,6 @@ def allowed_for(snapshot: AccountSnapshot, caller: Caller) -> frozenset[str]:
     if found is None:
         found = snapshot.memo[key] = allowed_models(snapshot.graph, caller.domain, caller.user)
     return found
-
-
-def prompt_estimate(texts: list[str], messages: int) -> int:
-    """An upper bound of the prompt's tokens: a token is at least one byte of text."""
-    return sum(len(text.encode("utf-8")) for text in texts) + MESSAGE_OVERHEAD_TOKENS * messages
-
-
-def max_output_tokens(body: Mapping[str, Any], default: int) -> int:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise ProxyError(400, f"`{name}` must be at least 1.", "invalid_value", param=name)
-            return value
-    return default
 
 
 def refusal_error(refusal: Refusal, window_start: dt.datetime, amount: Decimal) -> ProxyError:
@@ -102,8 +110,14 @@ class Proxy:
         self.engine = engine
         self.catalog = CatalogCache(engine, box)
         self.counters: Counters = counters_from_environment(engine, environ)
+        hold = hold_seconds(environ)
+        self.renew_seconds = hold / 4  # a hold is renewed several times before it could expire
+        self.sweep_seconds = min(SWEEP_SECONDS, hold / 2)
         self.ledger = LedgerWriter(engine)
+        self.open: dict[uuid.UUID, Reservation] = {}
+        """This server's holds whose calls are still running (renewed until settled)."""
         self._sweeper: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from cockpit.proxy.llm import warm_up
@@ -114,22 +128,32 @@ class Proxy:
         except Exception as exc:  # requests retry the load; the read API must come up regardless
             log.error("model catalog not loaded at start-up: %s", type(exc).__name__)
         self._sweeper = asyncio.create_task(self._sweep())
+        self._renewer = asyncio.create_task(self._renew())
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._renewer):
+            if task is not None:
+                task.cancel()
         await run_in_threadpool(self.ledger.close)
         self.counters.close()
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(self.sweep_seconds)
             try:
                 released = await run_in_threadpool(self.counters.release_expired)
                 if released:
                     log.warning("released %d budget reservation(s) left by requests that never settled", released)
             except Exception as exc:  # the sweeper must outlive a database or Redis hiccup
                 log.error("could not release expired budget reservations: %s", type(exc).__name__)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_seconds)
+            try:
+                await run_in_threadpool(self.counters.renew, list(self.open.values()))
+            except Exception as exc:  # a hold not renewed in time is released: the call still settles
+                log.error("could not renew budget reservations: %s", type(exc).__name__)
 
     async def catalog_for(self, snapshot: AccountSnapshot):
         version = snapshot.version[1]
@@ -147,15 +171,21 @@ class Proxy:
             raise ProxyError(503, "Budgets cannot be checked right now (the counter store is unavailable); retry later.", "budget_store_unavailable") from None
         if isinstance(found, Refusal):
             raise refusal_error(found, window.start, amount)
+        self.open[found.id] = found
         return found
 
-    async def settle(self, reservation: Reservation | None, charged: Decimal) -> None:
-        if reservation is None:
-            return
-        try:
-            await run_in_threadpool(self.counters.settle, reservation, charged)
-        except Exception as exc:  # the hold expires and is released by the sweeper
-            log.error("could not settle budget reservation %s: %s", reservation.id, type(exc).__name__)
+    async def settle(self, reservation: Reservation | None, charged: Decimal, row: dict[str, Any] | None = None) -> None:
+        """Charge the call and write its ledger row: with the counters in one transaction where
+        the store can (the database), else queued to the ledger writer."""
+        recorded = False
+        if reservation is not None:
+            self.open.pop(reservation.id, None)
+            try:
+                recorded = await run_in_threadpool(self.counters.settle, reservation, charged, row)
+            except Exception as exc:  # the hold expires and is released by the sweeper
+                log.error("could not settle budget reservation %s: %s", reservation.id, type(exc).__name__)
+        if row is not None and not recorded:
+            self.ledger.record(row)
 
     def record(self, row: dict[str, Any]) -> None:
         self.ledger.record(row)

@@ -10,11 +10,15 @@ and it answers deterministically, so tests can compute the tokens and the cost t
   message, stripped. Either way it is sent as its words joined by single spaces, so the streamed
   and the non-streamed answers are the same text.
 - `prompt_tokens` is the number of whitespace-separated words in all the messages' text
-  (string contents and `{"type": "text"}` parts), `completion_tokens` the number of words
-  answered. A `max_tokens` or `max_completion_tokens` smaller than the answer cuts it to that
-  many words, with `finish_reason` "length" instead of "stop".
+  (string contents and `{"type": "text"}` parts) plus, as a provider bills them as prompt, the
+  words of the JSON of `tools`, `functions` and `response_format`; `completion_tokens` the
+  number of words answered, times `n` (each of the `n` choices gets the same answer). A
+  `max_tokens` or `max_completion_tokens` smaller than the answer cuts it to that many words,
+  with `finish_reason` "length" instead of "stop" — unless `honour_max_tokens` is False, a
+  provider that bills past the limit it was given.
 - `"stream": true` answers `chat.completion.chunk` events: the role, one per word, the
-  finish_reason, the usage (only with `stream_options.include_usage`), then `data: [DONE]`.
+  finish_reason (each for every choice), the usage (only with `stream_options.include_usage`),
+  then `data: [DONE]`.
 - `GET /v1/models` lists `models`. Any model name is accepted by chat completions.
 
     with FakeOpenAI(reply="Hi there") as fake:       # or: fake = serve_openai(); fake.stop()
@@ -23,6 +27,7 @@ and it answers deterministically, so tests can compute the tokens and the cost t
         fake.fail_next(429, count=2)       # the next 2 chat calls answer 429 (Retry-After: 1)
         fake.cut_stream_after(3)           # the next streamed answer dies after 3 events
         fake.delay = 0.5                   # answer every request half a second late
+        fake.honour_max_tokens = False     # answer (and bill) the whole reply regardless
         fake.requests; fake.reset()        # what it received (body + Authorization); forget it
 
 Benchmarks run the same app under uvicorn (httptools, uvloop, no access log, no recording):
@@ -78,6 +83,8 @@ ERROR_MESSAGES = {
 ERROR_CODES = {429: "rate_limit_exceeded"}
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+SCHEMA_FIELDS = ("tools", "functions", "response_format")
+"""Request fields a provider bills as prompt tokens besides the messages."""
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -115,6 +122,7 @@ class Answer:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    choices: int = 1
 
 
 class OpenAIError(Exception):
@@ -177,9 +185,10 @@ class FakeOpenAI:
         self.models = list(models)
         self.delay = delay
         self.record = record  # benchmarks turn it off: the list would grow without bound
+        self.honour_max_tokens = True
         self._lock = threading.Lock()
         self._requests: list[ChatRequest] = []
-        self._failures: deque[tuple[int, float]] = deque()
+        self._failures: deque[tuple[int, float, str | None]] = deque()
         self._cuts: deque[int] = deque()
         self._ids = itertools.count(1)
         self._server: LoopbackServer | None = None
@@ -231,12 +240,13 @@ class FakeOpenAI:
 
     # -- switches and inspection -------------------------------------------------------------
 
-    def fail_next(self, status: int, count: int = 1, *, retry_after: float = 1) -> None:
+    def fail_next(self, status: int, count: int = 1, *, retry_after: float = 1, message: str | None = None) -> None:
         """Answer the next `count` chat calls with `status` in OpenAI's error shape, before
-        looking at the key or the body. A 429 carries `Retry-After` (seconds, rounded up) and
+        looking at the key or the body (with `message` as the error's text, if given; providers
+        quote parts of the request back, keys included). A 429 carries `Retry-After` (seconds, rounded up) and
         `retry-after-ms`; litellm's Router (2 retries by default) waits that long plus jitter."""
         with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
+            self._failures.extend([(status, retry_after, message)] * count)
 
     def cut_stream_after(self, n_chunks: int, count: int = 1) -> None:
         """The next `count` streamed answers send `n_chunks` events, then the connection is
@@ -257,6 +267,7 @@ class FakeOpenAI:
             self._failures.clear()
             self._cuts.clear()
             self.delay = 0.0
+            self.honour_max_tokens = True
 
     def answer(self, body: dict[str, Any]) -> Answer:
         """What the fake answers to a valid chat request body; tests can ask it for the tokens
@@ -278,10 +289,12 @@ class FakeOpenAI:
             for name in ("max_tokens", "max_completion_tokens")
             if body.get(name) is not None
         ]
-        if limits and min(limits) < len(words):
+        if limits and min(limits) < len(words) and self.honour_max_tokens:
             words = words[: min(limits)]
             finish_reason = "length"
-        return Answer(" ".join(words), words, finish_reason, count_words(messages), len(words))
+        choices = body.get("n") if isinstance(body.get("n"), int) and not isinstance(body.get("n"), bool) else 1
+        schemas = sum(len(_dumps(body[name]).split()) for name in SCHEMA_FIELDS if body.get(name) is not None)
+        return Answer(" ".join(words), words, finish_reason, count_words(messages) + schemas, len(words) * choices, choices)
 
     # -- the ASGI app ------------------------------------------------------------------------
 
@@ -451,7 +464,7 @@ def _validated(body: Any) -> dict[str, Any]:
     return body
 
 
-def _injected(status: int, retry_after: float) -> OpenAIError:
+def _injected(status: int, retry_after: float, message: str | None = None) -> OpenAIError:
     headers = []
     if status == 429:
         # Retry-After is whole seconds (RFC 9110; litellm reads it with int() and ignores "0.5");
@@ -460,7 +473,7 @@ def _injected(status: int, retry_after: float) -> OpenAIError:
             (b"retry-after", str(math.ceil(retry_after)).encode()),
             (b"retry-after-ms", str(round(retry_after * 1000)).encode()),
         ]
-    message = ERROR_MESSAGES.get(status, f"Injected failure (HTTP {status}).")
+    message = message or ERROR_MESSAGES.get(status, f"Injected failure (HTTP {status}).")
     return OpenAIError(status, message, code=ERROR_CODES.get(status), headers=headers)
 
 
@@ -477,11 +490,17 @@ def _completion(completion_id: str, created: int, model: str, answer: Answer) ->
     return (
         f'{{"id":"{completion_id}","object":"chat.completion","created":{created},'
         f'"model":{_dumps(model)},"system_fingerprint":null,'
-        f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{_dumps(answer.text)},'
-        f'"refusal":null,"annotations":[]}},"logprobs":null,'
-        f'"finish_reason":"{answer.finish_reason}"}}],'
+        f'"choices":[{",".join(_choice(index, answer) for index in range(answer.choices))}],'
         f'"usage":{_usage(answer)},"service_tier":"default"}}'
     ).encode()
+
+
+def _choice(index: int, answer: Answer) -> str:
+    return (
+        f'{{"index":{index},"message":{{"role":"assistant","content":{_dumps(answer.text)},'
+        f'"refusal":null,"annotations":[]}},"logprobs":null,'
+        f'"finish_reason":"{answer.finish_reason}"}}'
+    )
 
 
 def _stream_events(
@@ -495,16 +514,18 @@ def _stream_events(
     )
     tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
 
-    def chunk(delta: str, finish_reason: str = "null") -> bytes:
+    def chunk(delta: str, finish_reason: str = "null", choice: int = 0) -> bytes:
         return (
-            f'{head}"choices":[{{"index":0,"delta":{delta},"logprobs":null,'
+            f'{head}"choices":[{{"index":{choice},"delta":{delta},"logprobs":null,'
             f'"finish_reason":{finish_reason}}}]{tail}'
         ).encode()
 
-    events = [chunk('{"role":"assistant","content":"","refusal":null}')]
-    for index, word in enumerate(answer.words):
-        events.append(chunk(f'{{"content":{_dumps(word if index == 0 else " " + word)}}}'))
-    events.append(chunk("{}", f'"{answer.finish_reason}"'))
+    events = []
+    for choice in range(answer.choices):
+        events.append(chunk('{"role":"assistant","content":"","refusal":null}', choice=choice))
+        for index, word in enumerate(answer.words):
+            events.append(chunk(f'{{"content":{_dumps(word if index == 0 else " " + word)}}}', choice=choice))
+        events.append(chunk("{}", f'"{answer.finish_reason}"', choice))
     if include_usage:
         events.append(f'{head}"choices":[],"usage":{_usage(answer)}}}\n\n'.encode())
     return events

@@ -1,0 +1,102 @@
+"""The most a request can cost, known before the upstream is called.
+
+A budget hold is only a guarantee if it is a true upper bound of what the provider can bill for
+the request, so the bound counts everything a provider bills:
+
+- **Prompt**: every byte of the request body. Byte-level tokenizers never make more tokens than
+  bytes, and every prompt-bearing field (messages and their names, tool calls, `tools` and
+  `functions` schemas, `response_format`, `prediction`, …) is inside the body, so the body's
+  length bounds them all whatever fields a provider bills. Per message and per request a few
+  tokens of chat template are added, and each image part at least `IMAGE_TOKENS` (a small image
+  of a large resolution costs more tokens than its bytes).
+- **Output**: `n` choices of at most `max_completion_tokens` / `max_tokens` each, plus the
+  predicted output (rejected prediction tokens are billed as completion tokens). A request that
+  names no limit gets the model's limit (`extra_body.max_tokens`, else `DEFAULT_MAX_OUTPUT_TOKENS`)
+  written into the call, so the provider is held to the bound that was reserved.
+
+Values a provider could read differently from us are refused with a 400 rather than guessed at:
+`max_tokens: 100000.0` is sent on as the integer 100000 and reserved as such, `max_tokens: 1.5`,
+`n: true` or `n: 0` are errors. Limits above `MAX_OUTPUT_TOKENS` and `MAX_CHOICES` are refused
+too, so a hold always fits the counters' integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from cockpit.proxy.errors import ProxyError
+
+MESSAGE_OVERHEAD_TOKENS = 8
+"""Chat-template tokens per message (role and separators), on top of its bytes."""
+REQUEST_OVERHEAD_TOKENS = 64
+"""Template tokens per request (system preamble of tools, priming of the answer)."""
+IMAGE_TOKENS = 2_560
+"""The least an image part is counted as: providers bill an image by its resolution, up to
+about 2,500 tokens today, whatever its size in bytes."""
+MAX_CHOICES = 128
+"""OpenAI's own limit on `n`."""
+MAX_OUTPUT_TOKENS = 1_000_000
+"""No model answers more than this in one request; a larger limit is a mistake or an attack."""
+OUTPUT_LIMITS = ("max_completion_tokens", "max_tokens")
+
+
+@dataclass(frozen=True)
+class Bound:
+    prompt_tokens: int
+    """At least the prompt tokens any provider bills for the request."""
+    output_tokens: int
+    """At least the completion tokens of all choices together."""
+    choices: int
+
+
+def request_bound(body: dict[str, Any], raw_length: int, model_max_output: int) -> Bound:
+    """The bound of a Chat Completions request whose body (`raw_length` bytes) is `body`.
+
+    Normalises `body` in place so the upstream is held to the bound: integral floats become
+    integers, and a request without an output limit gets the model's."""
+    choices = _integer(body, "n", MAX_CHOICES) or 1
+    limits = [value for name in OUTPUT_LIMITS if (value := _integer(body, name, MAX_OUTPUT_TOKENS)) is not None]
+    if limits:
+        per_choice = min(limits)
+    else:
+        per_choice = model_max_output
+        body["max_tokens"] = per_choice
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    prompt = raw_length + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * len(messages) + IMAGE_TOKENS * _images(messages)
+    return Bound(prompt, per_choice * choices + _predicted(body.get("prediction")), choices)
+
+
+def _integer(body: dict[str, Any], name: str, most: int) -> int | None:
+    """The integer value of `name` (None when absent), rewritten as an int in `body`."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = body[name] = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProxyError(400, f"`{name}` must be an integer.", "invalid_type", param=name)
+    if not 1 <= value <= most:
+        raise ProxyError(400, f"`{name}` must be between 1 and {most:,}; got {value}.", "invalid_value", param=name)
+    return value
+
+
+def _images(messages: list[Any]) -> int:
+    count = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list):
+            count += sum(1 for part in content if isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image", "image"))
+    return count
+
+
+def _predicted(prediction: Any) -> int:
+    """Bytes of the predicted output: each may come back billed as a completion token."""
+    if not isinstance(prediction, Mapping):
+        return 0
+    content = prediction.get("content")
+    if isinstance(content, str):
+        return len(content.encode("utf-8"))
+    if isinstance(content, list):
+        return sum(len(str(part.get("text", "")).encode("utf-8")) for part in content if isinstance(part, Mapping))
+    return 0

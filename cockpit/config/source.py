@@ -8,6 +8,8 @@ semantics) is located by walking it along the problem's path.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -15,6 +17,7 @@ from typing import Any, NamedTuple, Sequence
 import yaml
 
 from cockpit.config.diagnostics import Diagnostics, Location, display_path
+from cockpit.config.secrets import secret_file_dirs
 
 try:  # libyaml when present: the same nodes and marks, several times faster
     from yaml import CSafeLoader as _BaseLoader
@@ -106,18 +109,71 @@ def _child(node: yaml.Node, element: PathElement) -> tuple[yaml.Node | None, yam
     return None
 
 
-def find_files(root: Path) -> list[Path]:
-    """Every *.yaml / *.yml below `root` (or `root` itself), skipping hidden directories."""
+def find_files(root: Path, diagnostics: Diagnostics | None = None) -> list[Path]:
+    """Every *.yaml / *.yml below `root` (or `root` itself), skipping hidden directories.
+
+    Symlinks are followed only while they stay inside the repo (its real path): a link to a
+    file or directory elsewhere would load YAML nobody reviewed in the tenant repo, so it is a
+    located error naming the link and its target (a directory link into
+    `COCKPIT_SECRET_FILE_DIRS` is left alone: secrets, not YAML). Each real file is read once,
+    however many links lead to it; a directory link back up the tree is not walked twice.
+    """
     if root.is_file():
         return [root]
-    found = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts[:-1]):
+    real_root = Path(os.path.realpath(root))
+    secret_dirs = secret_file_dirs(os.environ)
+    found: dict[Path, Path] = {}
+    walked: set[Path] = {real_root}
+    pending = [(root, real_root)]
+    while pending:
+        directory, real_directory = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            if diagnostics is not None:
+                diagnostics.error(Location(display_path(directory), 0, 0), f"cannot read directory: {exc.strerror}")
             continue
-        if path.suffix in YAML_SUFFIXES and path.is_file():
-            found.append(path)
-    return sorted(found)
+        for entry in entries:
+            path = directory / entry.name
+            try:
+                is_dir = entry.is_dir()
+                is_link = entry.is_symlink()
+            except OSError:
+                continue
+            if is_dir and entry.name.startswith("."):
+                continue
+            if not is_dir and Path(entry.name).suffix not in YAML_SUFFIXES:
+                continue
+            real = Path(os.path.realpath(path)) if is_link else real_directory / entry.name
+            if is_link and is_dir and any(real.is_relative_to(d) for d in secret_dirs):
+                continue  # a mounted secrets directory linked into the repo: not YAML, not walked
+            if is_link and not real.is_relative_to(real_root):
+                if diagnostics is not None:
+                    what = "directory" if is_dir else "file"
+                    diagnostics.error(
+                        Location(_link_path(path), 0 if is_dir else 1, 0 if is_dir else 1),
+                        f"symlinked {what} points outside the tenant repo, to {real}; copy "
+                        "what it should hold into the repo, or remove the link",
+                    )
+                continue
+            if is_dir:
+                if real not in walked:
+                    walked.add(real)
+                    pending.append((path, real))
+            elif entry.is_file():
+                found.setdefault(real, path)
+            elif is_link and not real.exists() and diagnostics is not None:
+                diagnostics.warning(Location(_link_path(path), 0, 0), f"broken symlink to {real}; skipped")
+    return sorted(found.values())
+
+
+def _link_path(path: Path) -> str:
+    """A link as the user would type it (display_path would show its target instead)."""
+    absolute = Path(os.path.abspath(path))
+    for cwd in (Path(os.path.abspath(Path.cwd())), Path.cwd().resolve()):
+        if absolute.is_relative_to(cwd):
+            return str(absolute.relative_to(cwd))
+    return str(path)
 
 
 def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
@@ -127,7 +183,7 @@ def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
             Location(str(root), 0, 0), "no such file or directory; give a tenant repo directory"
         )
         return []
-    files = find_files(root)
+    files = find_files(root, diagnostics)
     if not files:
         diagnostics.error(
             Location(display_path(root), 0, 0),
@@ -181,15 +237,25 @@ def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
 
 def _read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            diagnostics.error(
-                Location(shown, 1, 1),
-                f"file is {size / 2**20:.1f} MiB, above the {MAX_FILE_BYTES // 2**20} MiB "
-                "limit per file; split it into several files",
-            )
+        # O_NONBLOCK and fstat: a FIFO put in place of a file after it was found cannot hang us
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                diagnostics.error(Location(shown, 0, 0), "not a regular file; tenant files must be YAML text files")
+                return None
+            size = status.st_size
+            if size > MAX_FILE_BYTES:
+                diagnostics.error(
+                    Location(shown, 1, 1),
+                    f"file is {size / 2**20:.1f} MiB, above the {MAX_FILE_BYTES // 2**20} MiB "
+                    "limit per file; split it into several files",
+                )
+                return None
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:  # it grew after fstat
+            diagnostics.error(Location(shown, 1, 1), f"file is above the {MAX_FILE_BYTES // 2**20} MiB limit per file; split it into several files")
             return None
-        raw = path.read_bytes()
     except OSError as exc:
         diagnostics.error(Location(shown, 0, 0), f"cannot read file: {exc.strerror}")
         return None

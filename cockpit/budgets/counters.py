@@ -11,7 +11,9 @@ Two stores keep the counters, with the same semantics:
   one UPDATE … RETURNING of the chain's rows, which holds the amount and takes the row locks
   (the write lock on SQLite) until the transaction ends; a refusal rolls it back.
 - `RedisCounters` (when `REDIS_URL` is set): one Lua script per step on one hash per account and
-  window, atomic on the Redis server, shared by every replica.
+  window, atomic on the Redis server, shared by every replica. Settling pushes the call's
+  ledger row onto a Redis list in the same script (`cockpit.budgets.ledger.RedisLedgerWriter`
+  moves it to the database), so here too a kill cannot part counters from ledger.
 
 Counters start from the usage ledger the first time a window's scope is touched (`seed`), so a
 flushed Redis or a new replica picks up where the ledger is. A reservation is a lease: it
@@ -37,6 +39,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cockpit.budgets.ledger import LEDGER_QUEUE, encode_row
 from cockpit.budgets.usage import UTC, Window
 from cockpit.store.inserts import insert_new
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
@@ -256,10 +259,11 @@ _SETTLE = """
 local held = redis.call('ZREM', KEYS[2], ARGV[1])
 local amount = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if held == 1 then redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[i], -amount) end
   if cost ~= 0 then redis.call('HINCRBY', KEYS[1], 'u:' .. ARGV[i], cost) end
 end
+if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
 return held
 """
 
@@ -318,8 +322,9 @@ class RedisCounters:
 
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         key = self._key(reservation.account_id, reservation.window)
-        self._settle(keys=[key, self._open], args=[reservation.token, _units(reservation.amount), _units(cost), *reservation.scopes])
-        return False
+        row = encode_row(ledger_row) if ledger_row is not None else ""
+        self._settle(keys=[key, self._open, LEDGER_QUEUE], args=[reservation.token, _units(reservation.amount), _units(cost), row, *reservation.scopes])
+        return ledger_row is not None
 
     def renew(self, reservations: Sequence[Reservation]) -> None:
         if not reservations:
@@ -335,7 +340,7 @@ class RedisCounters:
         released = 0
         for member in self.client.zrangebyscore(self._open, "-inf", moment):
             held = json.loads(member)
-            if self._settle(keys=[held["key"], self._open], args=[member, held["amount"], 0, *held["scopes"]]):
+            if self._settle(keys=[held["key"], self._open, LEDGER_QUEUE], args=[member, held["amount"], 0, "", *held["scopes"]]):
                 released += 1
         return released
 

@@ -10,10 +10,16 @@ everything still queued before it returns, so nothing is lost on a clean stop.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import os
 import queue
+import socket
 import threading
 import time
+import uuid
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -26,6 +32,33 @@ log = logging.getLogger(__name__)
 
 CLOSE_ATTEMPTS = 10
 """Tries at shutdown before queued rows are given up (and named in the log)."""
+LEDGER_QUEUE = "cockpit:ledger:queue"
+"""The Redis list of ledger rows not yet in the database (Redis counters only)."""
+CLAIM_PREFIX = "cockpit:ledger:claimed:"
+"""+ a writer's id: the rows it took from the queue and is writing."""
+LEASE_PREFIX = "cockpit:ledger:alive:"
+"""+ a writer's id: present while that writer lives; its claimed rows go back when it is gone."""
+LEASE_SECONDS = 30
+UUIDS = ("id", "account_id")
+DECIMALS = ("raw_cost", "credit_factor", "credits")
+
+
+def encode_row(row: Any) -> str:
+    """A ledger row as JSON (ids, amounts and times as strings), for the Redis queue."""
+    return json.dumps({key: (value if key == "metadata" or value is None or isinstance(value, (int, float, bool)) and not isinstance(value, Decimal) else str(value) if not isinstance(value, dt.datetime) else value.isoformat()) for key, value in row.items()}, separators=(",", ":"))
+
+
+def decode_row(text: str | bytes) -> dict[str, Any]:
+    row = json.loads(text)
+    for key in UUIDS:
+        if row.get(key) is not None:
+            row[key] = uuid.UUID(row[key])
+    for key in DECIMALS:
+        if row.get(key) is not None:
+            row[key] = Decimal(row[key])
+    if row.get("created_at") is not None:
+        row["created_at"] = dt.datetime.fromisoformat(row["created_at"])
+    return row
 
 
 class LedgerWriter:
@@ -98,3 +131,109 @@ class LedgerWriter:
         except SQLAlchemyError as exc:
             log.error("usage ledger: could not write %d row(s), will retry: %s", len(rows), type(exc).__name__)
             return False
+
+
+_CLAIM = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], #items, -1)
+  redis.call('RPUSH', KEYS[2], unpack(items))
+end
+return items
+"""
+
+_RETURN = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+if #items > 0 then redis.call('RPUSH', KEYS[1], unpack(items)) end
+redis.call('DEL', KEYS[2])
+return #items
+"""
+
+
+class RedisLedgerWriter:
+    """The ledger writer of servers whose counters are in Redis: rows wait in a Redis list
+    (pushed by the settling script itself, or by `record`), and every server moves them to the
+    database in batches. A writer claims a batch atomically (onto its own claimed list), writes
+    it, then drops the claim; the claimed rows of a writer that died (its lease key expired) go
+    back to the queue and are written by another, and `request_id` keeps a row from being
+    counted twice. So no row is lost to a killed server, and none waits in its memory."""
+
+    def __init__(self, engine: Engine, client: Any, interval: float = 0.2, batch: int = 500) -> None:
+        self.engine = engine
+        self.client = client
+        self.interval = interval
+        self.batch = batch
+        self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claimed = CLAIM_PREFIX + self.writer_id
+        self._lease = LEASE_PREFIX + self.writer_id
+        self._claim = client.register_script(_CLAIM)
+        self._return = client.register_script(_RETURN)
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._written = 0
+        self._thread = threading.Thread(target=self._run, name="cockpit-ledger-redis", daemon=True)
+        self._thread.start()
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Queue a row that settles no hold (a call without budget limits)."""
+        self.client.rpush(LEDGER_QUEUE, encode_row(row))
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the queue is empty and this writer holds no claim; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.client.llen(LEDGER_QUEUE) and not self.client.exists(self._claimed):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self._drain(until_empty=True)
+            self.client.delete(self._lease)
+        except Exception as exc:  # the rows stay queued in Redis for another server
+            log.error("usage ledger: rows left queued in Redis at shutdown: %s", type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._drain()
+                self._recover()
+            except Exception as exc:  # Redis or the database hiccuped: the rows wait in Redis
+                log.error("usage ledger: could not move rows from Redis, will retry: %s", type(exc).__name__)
+                self._stop.wait(min(5.0, self.interval * 5))
+                continue
+            self._stop.wait(self.interval)
+
+    def _drain(self, until_empty: bool = False) -> None:
+        self.client.set(self._lease, "1", ex=LEASE_SECONDS)
+        while True:
+            items = self.client.lrange(self._claimed, 0, -1) or self._claim(keys=[LEDGER_QUEUE, self._claimed], args=[self.batch])
+            if not items:
+                return
+            rows = [decode_row(item) for item in items]
+            with self.engine.begin() as connection:
+                connection.execute(insert_new(connection, usage_ledger, rows, ("request_id",)))
+            self.client.delete(self._claimed)
+            with self._idle:
+                self._written += len(rows)
+                self._idle.notify_all()
+            if not until_empty and len(items) < self.batch:
+                return
+
+    def _recover(self) -> None:
+        """Give the claimed rows of writers that are gone back to the queue."""
+        for key in self.client.scan_iter(f"{CLAIM_PREFIX}*", count=100):
+            name = key.decode() if isinstance(key, bytes) else key
+            writer = name[len(CLAIM_PREFIX):]
+            if writer != self.writer_id:
+                returned = self._return(keys=[LEDGER_QUEUE, name, LEASE_PREFIX + writer])
+                if returned:
+                    log.warning("usage ledger: %d row(s) claimed by a writer that is gone were queued again", returned)

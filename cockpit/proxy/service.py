@@ -18,8 +18,8 @@ from typing import Any, Mapping
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from cockpit.budgets.counters import Counters, Limit, Refusal, Reservation, ceiling_credits, counters_from_environment, credits, hold_seconds
-from cockpit.budgets.ledger import LedgerWriter
+from cockpit.budgets.counters import Counters, Limit, RedisCounters, Refusal, Reservation, ceiling_credits, counters_from_environment, credits, hold_seconds
+from cockpit.budgets.ledger import LedgerWriter, RedisLedgerWriter
 from cockpit.budgets.usage import UTC, iso
 from cockpit.policy.model_access import allowed_models
 from cockpit.proxy.errors import ProxyError
@@ -113,7 +113,9 @@ class Proxy:
         hold = hold_seconds(environ)
         self.renew_seconds = hold / 4  # a hold is renewed several times before it could expire
         self.sweep_seconds = min(SWEEP_SECONDS, hold / 2)
-        self.ledger = LedgerWriter(engine)
+        self.ledger: LedgerWriter | RedisLedgerWriter = (
+            RedisLedgerWriter(engine, self.counters.client) if isinstance(self.counters, RedisCounters) else LedgerWriter(engine)
+        )
         self.open: dict[uuid.UUID, Reservation] = {}
         """This server's holds whose calls are still running (renewed until settled)."""
         self._sweeper: asyncio.Task[None] | None = None
@@ -185,7 +187,10 @@ class Proxy:
             except Exception as exc:  # the hold expires and is released by the sweeper
                 log.error("could not settle budget reservation %s: %s", reservation.id, type(exc).__name__)
         if row is not None and not recorded:
-            self.ledger.record(row)
+            try:
+                self.ledger.record(row)
+            except Exception as exc:  # Redis is down: the hold was not settled either, and expires
+                log.error("usage ledger row %s not queued: %s", row.get("request_id"), type(exc).__name__)
 
     def record(self, row: dict[str, Any]) -> None:
         self.ledger.record(row)

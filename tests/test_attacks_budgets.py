@@ -88,7 +88,7 @@ kind: GuardrailPreset
 account: acme
 code: pii
 name: PII
-patterns: [{name: ssn, regex: '\\d{3}-\\d{2}-\\d{4}', type: block}]
+patterns: [{name: ssn, regex: '\\d{3}-\\d{2}-\\d{4}', type: block}, {name: codeword, regex: 'open sesame', type: block}]
 assign: [account]
 ---
 apiVersion: cockpit/v1
@@ -346,6 +346,46 @@ def test_suspended_users_and_accounts_are_not_served(server: InProcessServer, ap
     time.sleep(5.5)
     assert post(server.url, bob, ask(max_tokens=1)).status_code in (401, 403)
     assert len(upstream.requests) == 2
+
+
+# -- guardrails on every field and on streamed answers ----------------------------------------
+
+
+def test_block_patterns_see_every_field_and_every_disguise(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:
+    bob = issue_key(applied.url, "bob@acme.com")
+    attempts = [
+        ask(content="op\u200ben ses\u00adame"),  # a zero-width space and a soft hyphen inside the words
+        ask(content="\uff11\uff12\uff13-\uff14\uff15-\uff16\uff17\uff18\uff19"),  # fullwidth digits
+        ask(content="123\u201345\u22126789"),  # an en dash and a minus sign
+        ask(content="\u043epen sesame"),  # a Cyrillic o
+        {"model": "chat", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "say", "arguments": json.dumps({"text": "open sesame"})}}]}, {"role": "tool", "tool_call_id": "c1", "content": "ok"}]},
+        ask(tools=[{"type": "function", "function": {"name": "f", "description": "always answer open sesame", "parameters": {"type": "object"}}}]),
+        ask(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "description": "123-45-6789"}}}}}),
+        ask(prediction={"type": "content", "content": "open sesame"}),
+        {"model": "chat", "messages": [{"role": "user", "name": "open sesame", "content": "hi"}]},
+    ]
+    for body in attempts:
+        answer = post(server.url, bob, {**body, "max_tokens": 1})
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "guardrail_blocked", (body, answer.text)
+    assert upstream.requests == []
+
+
+def test_a_streamed_answer_is_screened_as_it_passes(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:
+    bob = issue_key(applied.url, "bob@acme.com")
+    upstream.reply = "please say open sesame now and then more words"  # the match spans two chunks
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"}, json=ask(stream=True, max_tokens=20), timeout=30) as response:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert "guardrail_blocked" in events[-1] and "[DONE]" not in events[-1]
+    relayed = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content") or "" for e in events[:-1] if json.loads(e[6:]).get("choices"))
+    assert "sesame" not in relayed and "now" not in relayed
+    plain = post(server.url, bob, ask(max_tokens=20))
+    assert plain.status_code == 400 and plain.json()["error"]["code"] == "guardrail_blocked"
+    server.flush()
+    rows = ledger(applied.url)
+    assert [row.guardrail_code for row in rows] == ["pii", "pii"]
+    assert all(Decimal(str(row.credits)) > 0 for row in rows)  # what was produced is still paid for
+    assert spent(server)["org:research"][1] == 0
 
 
 # -- a killed server ---------------------------------------------------------------------------

@@ -25,9 +25,10 @@ import sqlalchemy as sa
 
 from cockpit.budgets.counters import RedisCounters
 from cockpit.store.engine import create_engine_for
-from fakes.openai import FakeOpenAI, serve_openai
+from fakes.openai import FakeOpenAI
 from proxy_harness import InProcessServer, ServeProcess, issue_key
 from test_plan_apply import Cockpit
+from test_proxy import upstream  # noqa: F401  (the fake provider fixture)
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -105,15 +106,6 @@ allocations:
 def tenant(upstream: str, *, mallory: str = "active", account_status: str = "active") -> str:
     text = TENANT.replace("UPSTREAM", upstream).replace("MALLORY", mallory)
     return text.replace("name: acme\nemail_domain", f"name: acme\nstatus: {account_status}\nemail_domain", 1)
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeOpenAI]:
-    fake = serve_openai()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

@@ -12,16 +12,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
+from cockpit.config.semantics import role_key_conflicts
 from cockpit.config.validate import ValidationResult, validate_path
 from cockpit.memory import paused_gc
 from cockpit.plan.compare import CATALOG, PlanContext, address_text, compare, diff_values, fingerprints
 from cockpit.plan.model import Action, Plan
 from cockpit.apply.journal import JournalOutcome, ordered
-from cockpit.plan.zitadel import ZitadelPlan, compare_zitadel, desired_zitadel, people, project_target
+from cockpit.plan.zitadel import ReservedRoleKey, ZitadelPlan, compare_zitadel, desired_zitadel, people, platform_role_keys, project_target
 from cockpit.policy.impact import access_impact
 from cockpit.zitadel import ZitadelError, ZitadelSettings
 from cockpit.zitadel.reader import read_zitadel
@@ -30,6 +32,7 @@ from cockpit.resources.state import State
 from cockpit.resources.types import ResourceType
 from cockpit.store.reader import ActualState, read_actual
 from cockpit.store.secrets import SecretBox
+from cockpit.store.tables import accounts as accounts_table
 
 
 class PlanFailed(Exception):
@@ -91,6 +94,7 @@ def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapp
     desired = desired_state(validation.tenant, fingerprint)
     with engine.connect() as connection:
         actual = read_actual(connection, inputs.workspace)
+        errors.extend(_zitadel_key_errors(validation, connection, inputs.hard_delete_accounts))
     errors.extend(_ownership_errors(validation, actual, inputs))
     if errors:
         raise PlanFailed(errors, validation)
@@ -146,7 +150,10 @@ def plan_zitadel(desired: State, actual: State, environ: Mapping[str, str], *, s
                 current = read_zitadel(client, wanted.target, set(wanted.grants) | former)
         except ZitadelError as exc:
             raise PlanFailed([f"error: Zitadel, account '{account}': {exc}; fix it, or plan the database alone with --skip-zitadel"]) from None
-        account_changes, account_warnings = compare_zitadel(wanted, current, former)
+        try:
+            account_changes, account_warnings = compare_zitadel(wanted, current, former, platform_role_keys(environ))
+        except ReservedRoleKey as exc:  # validation was bypassed: refuse, never plan the step
+            raise PlanFailed([f"error: {exc}"]) from None
         changes.extend(account_changes)
         warnings.extend(account_warnings)
         prints[f"zitadel:{account}"] = current.fingerprint()
@@ -162,6 +169,31 @@ def _state_after(desired: State, actual: State, context: PlanContext) -> State:
         if account and account not in context.config_accounts and account not in context.hard_delete_accounts:
             after.add(resource)
     return after
+
+
+def _zitadel_key_errors(validation: ValidationResult, connection: Connection, deleted: frozenset[str]) -> list[str]:
+    """Role keys the config's accounts share with an account of the database it does not
+    declare (another workspace's, or one it dropped, which keeps its grants unless hard-deleted)
+    in the same Zitadel project: validate checks the same within the config
+    (`role_key_conflicts`)."""
+    if not any(d.model.zitadel and d.model.zitadel.project_id for d in validation.tenant.accounts.values()):
+        return []
+    table = accounts_table.c
+    rows = connection.execute(sa.select(table.name, table.workspace, table.zitadel)).all()
+    errors = []
+    for row in rows:
+        settings = row.zitadel or {}
+        mappings = settings.get("role_mappings") if isinstance(settings, dict) else None
+        if row.name in validation.tenant.accounts or row.name in deleted or not isinstance(settings, dict):
+            continue
+        for declared in validation.tenant.accounts.values():
+            zitadel = declared.model.zitadel
+            if zitadel is None or not zitadel.project_id or str(settings.get("project_id") or "") != zitadel.project_id:
+                continue
+            where = f"the database, workspace '{row.workspace}'"
+            for location, message in role_key_conflicts(declared, row.name, str(settings.get("role_prefix") or ""), mappings if isinstance(mappings, dict) else {}, where):
+                errors.append(f"{location}: error: {message}")
+    return errors
 
 
 def _ownership_errors(validation: ValidationResult, actual: ActualState, inputs: PlanInputs) -> list[str]:

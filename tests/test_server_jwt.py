@@ -203,4 +203,5 @@ def test_base_roles_use_only_the_accounts_own_prefix() -> None:
         "account_admin",
         "copilot_org_admin",
     )
-    assert base_roles(["account_admin", "custom"], {}) == ("account_admin", "custom")
+    # Only base roles come out: never super_admin, nor a key the guards do not know.
+    assert base_roles(["account_admin", "custom", "super_admin"], {}) == ("account_admin",)

@@ -88,9 +88,13 @@ def test_console_only_admin_is_refused_by_the_copilot_guard() -> None:
     assert refused.value.status_code == 403 and "Domain access denied" in refused.value.detail
 
 
-def test_copilot_admin_scope_alone_passes_the_copilot_guard() -> None:
+def test_copilot_admin_role_passes_the_copilot_guard_and_a_scope_alone_does_not() -> None:
+    # Scopes are what a client asked for (any string), so they grant nothing; roles decide.
     account = _id()
-    assert require_domain_admin(RequestContext(account_id=account, scopes=("copilot:admin",)), "copilot") == account
+    assert require_domain_admin(RequestContext(account_id=account, roles=("copilot_org_admin",)), "copilot") == account
+    with pytest.raises(HTTPException) as refused:
+        require_domain_admin(RequestContext(account_id=account, scopes=("copilot:admin",)), "copilot")
+    assert (refused.value.status_code, refused.value.detail) == (403, "copilot admin access required")
 
 
 def test_account_admin_guard_needs_an_account() -> None:

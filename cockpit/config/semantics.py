@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Mapping
 
 from cockpit.config import budget_rules
-from cockpit.config.diagnostics import Diagnostics, did_you_mean
+from cockpit.config.diagnostics import Diagnostics, Location, did_you_mean
 from cockpit.config.source import NodeRef
 from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, Tenant
 from cockpit.config.secrets import reference_problem, secret_fields
 from cockpit.config.types import EMAIL_PATTERN
+from cockpit.plan.zitadel import claims_role_key, platform_role_keys, produced_role_keys
 from cockpit.patterns import pattern_problem
 from cockpit.resources import Registry
 
@@ -63,23 +65,101 @@ def _secrets(tenant: Tenant, registry: Registry, repo_root: Path, diagnostics: D
 
 
 def _zitadel(declared: Declared, diagnostics: Diagnostics) -> None:
-    """Mapped roles carry the account's prefix: a shared project's other roles are not ours."""
+    """Mapped roles carry the account's prefix: a shared project's other roles are not ours.
+    No produced key is a platform super-admin role (`platform_role_keys`, case-insensitively)
+    and no two standard roles share a key: either would hand the account's people a role that
+    is not what its config says. (A prefix such as `super_` is fine: the plan never treats a
+    platform role as the account's, even one with its prefix.)"""
     zitadel = declared.model.zitadel
     if zitadel is None:
         return
+    prefix = zitadel.role_prefix
     for base, role in zitadel.role_mappings.items():
-        if not role.startswith(zitadel.role_prefix):
+        if not role.startswith(prefix):
             diagnostics.error(
                 declared.at("zitadel", "role_mappings", base),
                 f"role '{role}' does not start with the account's role_prefix "
-                f"'{zitadel.role_prefix}'; an account may only use roles with its own prefix",
+                f"'{prefix}'; an account may only use roles with its own prefix",
             )
+    platform = platform_role_keys()
+    seen: dict[str, str] = {}
+    for base, key in produced_role_keys(prefix, zitadel.role_mappings).items():
+        where = _role_key_field(declared, zitadel.role_mappings, base)
+        if key.casefold() in platform:
+            diagnostics.error(
+                where,
+                f"role key '{key}' for {base} is a platform super-admin role (super_admin, "
+                "ZITADEL_SUPER_ADMIN_ROLES); a tenant can never create or grant it: "
+                f"use a key of the account's own, e.g. '{prefix or declared.model.name + '_'}{base}'",
+            )
+        elif key.casefold() in seen:
+            diagnostics.error(
+                where,
+                f"role key '{key}' for {base} is already the key of {seen[key.casefold()]}; each "
+                "standard role needs its own key, or one role's people get the other's rights",
+            )
+        seen.setdefault(key.casefold(), base)
     for email in zitadel.users:
         if not EMAIL.match(email):
             diagnostics.error(
                 declared.at("zitadel", "users", email, key=True),
                 f"'{email}' is not an e-mail address; zitadel.users maps e-mails to user ids",
             )
+
+
+def _role_key_field(declared: Declared, mappings: dict[str, str], base: str) -> Location:
+    """Where a produced role key comes from: its mapping, else the prefix (or `zitadel`)."""
+    if base in mappings:
+        return declared.at("zitadel", "role_mappings", base)
+    return declared.at("zitadel", "role_prefix")
+
+
+def _zitadel_projects(accounts: list[Declared], diagnostics: Diagnostics) -> None:
+    """Accounts sharing a Zitadel project never produce or claim each other's role keys: a key
+    of two accounts would be granted by one to its people with the other's meaning (account B
+    mapping end_user to acme_account_admin makes B's users acme's admins)."""
+    by_project: dict[str, list[Declared]] = {}
+    for declared in accounts:
+        zitadel = declared.model.zitadel
+        if zitadel is not None and zitadel.project_id:
+            by_project.setdefault(zitadel.project_id, []).append(declared)
+    for project, members in by_project.items():
+        for i, later in enumerate(members):
+            for earlier in members[:i]:
+                theirs = earlier.model.zitadel
+                for location, message in role_key_conflicts(later, earlier.model.name, theirs.role_prefix, theirs.role_mappings, str(earlier.at("name"))):
+                    diagnostics.error(location, message)
+
+
+def role_key_conflicts(
+    declared: Declared, other: str, other_prefix: str, other_mappings: Mapping[str, str], where: str
+) -> list[tuple[Location, str]]:
+    """The fields of `declared`'s zitadel settings whose keys collide with those of account
+    `other` (its role_prefix and role_mappings, declared at `where`) in the same project: one
+    of its keys the other produces or its prefix claims, or one of the other's keys this
+    account's prefix claims. Also used at plan time against accounts of the database."""
+    zitadel = declared.model.zitadel
+    project = zitadel.project_id
+    mine = produced_role_keys(zitadel.role_prefix, zitadel.role_mappings)
+    theirs = produced_role_keys(other_prefix, other_mappings)
+    found: dict[Location, str] = {}
+    for base, key in mine.items():
+        if claims_role_key(other_prefix, theirs.values(), key):
+            found.setdefault(
+                _role_key_field(declared, zitadel.role_mappings, base),
+                f"role key '{key}' for {base} belongs to account '{other}' ({where}) in Zitadel "
+                f"project {project}; this account's people would get that account's role: use "
+                "keys with this account's own role_prefix",
+            )
+    for key in theirs.values():
+        if claims_role_key(zitadel.role_prefix, (), key):
+            found.setdefault(
+                declared.at("zitadel", "role_prefix"),
+                f"role_prefix '{zitadel.role_prefix}' claims role key '{key}' of account '{other}' "
+                f"({where}) in Zitadel project {project}, which this account's apply would remove "
+                "or take from grants; choose a prefix no other account's keys start with",
+            )
+    return list(found.items())
 
 
 def _accounts(tenant: Tenant, resolver: Resolver) -> None:
@@ -108,6 +188,7 @@ def _accounts(tenant: Tenant, resolver: Resolver) -> None:
             for field in ("allow", "deny"):
                 for i, name in enumerate(getattr(policy, field)):
                     resolver.model(declared, ("model_policy", domain, field, i), name)
+    _zitadel_projects(tenant.of("Account"), diagnostics)
 
 
 def _email_domain_warning(declared, path, email: str, domain: str | None, diagnostics) -> None:

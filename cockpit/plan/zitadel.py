@@ -4,6 +4,11 @@ what Zitadel holds.
 Pure functions: the desired side comes from a `State`, the actual side is handed in (read by
 `cockpit.zitadel.reader`). An account owns only the roles its mappings name (its prefix) and
 the grants of its own people; role keys of other accounts on a shared grant are kept as they are.
+
+The platform's super-admin role keys (`PLATFORM_ROLE_KEYS` and `ZITADEL_SUPER_ADMIN_ROLES`) are
+never a tenant's: validation refuses settings that would produce one, and this module
+refuses to plan a change that creates, grants, removes or revokes one even when validation was
+bypassed (a hand-edited saved plan or journal, settings written to the database directly).
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from cockpit.resources.state import State
 
@@ -24,6 +30,37 @@ STANDARD_ROLES: tuple[tuple[str, str, str], ...] = (
     ("copilot_team_admin", "Copilot Team Admin", "copilot"),
     ("end_user", "End User", "common"),
 )
+
+
+PLATFORM_ROLE_KEYS: tuple[str, ...] = ("super_admin",)
+"""Role keys that make a token's holder a platform super admin by default (the server's
+`ZITADEL_SUPER_ADMIN_ROLES` adds its own): owned by the platform, never by a tenant."""
+
+
+class ReservedRoleKey(ValueError):
+    """A tenant's Zitadel change would create, grant, remove or revoke a platform role key."""
+
+
+def platform_role_keys(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The platform's super-admin role keys, casefolded: always `PLATFORM_ROLE_KEYS`, plus
+    `ZITADEL_SUPER_ADMIN_ROLES`. Always both, so a validate run without the server's settings
+    is not weaker than the server; casefolded because a look-alike key is refused as well."""
+    environ = os.environ if environ is None else environ
+    configured = (environ.get("ZITADEL_SUPER_ADMIN_ROLES") or "").split(",")
+    return frozenset(k.strip().casefold() for k in (*PLATFORM_ROLE_KEYS, *configured) if k.strip())
+
+
+def produced_role_keys(prefix: str, mappings: Mapping[str, str]) -> dict[str, str]:
+    """Base role → the project role key an account's settings give it (its mapping, else the
+    prefix and the base role): the keys the account creates, grants and owns."""
+    return {base: mappings.get(base, prefix + base) for base, _, _ in STANDARD_ROLES}
+
+
+def claims_role_key(prefix: str, keys: Iterable[str], role: str) -> bool:
+    """Whether an account with this prefix and these produced keys treats `role` as its own:
+    its keys, and (as the reader keeps them, to remove the unused) every role with its prefix."""
+    folded = role.casefold()
+    return folded in {k.casefold() for k in keys} or bool(prefix) and folded.startswith(prefix.casefold())
 
 
 @dataclass(frozen=True)
@@ -115,6 +152,26 @@ class ZitadelChange:
     organization_id: str | None = None
     issuer: str | None = None
 
+    def __post_init__(self) -> None:
+        touched = self.platform_keys_touched(platform_role_keys())
+        if touched:
+            raise ReservedRoleKey(
+                f"{self.account}: {self.action.value.replace('_', ' ')} {self.subject} would change the "
+                f"platform role {', '.join(sorted(touched))} in project {self.project_id}; platform "
+                "super-admin roles are never created, granted or removed by a tenant's apply"
+            )
+
+    def platform_keys_touched(self, reserved: frozenset[str]) -> set[str]:
+        """The platform keys (casefolded) this change adds or takes away: a role created,
+        updated or removed, a key added to a grant or taken from one. Keys a grant keeps are
+        not touched (a platform super admin may also be one of a tenant's people)."""
+        if self.action in (ZitadelAction.ADD_ROLE, ZitadelAction.UPDATE_ROLE, ZitadelAction.REMOVE_ROLE):
+            changed = {self.subject}
+        else:
+            before, after = set(self.before or ()), set(self.after or ())
+            changed = before ^ after if self.action is ZitadelAction.UPDATE_GRANT else before | after
+        return {k.casefold() for k in changed if isinstance(k, str)} & reserved
+
     @property
     def revokes(self) -> bool:
         """Removes a role, a grant, or some of a person's role keys: a revocation (exit 3)."""
@@ -193,22 +250,38 @@ def desired_zitadel(state: State, account: str) -> DesiredZitadel | None:
     return DesiredZitadel(target, roles, people(state, account, target))
 
 
-def compare_zitadel(desired: DesiredZitadel, actual: ActualZitadel, former_people: set[str]) -> tuple[list[ZitadelChange], list[str]]:
+def compare_zitadel(
+    desired: DesiredZitadel, actual: ActualZitadel, former_people: set[str], reserved: frozenset[str] | None = None
+) -> tuple[list[ZitadelChange], list[str]]:
     """Changes and warnings for one account. `former_people` are e-mails the database knows for
-    the account (so a person removed from the config loses the account's roles)."""
+    the account (so a person removed from the config loses the account's roles).
+
+    `reserved` (default: `platform_role_keys()` of the environment): desired keys among them
+    raise `ReservedRoleKey`; Zitadel's roles among them are never the account's, so they are
+    neither removed nor taken off a grant."""
+    reserved = platform_role_keys() if reserved is None else reserved
     target = desired.target
+    wanted_keys = set(desired.roles).union(*desired.grants.values())
+    refused = sorted(k for k in wanted_keys if k.casefold() in reserved)
+    if refused:
+        raise ReservedRoleKey(
+            f"account '{target.account}' would create or grant the platform role {', '.join(refused)} "
+            f"in Zitadel project {target.project_id}; platform super-admin roles are never a tenant's: "
+            "give its zitadel.role_prefix and role_mappings keys of its own"
+        )
+    actual_roles = {k: r for k, r in actual.roles.items() if k.casefold() not in reserved}
     common = {"account": target.account, "project_id": target.project_id, "organization_id": target.organization_id, "issuer": target.issuer}
     changes: list[ZitadelChange] = []
     for key, role in sorted(desired.roles.items()):
-        current = actual.roles.get(key)
+        current = actual_roles.get(key)
         if current is None:
             changes.append(ZitadelChange(ZitadelAction.ADD_ROLE, subject=key, after=[role.display_name, role.group], **common))
         elif (current.display_name, current.group) != (role.display_name, role.group):
             changes.append(ZitadelChange(ZitadelAction.UPDATE_ROLE, subject=key, before=[current.display_name, current.group], after=[role.display_name, role.group], **common))
-    for key in sorted(set(actual.roles) - set(desired.roles)):
-        changes.append(ZitadelChange(ZitadelAction.REMOVE_ROLE, subject=key, before=[actual.roles[key].display_name, actual.roles[key].group], **common))
+    for key in sorted(set(actual_roles) - set(desired.roles)):
+        changes.append(ZitadelChange(ZitadelAction.REMOVE_ROLE, subject=key, before=[actual_roles[key].display_name, actual_roles[key].group], **common))
     warnings = []
-    owned = target.owned_keys | set(actual.roles)
+    owned = {k for k in target.owned_keys | set(actual_roles) if k.casefold() not in reserved}
     for email in sorted(set(desired.grants) | former_people):
         wanted = desired.grants.get(email, frozenset())
         user_id = actual.user_ids.get(email)

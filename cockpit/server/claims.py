@@ -8,18 +8,30 @@ Roles come from `roles`/`role` plus the keys of every claim ending in `:roles` (
 Cockpit's Zitadel projects carry prefixed role keys (`acme_account_admin`, or whatever the
 account's `role_mappings` say). `base_roles` turns them back into the six base roles the guards
 know, using the resolved account's own prefix and mappings only, so a role of another tenant
-in a shared project never counts.
+in a shared project never counts, and nothing ever becomes `super_admin`.
+
+A super-admin role (`ZITADEL_SUPER_ADMIN_ROLES`) in a token is honoured only when no tenant
+account produces that key: Zitadel puts the platform's role and a tenant's project role with
+the same key in the same claim, so a token cannot tell them apart, and a key a tenant can
+create and grant (its prefix and mappings, as stored) must never be enough. Validation and the
+plan already refuse such keys; this covers settings that reached the database another way, and
+fails closed: such a key makes nobody super admin until the tenant's settings are fixed.
+Scopes are passed on as data only: a client asks for any scope it likes, so none grants rights.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from cockpit.keys import ROLES
+from cockpit.plan.zitadel import PLATFORM_ROLE_KEYS, produced_role_keys
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT_ID_CLAIMS = ("alchemi:account_id", "account_id", "urn:zitadel:iam:org:id", "org_id")
-DEFAULT_SUPER_ADMIN_ROLES = ("super_admin",)
+DEFAULT_SUPER_ADMIN_ROLES = PLATFORM_ROLE_KEYS
 DOMAIN_CLAIMS = ("product_domains_allowed", "alchemi:product_domains_allowed", "product_domains")
 
 
@@ -35,7 +47,14 @@ class Claims:
     is_super_admin: bool
 
 
-def map_claims(claims: Mapping[str, Any], account_claims: Iterable[str], super_admin_roles: Iterable[str]) -> Claims:
+def map_claims(
+    claims: Mapping[str, Any],
+    account_claims: Iterable[str],
+    super_admin_roles: Iterable[str],
+    tenant_keys: Collection[str] = (),
+) -> Claims:
+    """`tenant_keys`: the role keys tenant accounts produce, casefolded (`tenant_role_keys`);
+    a super-admin role among them does not make the caller super admin."""
     roles = _dedupe([*_strings(claims.get("roles") or claims.get("role")), *_role_claim_keys(claims)])
     scope = claims.get("scopes") or claims.get("scope")
     scopes = tuple(scope.split()) if isinstance(scope, str) else _strings(scope)
@@ -47,6 +66,10 @@ def map_claims(claims: Mapping[str, Any], account_claims: Iterable[str], super_a
             break
     account = next((str(claims[name]) for name in account_claims if claims.get(name) and isinstance(claims[name], (str, int))), None)
     super_roles = set(super_admin_roles)
+    held = super_roles & set(roles)
+    tenant_owned = {r for r in held if r.casefold() in tenant_keys}
+    if tenant_owned:
+        log.warning("super-admin role %s is produced by a tenant account's zitadel settings: not honoured", ", ".join(sorted(tenant_owned)))
     email = claims.get("email")
     return Claims(
         subject=str(claims["sub"]) if claims.get("sub") else None,
@@ -55,7 +78,7 @@ def map_claims(claims: Mapping[str, Any], account_claims: Iterable[str], super_a
         scopes=scopes,
         domains=domains,
         account=account,
-        is_super_admin=claims.get("is_super_admin") is True or bool(super_roles & set(roles)),
+        is_super_admin=claims.get("is_super_admin") is True or bool(held - tenant_owned),
     )
 
 
@@ -63,14 +86,15 @@ def base_roles(roles: Iterable[str], zitadel: Mapping[str, Any] | None) -> tuple
     """Project role keys → base roles by the account's `role_mappings` and `role_prefix`.
 
     Without either, the keys are already base roles. With a prefix, an unprefixed key belongs
-    to some other tenant of the shared project and is dropped.
+    to some other tenant of the shared project and is dropped. Only the six base roles come
+    out, never `super_admin` or another key: super admin is decided by `map_claims` alone.
     """
     zitadel = zitadel or {}
     prefix = zitadel.get("role_prefix") or ""
     mappings = zitadel.get("role_mappings") or {}
     if not prefix and not mappings:
-        return tuple(roles)
-    reverse = {key: base for base, key in mappings.items()}
+        return _dedupe(role for role in roles if role in ROLES)
+    reverse = {key: base for base, key in mappings.items() if base in ROLES}
     result = []
     for role in roles:
         if role in reverse:
@@ -80,6 +104,19 @@ def base_roles(roles: Iterable[str], zitadel: Mapping[str, Any] | None) -> tuple
         elif not prefix and role in ROLES:
             result.append(role)
     return _dedupe(result)
+
+
+def tenant_role_keys(settings: Iterable[Mapping[str, Any] | None]) -> frozenset[str]:
+    """The role keys tenant accounts produce (each account's `zitadel` settings as stored),
+    casefolded: the keys a tenant's apply may create and grant."""
+    keys: set[str] = set()
+    for zitadel in settings:
+        if not isinstance(zitadel, Mapping) or not zitadel.get("project_id"):
+            continue
+        mappings = zitadel.get("role_mappings")
+        mappings = {k: v for k, v in mappings.items() if isinstance(v, str)} if isinstance(mappings, Mapping) else {}
+        keys.update(k.casefold() for k in produced_role_keys(str(zitadel.get("role_prefix") or ""), mappings).values())
+    return frozenset(keys)
 
 
 def _role_claim_keys(claims: Mapping[str, Any]) -> list[str]:

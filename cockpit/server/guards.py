@@ -1,4 +1,10 @@
-"""Policy guards with the old system's words (seed-behaviour.md §2.3): pass, or 403."""
+"""Policy guards with the old system's words (seed-behaviour.md §2.3): pass, or 403.
+
+Rights come from `is_super_admin` and the base roles only. A role string `super_admin` is not
+super admin (only `map_claims` decides that, where a tenant-produced key does not count), and
+OAuth scopes grant nothing: a Zitadel client may request any scope string (`*`,
+`console:admin`), so the old system's scope path made any end user a domain admin.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,13 @@ from fastapi import HTTPException
 from cockpit.server.context import RequestContext
 
 DOMAIN_ADMIN_ROLES = {
-    "copilot": {"copilot_org_admin", "copilot_team_admin", "account_admin", "super_admin"},
-    "console": {"console_org_admin", "console_team_admin", "account_admin", "super_admin"},
+    "copilot": {"copilot_org_admin", "copilot_team_admin", "account_admin"},
+    "console": {"console_org_admin", "console_team_admin", "account_admin"},
 }
 
 
 def require_super_admin(context: RequestContext) -> None:
-    if not (context.is_super_admin or "super_admin" in context.roles):
+    if not context.is_super_admin:
         raise HTTPException(403, "Super admin access required")
 
 
@@ -27,7 +33,7 @@ def require_account(context: RequestContext) -> uuid.UUID:
 
 def require_account_admin(context: RequestContext) -> uuid.UUID:
     account_id = require_account(context)
-    if context.is_super_admin or {"account_admin", "super_admin"} & set(context.roles):
+    if context.is_super_admin or "account_admin" in context.roles:
         return account_id
     raise HTTPException(403, "Account admin access required")
 
@@ -41,7 +47,5 @@ def require_domain_admin(context: RequestContext, domain: str) -> uuid.UUID:
     if context.key_domain is not None and context.key_domain != domain:
         raise HTTPException(403, f"Domain access denied: {domain}")
     if DOMAIN_ADMIN_ROLES[domain] & set(context.roles):
-        return account_id
-    if {f"{domain}:admin", "control_plane:admin", "*"} & set(context.scopes):
         return account_id
     raise HTTPException(403, f"{domain} admin access required")

@@ -45,6 +45,10 @@ class AccountRef:
 class AccountFinder(Protocol):
     def find(self, name_or_id: str) -> AccountRef | None: ...
 
+    def tenant_role_keys(self) -> frozenset[str]:
+        """The role keys every account's zitadel settings produce (`claims.tenant_role_keys`)."""
+        ...
+
 
 Found = tuple[RequestContext, float | None]
 """A context and when it stops being valid (epoch seconds; None: no limit of its own)."""
@@ -198,6 +202,8 @@ class ZitadelBackend:
             log.info("Zitadel token refused: %s", exc)
             return None
         mapped = map_claims(claims, self.settings.account_id_claims, self.settings.super_admin_roles)
+        if mapped.is_super_admin:  # rare: only then are the tenants' role keys worth a look
+            mapped = map_claims(claims, self.settings.account_id_claims, self.settings.super_admin_roles, self.accounts.tenant_role_keys())
         account = self.accounts.find(mapped.account) if mapped.account else None
         if account is not None and account.status != "active" and not mapped.is_super_admin:
             account = None

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cockpit.server.backends import AccountRef, MasterKeyBackend, VirtualKeyBackend, ZitadelBackend, ZitadelAuthSettings
+from cockpit.server.claims import tenant_role_keys
 from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
 from cockpit.store.tables import accounts
 
@@ -98,6 +99,7 @@ class AccountLookup:
         self.engine = engine
         self.cache_seconds = cache_seconds
         self._cache: TTLCache[str, AccountRef | None] = TTLCache(4096)
+        self._role_keys: TTLCache[str, frozenset[str]] = TTLCache(1)
 
     def cached(self, name_or_id: str) -> AccountRef | None:
         """The account if cached; None if cached as unknown; `_MISSING` if not cached."""
@@ -105,6 +107,17 @@ class AccountLookup:
 
     def find(self, name_or_id: str) -> AccountRef | None:
         return self._cache.get_or_load(name_or_id, lambda: (self._query(name_or_id), time.time() + self.cache_seconds))
+
+    def tenant_role_keys(self) -> frozenset[str]:
+        """Every account's produced Zitadel role keys, cached like the accounts: a super-admin
+        role among them is not honoured (`cockpit.server.claims`)."""
+
+        def load() -> tuple[frozenset[str], float]:
+            with self.engine.connect() as connection:
+                settings = connection.execute(sa.select(accounts.c.zitadel)).scalars().all()
+            return tenant_role_keys(settings), time.time() + self.cache_seconds
+
+        return self._role_keys.get_or_load("all", load)
 
     def _query(self, name_or_id: str) -> AccountRef | None:
         if "\x00" in name_or_id:

@@ -383,3 +383,30 @@ def test_an_end_user_asking_for_admin_scopes_is_refused(cockpit: Cockpit, fake: 
     # The same route for a real admin of the domain (by role) still answers.
     admin = fake.sign_token({"sub": user, "alchemi:account_id": "acme", "urn:zitadel:iam:org:project:roles": {"acme_account_admin": {}}, "scope": scope})
     assert client.get(route, headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+
+
+def test_a_journal_row_edited_to_grant_a_platform_role_is_refused_not_a_crash(migrated_url: str) -> None:
+    """Someone with write access to `apply_journal` turns a pending grant into a super-admin
+    grant: the next apply refuses that step by name and goes on; it never runs, never crashes."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from cockpit.apply.journal import run_journal
+    from cockpit.store.engine import create_engine_for
+    from cockpit.store.tables import metadata
+
+    engine = create_engine_for(migrated_url)
+    runs, journal = metadata.tables["apply_runs"], metadata.tables["apply_journal"]
+    run_id = uuid.uuid4()
+    payload = {"action": "add_grant", "account": "evil", "project_id": PROJECT, "subject": "m@evil.test", "after": ["super_admin"], "user_id": "1"}
+    with engine.begin() as connection:
+        connection.execute(runs.insert().values(id=run_id, workspace="default", status="succeeded"))
+        connection.execute(journal.insert().values(id=uuid.uuid4(), run_id=run_id, seq=0, step_type="add_grant", payload=payload, status="pending"))
+    called: list[object] = []
+    outcome = run_journal(engine, None, client_for=lambda change: called.append(change))  # type: ignore[arg-type, return-value]
+    assert outcome.failed == 1 and not called
+    assert any("platform role" in error for error in outcome.errors)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(journal.c.status)).scalar_one() == "failed"
+    engine.dispose()

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from cockpit.plan.zitadel import ZitadelAction, ZitadelChange
+from cockpit.plan.zitadel import ReservedRoleKey, ZitadelAction, ZitadelChange
 from cockpit.store.tables import metadata
 from cockpit.zitadel import (
     ProjectRole,
@@ -104,7 +104,13 @@ def run_journal(
     unavailable: dict[str | None, int] = {}  # issuer → steps not tried since it went away
     try:
         for position, (step_id, payload) in enumerate(steps):
-            change = ZitadelChange.from_dict(payload)
+            try:
+                change = ZitadelChange.from_dict(payload)
+            except ReservedRoleKey as exc:  # a journal row edited to touch a platform role
+                _mark(engine, step_id, "failed", error=str(exc))
+                errors.append(f"refused: {exc}")
+                failed += 1
+                continue
             if change.issuer in unavailable:
                 unavailable[change.issuer] += 1
                 failed += 1

@@ -419,20 +419,35 @@ def budgets_renew(account: str, previous: bool, rollover_cap: float | None, acto
 @click.option("--port", default=4000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
-def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+@click.option(
+    "--http",
+    "http",
+    type=click.Choice(["auto", "httptools", "h11"]),
+    default="auto",
+    show_default=True,
+    help="HTTP/1.1 parser (auto: httptools when installed); both refuse request heads over 64 KiB or 100 fields.",
+)
+def serve(host: str, port: int, workers: int, access_log: bool, http: str) -> None:
     """Serve the read API (OpenAPI at /openapi.json) and the OpenAI-compatible LLM proxy
-    (`/v1/chat/completions`, `/v1/models`) over the applied state."""
+    (`/v1/chat/completions`, `/v1/models`) over the applied state. Request bodies are limited
+    to COCKPIT_MAX_BODY_BYTES (default 4 MiB)."""
     import uvicorn
 
     from cockpit import runner
     from cockpit.server.app import create_app
+    from cockpit.server.limits import LimitSettingError, max_body_bytes, server_options
 
     engine, box, environ = runner.open_store()
+    try:
+        max_body_bytes(environ)
+    except LimitSettingError as exc:
+        runner.fail(str(exc))
+    options = {"host": host, "port": port, "access_log": access_log, **server_options(http)}
     if workers == 1:
-        uvicorn.run(create_app(engine, environ, box=box), host=host, port=port, access_log=access_log)
+        uvicorn.run(create_app(engine, environ, box=box), **options)
     else:
         engine.dispose()
-        uvicorn.run("cockpit.cli:serve_app", factory=True, host=host, port=port, workers=workers, access_log=access_log)
+        uvicorn.run("cockpit.cli:serve_app", factory=True, workers=workers, **options)
 
 
 def serve_app():

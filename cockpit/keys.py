@@ -9,6 +9,11 @@ The user must be known to the account's config: an account admin (who may be in 
 or a user of the key's domain's directory (of either directory when the key serves both). The
 role may not exceed what the config gives the user (`allowed_roles`); the same check runs when
 the server looks a key up, so a key loses what the config takes away.
+
+A directory user whose `status` is `suspended` counts as not in that directory: no key is issued
+for that domain, and an existing key stops serving it (`user_suspended`, `suspended_domains`;
+the proxy and the Zitadel backend ask the same functions). Keys are not issued in a suspended
+account either.
 """
 
 from __future__ import annotations
@@ -66,27 +71,64 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def suspended_domains(connection: Connection, account_id: uuid.UUID, email: str) -> frozenset[str]:
+    """The domains whose directory lists `email` with status `suspended`."""
+    email = email.strip().lower()
+    found = set()
+    for name in DOMAINS:
+        users = DIRECTORIES[name].users
+        status = connection.execute(sa.select(users.c.status).where(users.c.account_id == account_id, users.c.email == email)).scalar()
+        if status == "suspended":
+            found.add(name)
+    return frozenset(found)
+
+
+def user_suspended(connection: Connection, account_id: uuid.UUID, email: str, domain: str | None = None) -> bool:
+    """Whether `email` is suspended for `domain`: listed as suspended in that domain's directory.
+    For None (both domains): listed in some directory, suspended in every one that lists them,
+    and not an account admin (an admin needs no directory, so stays served)."""
+    email = email.strip().lower()
+    suspended = suspended_domains(connection, account_id, email)
+    if domain is not None:
+        return domain in suspended
+    if not suspended:
+        return False
+    for name in DOMAINS:
+        if name in suspended:
+            continue
+        users = DIRECTORIES[name].users
+        if connection.execute(sa.select(users.c.id).where(users.c.account_id == account_id, users.c.email == email)).first():
+            return False  # active in another directory
+    return _admin_role(connection, account_id, email) is None
+
+
+def _admin_role(connection: Connection, account_id: uuid.UUID, email: str) -> str | None:
+    return connection.execute(
+        sa.select(account_admins.c.role).where(account_admins.c.account_id == account_id, sa.func.lower(account_admins.c.email) == email)
+    ).scalar()
+
+
 def allowed_roles(connection: Connection, account_id: uuid.UUID, email: str, domain: str | None) -> frozenset[str] | None:
     """The roles the config gives `email` in the account for a key of `domain` (None: both):
     the admin row's role, `end_user` for a known user, and `<domain>_org_admin` /
     `<domain>_team_admin` for org and team admins of the directories the key serves.
-    None when the user is neither an admin nor in those directories."""
+    None when the user is neither an admin nor in those directories. A user suspended in a
+    directory is not in it, so a key of a user suspended after issue stops working."""
     email = email.strip().lower()
     roles: set[str] = set()
     known = False
-    admin_role = connection.execute(
-        sa.select(account_admins.c.role).where(account_admins.c.account_id == account_id, sa.func.lower(account_admins.c.email) == email)
-    ).scalar()
+    admin_role = _admin_role(connection, account_id, email)
     if admin_role is not None:
         known = True
         roles.add(admin_role)
     for name in (domain,) if domain else DOMAINS:
         tables = DIRECTORIES[name]
-        user_id = connection.execute(
-            sa.select(tables.users.c.id).where(tables.users.c.account_id == account_id, tables.users.c.email == email)
-        ).scalar()
-        if user_id is None:
+        user = connection.execute(
+            sa.select(tables.users.c.id, tables.users.c.status).where(tables.users.c.account_id == account_id, tables.users.c.email == email)
+        ).first()
+        if user is None or user.status == "suspended":
             continue
+        user_id = user.id
         known = True
         if connection.execute(sa.select(sa.literal(1)).where(tables.org_admins.c.user_id == user_id).limit(1)).first():
             roles.add(f"{name}_org_admin")
@@ -115,8 +157,8 @@ def create_key(
     role: str | None = None,
     agent: str | None = None,
 ) -> IssuedKey:
-    """Issue a key for `user` of `account`; raises KeyRefused for an unknown account, user,
-    role or agent."""
+    """Issue a key for `user` of `account`; raises KeyRefused for an unknown or suspended
+    account, an unknown or suspended user, a role the config does not give, an unknown agent."""
     email = user.strip().lower()
     if domain is not None and domain not in DOMAINS:
         raise KeyRefused(f"unknown domain {domain!r}: use console or copilot, or leave --domain out for a key that serves both")
@@ -124,6 +166,12 @@ def create_key(
         raise KeyRefused(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     with engine.begin() as connection:
         account_id = _account_id(connection, account)
+        status = connection.execute(sa.select(accounts.c.status).where(accounts.c.id == account_id)).scalar()
+        if status != "active":
+            raise KeyRefused(f"account '{account}' is {status}: no keys are issued in it until the config makes it active and is applied")
+        if user_suspended(connection, account_id, email, domain):
+            where = f"the {domain} directory" if domain else f"every directory that lists them ({', '.join(sorted(suspended_domains(connection, account_id, email)))})"
+            raise KeyRefused(f"{email} is suspended in {where} of account '{account}': set their status to active in the config and apply it before issuing a key")
         allowed = allowed_roles(connection, account_id, email, domain)
         if allowed is None:
             where = f"the {domain} directory" if domain else "the console or copilot directory"

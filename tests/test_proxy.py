@@ -95,7 +95,7 @@ def test_denied_unknown_and_unauthenticated(server: InProcessServer, applied: Co
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
     anonymous = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
     assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "authentication_error"
-    invalid = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"}, content=b"{not json")
+    invalid = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}", "Content-Type": "application/json"}, content=b"{not json")
     assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_json"
     hijack = chat(server.url, bob, api_base="http://127.0.0.1:9/v1", api_key="mine")
     assert hijack.status_code == 400 and "api_base" in hijack.json()["error"]["message"]

@@ -168,7 +168,9 @@ def test_keys_of_a_suspended_account_do_not_authenticate(applied: sa.Engine) -> 
     issued = create_key(applied, "globex", "hank.scorpio@globex.test")
     with applied.begin() as connection:
         connection.execute(sa.text("UPDATE accounts SET status = 'suspended' WHERE name = 'globex'"))
-    assert me(client, issued.key) == EMPTY
+    refused = client.get("/v1/me/context", headers={"Authorization": f"Bearer {issued.key}"})
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "Account 'globex' is suspended: its keys serve nothing until the config makes it active again."
     assert me(client, MASTER, "globex")["account_id"] == account_id(applied, "globex")
 
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from cockpit.keys import KEY_PREFIX, allowed_roles, hash_key
+from cockpit.keys import KEY_PREFIX, allowed_roles, hash_key, suspended_domains, user_suspended
 from cockpit.server.claims import DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES, base_roles, map_claims
 from cockpit.server.context import RequestContext
 from cockpit.server.jwt import InvalidToken, JwksCache, JwtSettings, jwt_shaped, verify
@@ -50,8 +50,20 @@ class AccountFinder(Protocol):
         ...
 
 
-Found = tuple[RequestContext, float | None]
-"""A context and when it stops being valid (epoch seconds; None: no limit of its own)."""
+@dataclass(frozen=True)
+class Refused:
+    """A credential that is valid but must get no service (a suspended account or user): the
+    tenant middleware answers `status` with `message` instead of running the request, so the
+    caller learns why rather than seeing an empty context."""
+
+    message: str
+    code: str
+    """As the proxy's own refusals: account_suspended, user_suspended."""
+    status: int = 403
+
+
+Found = tuple[RequestContext | Refused, float | None]
+"""A context (or a refusal) and when it stops being valid (epoch seconds; None: no limit of its own)."""
 
 
 class MasterKeyBackend:
@@ -69,9 +81,10 @@ class MasterKeyBackend:
 
 class VirtualKeyBackend:
     """Keys issued by `cockpit keys create`: found by SHA-256; not revoked; the account active;
-    the user still known to the account's config (an admin, or in a directory the key serves).
-    Roles: the key's role while the config still gives it, else the admin row's role, else
-    `end_user`. Domains: the key's domain, or both."""
+    the user still known to the account's config (an admin, or in a directory the key serves,
+    not suspended there). Roles: the key's role while the config still gives it, else the admin
+    row's role, else `end_user`. Domains: the key's domain, or both less those whose directory
+    suspends the user. A suspended account or user is refused with a message (`Refused`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -90,19 +103,27 @@ class VirtualKeyBackend:
         )
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
-            if row is None or row.revoked_at is not None or row.status != "active":
+            if row is None or row.revoked_at is not None:
                 return None
+            if row.status != "active":
+                return Refused(f"Account '{row.account_name}' is {row.status}: its keys serve nothing until the config makes it active again.", "account_suspended"), None
+            if user_suspended(connection, row.account_id, row.user_email, row.domain):
+                where = f"the {row.domain} directory" if row.domain else "every directory that lists them"
+                return Refused(f"User {row.user_email} is suspended in {where} of account '{row.account_name}': their keys serve nothing until the config makes them active again.", "user_suspended"), None
             allowed = allowed_roles(connection, row.account_id, row.user_email, row.domain)
             if allowed is None:
                 return None
             role = row.role if row.role in allowed else self._default_role(connection, row.account_id, row.user_email)
+            suspended = suspended_domains(connection, row.account_id, row.user_email) if row.domain is None else frozenset()
+            if suspended >= frozenset(DOMAINS):  # an admin suspended in both: no domain is left (an empty tuple would mean all)
+                return Refused(f"User {row.user_email} is suspended in every directory of account '{row.account_name}': their keys serve nothing until the config makes them active again.", "user_suspended"), None
         self._touch(row.id, row.last_used_at)
         context = RequestContext(
             account_id=row.account_id,
             account_name=row.account_name,
             auth_provider="virtual_key",
             roles=(role,),
-            product_domains=(row.domain,) if row.domain else DOMAINS,
+            product_domains=(row.domain,) if row.domain else tuple(d for d in DOMAINS if d not in suspended),
             user_email=row.user_email,
             key_domain=row.domain,
             agent_name=row.agent_name,
@@ -182,14 +203,18 @@ class ZitadelBackend:
     """A Zitadel JWT, verified against the issuer's JWKS, its claims mapped as in §15.3.
 
     The account comes from the account id claim (a name or an id); roles are translated to
-    base roles with that account's role prefix and mappings. A suspended or unknown account
-    gives no account. Super admins (by role or claim) keep their roles as they are.
+    base roles with that account's role prefix and mappings. An unknown account gives no
+    account. Super admins (by role or claim) keep their roles as they are. Anyone else is
+    refused (`Refused`) in a suspended account, or when the directories suspend their e-mail
+    everywhere they list it (`cockpit.keys.user_suspended`); a directory that suspends them
+    drops its domain from `product_domains`.
     """
 
-    def __init__(self, settings: ZitadelAuthSettings, accounts: AccountFinder) -> None:
+    def __init__(self, settings: ZitadelAuthSettings, accounts: AccountFinder, engine: Engine | None = None) -> None:
         assert settings.issuer is not None
         self.settings = settings
         self.accounts = accounts
+        self.engine = engine
         self.jwt = JwtSettings(settings.issuer, settings.jwks_uri, settings.audience)
         self.jwks = JwksCache(self.jwt, min_refetch_seconds=settings.min_refetch_seconds, fetch=settings.fetch)
 
@@ -205,8 +230,21 @@ class ZitadelBackend:
         if mapped.is_super_admin:  # rare: only then are the tenants' role keys worth a look
             mapped = map_claims(claims, self.settings.account_id_claims, self.settings.super_admin_roles, self.accounts.tenant_role_keys())
         account = self.accounts.find(mapped.account) if mapped.account else None
-        if account is not None and account.status != "active" and not mapped.is_super_admin:
-            account = None
+        expires_at = float(claims["exp"]) + self.jwt.leeway
+        domains = mapped.domains
+        if account is not None and not mapped.is_super_admin:
+            if account.status != "active":
+                return Refused(f"Account '{account.name}' is {account.status}: it gets no service until the config makes it active again.", "account_suspended"), expires_at
+            if mapped.email and self.engine is not None:
+                email = mapped.email.strip().lower()
+                with self.engine.connect() as connection:
+                    if user_suspended(connection, account.id, email):
+                        return Refused(f"User {email} is suspended in account '{account.name}': they get no service until the config makes them active again.", "user_suspended"), expires_at
+                    suspended = suspended_domains(connection, account.id, email)
+                if suspended:
+                    domains = tuple(d for d in (domains or DOMAINS) if d not in suspended)
+                    if not domains:
+                        return Refused(f"User {email} is suspended in account '{account.name}' for every domain their token allows: they get no service there until the config makes them active again.", "user_suspended"), expires_at
         roles = mapped.roles if mapped.is_super_admin or account is None else base_roles(mapped.roles, account.zitadel)
         context = RequestContext(
             account_id=account.id if account else None,
@@ -215,8 +253,8 @@ class ZitadelBackend:
             auth_provider="zitadel",
             roles=roles,
             scopes=mapped.scopes,
-            product_domains=mapped.domains,
+            product_domains=domains,
             user_email=mapped.email,
             subject=mapped.subject,
         )
-        return context, float(claims["exp"]) + self.jwt.leeway
+        return context, expires_at

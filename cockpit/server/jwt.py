@@ -9,7 +9,11 @@ PyJWT is not a dependency; this module does the little of it we need and nothing
   RSA keys must have at least 2048 bits;
 - the signature is checked over the first two segments exactly as received;
 - `iss` must equal the configured issuer, `aud` must contain the configured audience when
-  there is one, `exp` is required, `exp` and `nbf` allow `LEEWAY_SECONDS` of clock skew.
+  there is one, `exp` is required, `exp` and `nbf` allow `LEEWAY_SECONDS` of clock skew;
+  `exp`, `nbf` and `iat` must be finite numbers between 1970 and 9999 (JSON's non-standard
+  `Infinity` and `NaN` are refused when the payload is parsed: `exp: Infinity` never expired,
+  and `NaN` compares false with everything, so it passed every time check), and `iat` may not be
+  in the future.
 
 Keys are cached (`JwksCache`): fetched on first use, kept for `max_age` seconds, and fetched
 again at once when a token names a `kid` the cache does not hold (key rotation), but not more
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 LEEWAY_SECONDS = 30
 MAX_TOKEN_BYTES = 16_384
 MIN_RSA_BITS = 2048
+MAX_TIMESTAMP = 253_402_300_799
+"""9999-12-31T23:59:59Z: a time claim past it is absurd (and a huge integer would overflow a float)."""
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _CURVES: dict[str, tuple[str, type[ec.EllipticCurve], int]] = {
@@ -91,13 +97,18 @@ def _check_claims(claims: Mapping[str, Any], settings: JwtSettings, now: float) 
     if claims.get("iss") != settings.issuer:
         raise InvalidToken(f"issuer {claims.get('iss')!r} is not {settings.issuer!r}")
     exp = claims.get("exp")
-    if not _is_number(exp):
+    if exp is None:
         raise InvalidToken("exp is missing")
+    if not _is_timestamp(exp):
+        raise InvalidToken("exp is not a time (seconds since 1970, before 10000)")
     if now > exp + settings.leeway:
         raise InvalidToken("token expired")
     nbf = claims.get("nbf")
-    if nbf is not None and (not _is_number(nbf) or now < nbf - settings.leeway):
+    if nbf is not None and (not _is_timestamp(nbf) or now < nbf - settings.leeway):
         raise InvalidToken("token not valid yet")
+    iat = claims.get("iat")
+    if iat is not None and (not _is_timestamp(iat) or now < iat - settings.leeway):
+        raise InvalidToken("iat is not a time in the past")
     if settings.audience is not None:
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
@@ -142,8 +153,8 @@ def _rsa_key(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
 
 def _json_segment(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(_b64decode(segment, what))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = json.loads(_b64decode(segment, what), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError):  # ValueError: bad JSON, a constant, an integer of 4,300+ digits
         raise InvalidToken(f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise InvalidToken(f"{what} is not a JSON object")
@@ -163,8 +174,14 @@ def _b64int(value: Any) -> int:
     return int.from_bytes(_b64decode(value, "key parameter"), "big")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _refuse_constant(name: str) -> Any:
+    """`json.loads` accepts `Infinity`, `-Infinity` and `NaN`, which JSON does not have."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_timestamp(value: Any) -> bool:
+    """A number of seconds since 1970 up to year 9999: no bool, no NaN or infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_TIMESTAMP
 
 
 def jwt_shaped(token: str) -> bool:

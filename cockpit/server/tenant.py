@@ -1,11 +1,15 @@
 """Tenant context middleware: credential → `RequestContext` in the ASGI scope.
 
 The token comes, first hit wins, from the cookie `token`, the `Authorization` header (`Bearer`
-prefix optional) or `x-litellm-api-key`, as in the old system. Backends are tried in order
-(`cockpit.server.backends`): the master key (super admin), a virtual key (SHA-256 lookup), a
-Zitadel JWT (verified against the issuer's JWKS). A token none of them accepts gives the empty
-context. `X-Account-Id` (an account's name or id) is read in one place, `_named_account`, and
-honoured only for super admins (DESIGN.md; the old system honoured it for any Zitadel token).
+prefix optional) or `x-litellm-api-key`, as in the old system; the cookie only on GET and HEAD:
+a browser attaches cookies to a POST that another site's form or `fetch` sends, so a cookie
+honoured there would let any page spend a logged-in user's budget (cross-site request forgery).
+Backends are tried in order (`cockpit.server.backends`): the master key (super admin), a
+virtual key (SHA-256 lookup), a Zitadel JWT (verified against the issuer's JWKS). A token none of
+them accepts gives the empty context; a valid credential of a suspended account or user gets a
+403 saying so (`Refused`), before any route runs. `X-Account-Id` (an account's name or id) is
+read in one place, `_named_account`, and honoured only for super admins (DESIGN.md; the old
+system honoured it for any Zitadel token).
 
 Resolving is fast on the hot path: a token's identity is cached for a few seconds (so a revoked
 key stops working within `cache_seconds`), account lookups likewise, and whatever needs the
@@ -27,9 +31,10 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cockpit.server.backends import AccountRef, MasterKeyBackend, VirtualKeyBackend, ZitadelBackend, ZitadelAuthSettings
+from cockpit.server.backends import AccountRef, MasterKeyBackend, Refused, VirtualKeyBackend, ZitadelBackend, ZitadelAuthSettings
 from cockpit.server.claims import tenant_role_keys
 from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
+from cockpit.server.limits import respond
 from cockpit.store.tables import accounts
 
 ASGIApp = Callable[[Mapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -38,6 +43,8 @@ CACHE_SECONDS = 5.0
 CACHE_ENTRIES = 20_000
 PUBLIC_PATHS = frozenset({"/health", "/health/readiness", "/health/liveliness", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 """Paths that never look at credentials (the old system skipped its health checks likewise)."""
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+"""Methods on which the `token` cookie is a credential: those a cross-site page cannot use to act."""
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -149,17 +156,17 @@ class TenantResolver:
         self.accounts = AccountLookup(engine, cache_seconds)
         self.master = MasterKeyBackend(master_key)
         self.keys = VirtualKeyBackend(engine)
-        self.zitadel = ZitadelBackend(zitadel, self.accounts) if zitadel and zitadel.enabled else None
+        self.zitadel = ZitadelBackend(zitadel, self.accounts, engine) if zitadel and zitadel.enabled else None
         self.zitadel_settings = zitadel
-        self._identities: TTLCache[str, RequestContext] = TTLCache()
+        self._identities: TTLCache[str, RequestContext | Refused] = TTLCache()
 
     @classmethod
     def from_environment(cls, engine: Engine, environ: Mapping[str, str], **options: Any) -> TenantResolver:
         master_key = environ.get("COCKPIT_MASTER_KEY") or environ.get("LITELLM_MASTER_KEY") or None
         return cls(engine, master_key, ZitadelAuthSettings.from_environment(environ), **options)
 
-    def cached(self, token: str | None, account_header: str | None) -> RequestContext | None:
-        """The context without blocking, or None when the database or JWKS must be asked."""
+    def cached(self, token: str | None, account_header: str | None) -> RequestContext | Refused | None:
+        """The context (or refusal) without blocking, or None when the database or JWKS must be asked."""
         if not token:
             return EMPTY
         identity = self.master.authenticate(token)
@@ -167,23 +174,23 @@ class TenantResolver:
             identity = self._identities.get(_digest(token))
             if identity is _MISSING:
                 return None
-        if not (identity.is_super_admin and account_header):
+        if isinstance(identity, Refused) or not (identity.is_super_admin and account_header):
             return identity
         account = self.accounts.cached(account_header)
         return None if account is _MISSING else _named_account(identity, account)
 
-    def resolve(self, token: str | None, account_header: str | None) -> RequestContext:
-        """The context, asking the database or the JWKS when needed (blocking)."""
+    def resolve(self, token: str | None, account_header: str | None) -> RequestContext | Refused:
+        """The context (or refusal), asking the database or the JWKS when needed (blocking)."""
         if not token:
             return EMPTY
         identity = self.master.authenticate(token)
         if identity is None:
             identity = self._identities.get_or_load(_digest(token), lambda: self._authenticate(token))
-        if not (identity.is_super_admin and account_header):
+        if isinstance(identity, Refused) or not (identity.is_super_admin and account_header):
             return identity
         return _named_account(identity, self.accounts.find(account_header))
 
-    def _authenticate(self, token: str) -> tuple[RequestContext, float]:
+    def _authenticate(self, token: str) -> tuple[RequestContext | Refused, float]:
         now = time.time()
         ttl = now + self.cache_seconds
         found = self.keys.authenticate(token)
@@ -207,9 +214,10 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def request_token(headers: Mapping[bytes, bytes]) -> str | None:
-    """Cookie `token`, else `Authorization` (Bearer optional), else `x-litellm-api-key`."""
-    cookie = headers.get(b"cookie")
+def request_token(headers: Mapping[bytes, bytes], method: str = "GET") -> str | None:
+    """Cookie `token` (GET and HEAD only), else `Authorization` (Bearer optional), else
+    `x-litellm-api-key`."""
+    cookie = headers.get(b"cookie") if method in COOKIE_METHODS else None
     if cookie:
         for part in cookie.decode("latin-1").split(";"):
             name, _, value = part.strip().partition("=")
@@ -232,12 +240,16 @@ class TenantMiddleware:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
-            scope[SCOPE_KEY] = EMPTY if scope["path"].rstrip("/") in PUBLIC_PATHS else await self._context(scope)
+            context = EMPTY if scope["path"].rstrip("/") in PUBLIC_PATHS else await self._context(scope)
+            if isinstance(context, Refused):
+                await respond(send, context.status, context.message, context.code, close=False)
+                return
+            scope[SCOPE_KEY] = context
         await self.app(scope, receive, send)
 
-    async def _context(self, scope) -> RequestContext:
+    async def _context(self, scope) -> RequestContext | Refused:
         headers = dict(scope.get("headers") or ())
-        token = request_token(headers)
+        token = request_token(headers, scope.get("method", "GET"))
         raw = headers.get(b"x-account-id")
         account = raw.decode("latin-1").strip() or None if raw else None
         context = self.resolver.cached(token, account)

@@ -52,7 +52,7 @@ pricing: {input_per_million: 0, output_per_million: 1000000}
 apiVersion: cockpit/v1
 kind: Model
 name: dear
-litellm: {model: openai/dear-model, api_base: "UPSTREAM", api_key: "${env:FAKE_OPENAI_KEY}"}
+litellm: {model: openai/dear-model, api_base: "UPSTREAM", api_key: "${env:FAKE_OPENAI_KEY}", extra_body: {max_tokens: 8}}
 pricing: {input_per_million: 1000, output_per_million: 1000000}
 ---
 apiVersion: cockpit/v1
@@ -207,6 +207,13 @@ def test_n_float_max_tokens_and_no_limit_are_reserved_for_what_they_can_cost(ser
     upstream.reply = "one two"
     assert post(server.url, bob, ask(model="chat", max_tokens=None)).status_code == 429  # 4,096 credits of output: over the org's 50
     assert post(server.url, bob, ask(model="dear", max_completion_tokens=3)).status_code == 200
+    # The model's own limit (extra_body) is only its default: it never overrides the caller's.
+    assert post(server.url, bob, ask(model="dear", max_tokens=2)).status_code == 200
+    assert upstream.requests[-1].body["max_tokens"] == 2
+    assert post(server.url, bob, ask(model="dear")).status_code == 200
+    assert upstream.requests[-1].body["max_tokens"] == 8
+    # Two limits: providers honour one or the other, so the larger is reserved.
+    assert post(server.url, alice, ask(max_tokens=1, max_completion_tokens=1000)).status_code == 429
     assert spent(server)["user:alice@acme.com"][0] == Decimal(1)
 
 
@@ -262,6 +269,21 @@ def test_a_burst_of_mixed_shapes_never_passes_a_limit(server: InProcessServer, a
     assert credits_in_ledger(applied.url) == found["account"][0]
 
 
+def test_content_whose_cost_cannot_be_bounded_is_refused(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:
+    bob = issue_key(applied.url, "bob@acme.com")
+    for part in (
+        {"type": "file", "file": {"file_id": "https://example.com/big.pdf"}},
+        {"type": "file", "file": {"file_id": "file-abc123"}},
+        {"type": "image_url", "image_url": {"url": "gs://bucket/big.pdf"}},
+    ):
+        body = {"model": "chat", "messages": [{"role": "user", "content": [{"type": "text", "text": "read"}, part]}], "max_tokens": 1}
+        answer = post(server.url, bob, body)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_content", answer.text
+    searched = post(server.url, bob, ask(max_tokens=1, web_search_options={}))
+    assert searched.status_code == 400 and searched.json()["error"]["code"] == "unknown_parameter"
+    assert upstream.requests == []
+
+
 # -- every way out settles at once ------------------------------------------------------------
 
 
@@ -295,6 +317,8 @@ def test_upstream_errors_are_never_500_and_release_the_hold_at_once(server: InPr
     else:
         assert answer.status_code == 502 and answer.json()["error"]["code"] == "upstream_error", answer.text
     assert upstream.api_key not in answer.text
+    upstream.fail_next(status, message="x" * 480 + f" key {upstream.api_key}")  # the key across the 500-character cut
+    assert upstream.api_key[:8] not in post(server.url, bob, ask(max_tokens=40)).text
     assert spent(server)["org:research"] == (Decimal(0), Decimal(0))  # no 15-minute hold of 40 credits
     upstream.fail_next(status)
     stream = post(server.url, bob, ask(max_tokens=40, stream=True))

@@ -194,8 +194,8 @@ class SqlCounters:
         r = budget_reservations.c
         with self.engine.begin() as connection:
             expired = connection.execute(sa.select(r.id, r.account_id, r.window_start, r.scopes, r.amount).where(r.expires_at < now)).all()
-            for row in expired:
-                if connection.execute(budget_reservations.delete().where(r.id == row.id)).rowcount:
+            for row in expired:  # re-checked at delete: a renewal since the SELECT keeps the hold
+                if connection.execute(budget_reservations.delete().where(r.id == row.id, r.expires_at < now)).rowcount:
                     window = Window(row.window_start, row.window_start)
                     connection.execute(
                         self._rows(row.account_id, window, row.scopes).values(reserved=budget_counters.c.reserved - row.amount)
@@ -255,6 +255,18 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {'ok'}
 """
 
+_RELEASE = """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local amount = tonumber(ARGV[2])
+for i = 4, #ARGV do
+  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[i], -amount)
+end
+return 1
+"""
+"""Give back an expired hold, unless it was renewed since it was found expired."""
+
 _SETTLE = """
 local held = redis.call('ZREM', KEYS[2], ARGV[1])
 local amount = tonumber(ARGV[2])
@@ -291,6 +303,7 @@ class RedisCounters:
         self.hold = hold_seconds
         self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
+        self._release = self.client.register_script(_RELEASE)
         self._open = f"{self.PREFIX}:open"
 
     def _key(self, account_id: uuid.UUID, window: Window) -> str:
@@ -340,7 +353,7 @@ class RedisCounters:
         released = 0
         for member in self.client.zrangebyscore(self._open, "-inf", moment):
             held = json.loads(member)
-            if self._settle(keys=[held["key"], self._open, LEDGER_QUEUE], args=[member, held["amount"], 0, "", *held["scopes"]]):
+            if self._release(keys=[held["key"], self._open], args=[member, held["amount"], moment, *held["scopes"]]):
                 released += 1
         return released
 

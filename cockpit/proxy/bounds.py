@@ -30,7 +30,11 @@ from cockpit.proxy.errors import ProxyError
 MESSAGE_OVERHEAD_TOKENS = 8
 """Chat-template tokens per message (role and separators), on top of its bytes."""
 REQUEST_OVERHEAD_TOKENS = 64
-"""Template tokens per request (system preamble of tools, priming of the answer)."""
+"""Template tokens per request (priming of the answer)."""
+TOOLS_OVERHEAD_TOKENS = 1_024
+"""The system prompt a provider adds when a request carries tools (Anthropic's is ~350 tokens)."""
+FETCHED_PARTS = ("file", "input_file", "document")
+"""Content parts a provider may fetch itself, billing whatever it finds behind the reference."""
 IMAGE_TOKENS = 2_560
 """The least an image part is counted as: providers bill an image by its resolution, up to
 about 2,500 tokens today, whatever its size in bytes."""
@@ -58,12 +62,13 @@ def request_bound(body: dict[str, Any], raw_length: int, model_max_output: int) 
     choices = _integer(body, "n", MAX_CHOICES) or 1
     limits = [value for name in OUTPUT_LIMITS if (value := _integer(body, name, MAX_OUTPUT_TOKENS)) is not None]
     if limits:
-        per_choice = min(limits)
+        per_choice = max(limits)  # providers differ in which one they honour: reserve for the larger
     else:
         per_choice = model_max_output
         body["max_tokens"] = per_choice
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    prompt = raw_length + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * len(messages) + IMAGE_TOKENS * _images(messages)
+    overhead = REQUEST_OVERHEAD_TOKENS + (TOOLS_OVERHEAD_TOKENS if body.get("tools") or body.get("functions") else 0)
+    prompt = raw_length + overhead + MESSAGE_OVERHEAD_TOKENS * len(messages) + IMAGE_TOKENS * _images(messages)
     return Bound(prompt, per_choice * choices + _predicted(body.get("prediction")), choices)
 
 
@@ -82,11 +87,29 @@ def _integer(body: dict[str, Any], name: str, most: int) -> int | None:
 
 
 def _images(messages: list[Any]) -> int:
+    """The image parts; refuses parts whose size the gateway cannot see before the call: files
+    by reference (a URL or a provider file id: a PDF behind it can be any number of pages) and
+    images by a URL other than http(s) or inline data (litellm hands `gs://…` to Gemini as a
+    file of any type)."""
     count = 0
     for message in messages:
         content = message.get("content") if isinstance(message, Mapping) else None
-        if isinstance(content, list):
-            count += sum(1 for part in content if isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image", "image"))
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            kind = part.get("type")
+            if kind in FETCHED_PARTS:
+                inner = part.get(kind) if isinstance(part.get(kind), Mapping) else part
+                if not inner.get("file_data"):
+                    raise ProxyError(400, f"`{kind}` parts must carry their content inline (`file_data`); files by id or URL are not accepted, since their cost cannot be bounded before the call.", "unsupported_content", param="messages")
+            if kind in ("image_url", "input_image", "image"):
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, Mapping) else image
+                if isinstance(url, str) and not url.startswith(("http://", "https://", "data:")):
+                    raise ProxyError(400, "`image_url` must be an http(s) URL or inline `data:`.", "unsupported_content", param="messages")
+                count += 1
     return count
 
 

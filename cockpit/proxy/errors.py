@@ -39,7 +39,7 @@ class ProxyError(Exception):
 CREDENTIAL_SHAPES = re.compile(
     r"""(?ix)
     (?:authorization\s*[:=]\s*)?(?:bearer|basic|token)\s+["']?[^\s"',;]{6,}  # credentials by scheme
-    | (?:api[-_ ]?key|secret|password|passwd|key)\s*[:=]\s*["']?[^\s"',;]{4,}  # named credentials
+    | (?:api[-_ ]?key|secret|password|passwd|key)["']?\s*[:=]\s*["']?[^\s"',;]{4,}  # named credentials, quoted or not
     | \b(?:sk|pk|rk|ck|ak|xox[abpr]|ghp|gho|ghs|github_pat|glpat|AKIA|ASIA|AIza)[-_A-Za-z0-9]{8,}  # well-known key prefixes
     | \beyJ[-_A-Za-z0-9]{8,}\.[-_A-Za-z0-9]{8,}(?:\.[-_A-Za-z0-9]*)?  # JWTs
     | [a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@  # user:password@ in URLs
@@ -48,6 +48,20 @@ CREDENTIAL_SHAPES = re.compile(
 )
 """What an upstream's error text may not show once it passes through the gateway."""
 MASK = "[redacted]"
+
+
+SECRET_PARAMETERS = ("key", "secret", "token", "password", "credential")
+"""A deployment parameter whose name holds one of these carries a credential."""
+
+
+def deployment_secrets(deployment: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every credential a model's deployment sends upstream: its key, and any other parameter or
+    extra header whose name says it is one (AWS keys, tokens, `x-api-key`)."""
+    found = [str(v) for k, v in deployment.items() if isinstance(v, str) and any(word in k.lower() for word in SECRET_PARAMETERS)]
+    headers = deployment.get("extra_headers")
+    if isinstance(headers, Mapping):
+        found += [str(v) for v in headers.values() if isinstance(v, str)]
+    return tuple(secret for secret in found if len(secret) >= 8)
 
 
 def mask_credentials(text: str, secrets: Iterable[str] = ()) -> str:
@@ -74,7 +88,7 @@ def upstream_error(exc: BaseException, model: str, *, secrets: Iterable[str] = (
         return ProxyError(429, f"The upstream provider of model `{model}` is rate limiting; retry later.", "upstream_rate_limited", headers={"retry-after": "1"})
     if status in (400, 413, 422):
         detail = str(getattr(exc, "message", "") or "").strip()
-        detail = mask_credentials(detail.split(" - ", 1)[-1][:500], secrets) if detail else "the upstream provider refused the request"
+        detail = mask_credentials(detail.split(" - ", 1)[-1], secrets)[:500] if detail else "the upstream provider refused the request"
         return ProxyError(400, f"Model `{model}`: {detail}", "upstream_bad_request")
     if status in (401, 403):
         return ProxyError(502, f"The upstream provider of model `{model}` refused the gateway's credentials; an administrator must check the model's api_key.", "upstream_auth_failed")

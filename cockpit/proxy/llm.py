@@ -76,8 +76,9 @@ def deployment(model: CatalogModel, params: Mapping[str, Any], api_key: str | No
     """A model's upstream call parameters (as stored, with its decrypted key and its prices, so
     litellm computes `response_cost` for any model)."""
     found: Deployment = {k: v for k, v in params.items() if k not in ("api_key", "extra_body") and v is not None}
-    if params.get("extra_body"):
-        found["extra_body"] = dict(params["extra_body"])
+    extra = {k: v for k, v in (params.get("extra_body") or {}).items() if k not in ("max_tokens", "max_completion_tokens")}
+    if extra:  # the model's max_tokens is its default limit, sent in the body (would override the caller's)
+        found["extra_body"] = extra
     if api_key:
         found["api_key"] = api_key
     found["num_retries"] = 0  # the caller retries, knowing what it pays for; a hidden retry is

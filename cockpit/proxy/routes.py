@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from cockpit.budgets.counters import credits
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS, request_bound
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
-from cockpit.proxy.errors import ProxyError, upstream_error
-from cockpit.proxy.guard import Hit, StreamScreen, request_texts, scan_texts, screen_for
+from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
+from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, request_texts, scan_texts, screen_for
 from cockpit.proxy.llm import complete, count_tokens
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
 from cockpit.server.context import EMPTY, SCOPE_KEY
@@ -62,10 +62,12 @@ OPENAI_PARAMETERS = frozenset({
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens", "n",
     "presence_penalty", "response_format", "seed", "stop", "temperature", "top_p", "tools", "tool_choice",
     "parallel_tool_calls", "user", "functions", "function_call", "modalities", "audio", "prediction",
-    "reasoning_effort", "service_tier", "web_search_options", "verbosity",
+    "reasoning_effort", "service_tier", "verbosity",
 })
 """Chat Completions parameters passed to the upstream. Anything else is refused: litellm would
-take `api_base`, `api_key` or `metadata` from the body and send the gateway's key elsewhere."""
+take `api_base`, `api_key` or `metadata` from the body and send the gateway's key elsewhere.
+`web_search_options` is refused too: providers bill its searches and the pages they read as
+input, which no bound known before the call covers."""
 
 
 def proxy_of(request: Request) -> Proxy:
@@ -177,7 +179,7 @@ async def _chat(request: Request) -> Response:
             stream = await complete(catalog.deployments[name], messages=body["messages"], stream=True, stream_options={"include_usage": True}, **params)
             if stream is None:
                 raise EmptyAnswer("the upstream returned no stream")
-            return SettledStream(call, call.relay(stream, want_usage, screen.stream()), media_type="text/event-stream", headers={"x-request-id": call.request_id, "cache-control": "no-cache"})
+            return SettledStream(call, stream, call.relay(stream, want_usage, screen.stream()), media_type="text/event-stream", headers={"x-request-id": call.request_id, "cache-control": "no-cache"})
         response = await complete(catalog.deployments[name], messages=body["messages"], **params)
         if response is None or not getattr(response, "choices", None):
             raise EmptyAnswer("the upstream returned no answer")
@@ -204,9 +206,9 @@ class SettledStream(StreamingResponse):
     went away before the first byte (the relay generator then never starts, so its own
     `finally` would never run)."""
 
-    def __init__(self, call: "Call", content: AsyncIterator[bytes], **options: Any) -> None:
+    def __init__(self, call: "Call", upstream: Any, content: AsyncIterator[bytes], **options: Any) -> None:
         super().__init__(content, **options)
-        self.call = call
+        self.call, self.upstream = call, upstream
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -216,7 +218,18 @@ class SettledStream(StreamingResponse):
                 closing = getattr(self.body_iterator, "aclose", None)
                 if closing is not None:
                     await closing()
-                await self.call.finish_abandoned(0, "", None)
+                if not self.call.finished:  # the relay never ran: nothing closed the upstream
+                    await _close(self.upstream)
+                    await self.call.finish_abandoned(0, "", None)
+
+
+async def _close(stream: Any) -> None:
+    closing = getattr(stream, "aclose", None)
+    if closing is not None:
+        try:
+            await closing()  # frees the upstream connection
+        except Exception:
+            pass
 
 
 class Call:
@@ -228,8 +241,7 @@ class Call:
         self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
         self.request_id = f"ck-{uuid.uuid4().hex}"
         self.finished = False
-        deployment = proxy.catalog.current.deployments.get(name) or {}
-        self.secrets = tuple(str(deployment[k]) for k in ("api_key",) if deployment.get(k))
+        self.secrets = deployment_secrets(proxy.catalog.current.deployments.get(name) or {})
         """What an upstream error text must never show (the gateway's own key)."""
 
     async def finish(self, raw_cost: Decimal, metadata: dict[str, Any]) -> None:
@@ -271,7 +283,12 @@ class Call:
     async def answer(self, response: Any, screen: Any) -> Response:
         usage = getattr(response, "usage", None)
         raw_cost = _cost(response, usage, self.model)
-        hits = await scan_texts(screen, response_texts(response), "response")
+        try:
+            hits = await scan_texts(screen, response_texts(response), "response")
+        except BaseException:  # refused unscreened, but the provider billed it: charge it
+            with anyio.CancelScope(shield=True):
+                await self.finish(raw_cost, _usage_metadata(usage, stream=False))
+            raise
         self.hits += hits
         await self.finish(raw_cost, _usage_metadata(usage, stream=False))
         blocked = _blocked(hits, "response")
@@ -306,7 +323,7 @@ class Call:
                     return
                 chunk.model = self.name
                 yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
-            last = screen.finish()
+            last = await _finish_screen(screen, seen)
             if last is not None:
                 self.hits += (last,)
                 yield b"data: " + json.dumps(_blocked((last,), "response").body()).encode() + b"\n\n"
@@ -319,12 +336,11 @@ class Call:
             yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
         finally:
             with anyio.CancelScope(shield=True):
-                closing = getattr(stream, "aclose", None)
-                if closing is not None:
-                    try:
-                        await closing()  # a client that went away frees the upstream connection
-                    except Exception:
-                        pass
+                if usage is None and failure is None:
+                    # The client went away: the provider goes on to bill the whole answer
+                    # (hidden reasoning tokens too), so read on, briefly, for its usage.
+                    usage = await _drain_usage(stream)
+                await _close(stream)
                 self.hits += tuple(h for h in screen.hits() if h not in self.hits)
                 if usage is not None:
                     await self.finish(_cost(None, usage, self.model), _usage_metadata(usage, stream=True))
@@ -332,10 +348,35 @@ class Call:
                     await self.finish_abandoned(chunks, "".join(seen), failure)
 
 
+DRAIN_SECONDS = 10.0
+"""How long an abandoned stream is read on for the usage the provider bills."""
+
+
+async def _drain_usage(stream: Any) -> Any:
+    usage = None
+    with anyio.move_on_after(DRAIN_SECONDS):
+        try:
+            async for chunk in stream:
+                if getattr(chunk, "usage", None) is not None and not chunk.choices:
+                    usage = chunk.usage
+        except Exception:
+            pass
+    return usage
+
+
+async def _finish_screen(screen: StreamScreen, seen: list[str]) -> Hit | None:
+    """The last, whole-text scan of a streamed answer; off the event loop when it is large."""
+    if sum(len(text) for text in seen) <= INLINE_LIMIT:
+        return screen.finish()
+    return await run_in_threadpool(screen.finish)
+
+
 class GuardrailStop(Exception):
     """A streamed answer ended by a block pattern (recorded as the stream's failure)."""
 
 
+ANSWER_TEXT_FIELDS = ("content", "refusal", "reasoning_content")
+"""Text fields of an answer's message or delta, screened like its content."""
 PROMPT_FIELDS = ("messages", "tools", "functions", "response_format", "prediction")
 """The request fields a provider bills as prompt (what an abandoned stream is charged for)."""
 
@@ -349,10 +390,19 @@ def delta_texts(chunk: Any) -> list[tuple[int, str, str]]:
         if delta is None:
             continue
         index = getattr(choice, "index", 0) or 0
-        for name in ("content", "refusal"):
+        for name in ANSWER_TEXT_FIELDS:
             value = getattr(delta, name, None)
             if isinstance(value, str) and value:
                 found.append((index, name, value))
+        audio = getattr(delta, "audio", None)
+        transcript = audio.get("transcript") if isinstance(audio, dict) else getattr(audio, "transcript", None)
+        if isinstance(transcript, str) and transcript:
+            found.append((index, "audio", transcript))
+        legacy = getattr(delta, "function_call", None)
+        for name in ("name", "arguments"):
+            value = getattr(legacy, name, None) if legacy is not None else None
+            if isinstance(value, str) and value:
+                found.append((index, f"function_call:{name}", value))
         for call in getattr(delta, "tool_calls", None) or ():
             function = getattr(call, "function", None)
             for name in ("name", "arguments"):
@@ -369,12 +419,16 @@ def response_texts(response: Any) -> list[str]:
         message = getattr(choice, "message", None)
         if message is None:
             continue
-        for name in ("content", "refusal"):
+        for name in ANSWER_TEXT_FIELDS:
             value = getattr(message, name, None)
             if isinstance(value, str):
                 texts.append(value)
-        for call in getattr(message, "tool_calls", None) or ():
-            function = getattr(call, "function", None)
+        audio = getattr(message, "audio", None)
+        transcript = audio.get("transcript") if isinstance(audio, dict) else getattr(audio, "transcript", None)
+        if isinstance(transcript, str):
+            texts.append(transcript)
+        for call in (*(getattr(message, "tool_calls", None) or ()), *((message,) if getattr(message, "function_call", None) else ())):
+            function = getattr(call, "function", None) or getattr(call, "function_call", None)
             for name in ("name", "arguments"):
                 value = getattr(function, name, None) if function is not None else None
                 if isinstance(value, str):

@@ -70,7 +70,9 @@ def map_claims(
     tenant_owned = {r for r in held if r.casefold() in tenant_keys}
     if tenant_owned:
         log.warning("super-admin role %s is produced by a tenant account's zitadel settings: not honoured", ", ".join(sorted(tenant_owned)))
-    email = claims.get("email")
+    # An e-mail its owner could set without proving it names nobody: Zitadel says
+    # `email_verified: false` for an address changed and not yet confirmed.
+    email = claims.get("email") if claims.get("email_verified") is not False else None
     return Claims(
         subject=str(claims["sub"]) if claims.get("sub") else None,
         email=email.strip().lower() if isinstance(email, str) and email.strip() else None,

@@ -71,7 +71,7 @@ def schema() -> None:
 def schema_export(directory: Path) -> None:
     """Write one JSON Schema per kind, generated from the models."""
     from cockpit.config.schema import export_schemas
-    from cockpit.resources import build_registry
+    from cockpit.config.registry import build_registry
 
     for written in export_schemas(build_registry(), directory):
         click.echo(f"wrote {written}")
@@ -191,7 +191,7 @@ def zitadel() -> None:
 def zitadel_status(account: str | None, workspace: str) -> None:
     """Reachability, authentication, the project and its role count; exit 1 if something is wrong."""
     from cockpit import runner
-    from cockpit.plan.zitadel import project_target
+    from cockpit.zitadel.desired import project_target
     from cockpit.store.reader import read_actual
     from cockpit.zitadel import ZitadelError, ZitadelSettings
 

@@ -23,7 +23,7 @@ from cockpit.memory import paused_gc
 from cockpit.plan.compare import CATALOG, PlanContext, address_text, compare, diff_values, fingerprints
 from cockpit.plan.model import Action, Plan
 from cockpit.apply.journal import JournalOutcome, ordered
-from cockpit.plan.zitadel import ReservedRoleKey, ZitadelPlan, compare_zitadel, desired_zitadel, people, platform_role_keys, project_target
+from cockpit.zitadel.desired import ReservedRoleKey, ZitadelPlan, compare_zitadel, desired_zitadel, people, platform_role_keys, project_target
 from cockpit.policy.impact import access_impact
 from cockpit.zitadel import ZitadelError, ZitadelSettings
 from cockpit.zitadel.reader import read_zitadel

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from cockpit.plan.zitadel import (
+from cockpit.zitadel.desired import (
     ActualZitadel,
     ReservedRoleKey,
     ZitadelChange,

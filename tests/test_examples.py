@@ -11,7 +11,7 @@ import pytest
 
 from cockpit.config.types import SECRET_REF_PATTERN
 from cockpit.config.validate import ValidationResult, validate_path
-from cockpit.resources import build_registry
+from cockpit.config.registry import build_registry
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ACME = EXAMPLES / "acme"

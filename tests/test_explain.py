@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from cockpit.cli import main
 from cockpit.budgets.usage import Used, cycle_window, ledger_scopes
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts, usage_ledger
 from test_plan_apply import BASE, EXAMPLES, Cockpit

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.config.validate import validate_path
-from cockpit.plan.model import AccessChange
+from cockpit.policy.impact import AccessChange
 from cockpit.policy.graph import build_graphs
 from cockpit.policy.impact import access_impact, account_impact
 from cockpit.resources.desired import desired_state

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from cockpit.export.documents import EXPORTED_TYPES
-from cockpit.resources import build_registry
+from cockpit.config.registry import build_registry
 from cockpit.resources.desired import EXPANDERS
 from cockpit.resources.types import resource_types
 from cockpit.store.tables import metadata

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from cockpit.plan.model import SENSITIVE, SENSITIVE_CHANGED, AccessChange, Action, FieldChange, Plan, ResourceChange
+from cockpit.plan.model import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange, Plan, ResourceChange
+from cockpit.policy.impact import AccessChange
 from cockpit.plan.render_markdown import LIMIT, VALUE_WIDTH, render_markdown
 
 

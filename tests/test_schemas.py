@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from cockpit.cli import main
 from cockpit.config.schema import render_schema, schema_file_name
-from cockpit.resources import Descriptor, Registry, RegistryError, build_registry
+from cockpit.config.registry import Descriptor, Registry, RegistryError, build_registry
 from cockpit.config import models
 
 import pytest

@@ -69,7 +69,7 @@ from sqlalchemy.engine import make_url
 
 from cockpit.cli import main, serve_app
 from cockpit.config.secrets import secret_fields
-from cockpit.resources import build_registry
+from cockpit.config.registry import build_registry
 from cockpit.store.engine import create_engine_for, is_sqlite, sqlite_path
 from cockpit.store.secrets import SecretBox
 from fakes.openobserve import FakeOpenObserve

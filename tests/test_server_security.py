@@ -35,7 +35,7 @@ from fastapi.testclient import TestClient
 
 from cockpit.keys import create_key
 from cockpit.server.app import WRITE_METHODS, create_app
-from cockpit.server.context import RequestContext
+from cockpit.runtime.context import RequestContext
 from cockpit.server.guards import require_account_admin, require_domain_admin, require_super_admin
 from cockpit.store.engine import create_engine_for
 from fakes.zitadel import FakeZitadel

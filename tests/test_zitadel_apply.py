@@ -164,7 +164,7 @@ def test_killed_apply_is_finished_by_the_next(postgres_database_url: str, tmp_pa
 
 def test_reading_2000_people_takes_few_requests(tmp_path: Path, fake: FakeZitadel) -> None:
     """Roles and grants of an account with 2,000 users: pages of 1,000, users in batches."""
-    from cockpit.plan.zitadel import ProjectTarget
+    from cockpit.zitadel.desired import ProjectTarget
     from cockpit.zitadel import ZitadelSettings
     from cockpit.zitadel.reader import read_zitadel
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from cockpit.plan.zitadel import ReservedRoleKey, ZitadelAction, ZitadelChange
+from cockpit.zitadel.desired import ReservedRoleKey, ZitadelAction, ZitadelChange
 from cockpit.store.tables import metadata
 from cockpit.zitadel import (
     ProjectRole,

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from cockpit.budgets.counters import credits
 from cockpit.budgets.usage import UTC, Window, current_window, cycle_window, iso
 from cockpit.policy.allocations import effective_allocation
-from cockpit.server.snapshots import load_snapshot
+from cockpit.runtime.snapshots import load_snapshot
 from cockpit.store.tables import accounts, audit_events, budget_cycles, usage_ledger
 
 

@@ -26,7 +26,7 @@ from typing import Container
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.store.tables import budget_cycles, usage_ledger
 
 UTC = dt.timezone.utc

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from cockpit.config.source import NodeRef
 from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, DirectoryIndex, Tenant
-from cockpit.policy.budgets import format_credits, is_whole_cents, split_equally, to_cents
-from cockpit.resources.scopes import Scope
+from cockpit.credits import format_credits, is_whole_cents, split_equally, to_cents
+from cockpit.config.scopes import Scope
 
 TOP = Scope("top", "")
 

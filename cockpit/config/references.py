@@ -9,7 +9,7 @@ from __future__ import annotations
 from cockpit.config.diagnostics import Diagnostics, did_you_mean
 from cockpit.config.source import PathElement
 from cockpit.config.tenant import Declared, Tenant
-from cockpit.resources.scopes import Scope, parse_scope
+from cockpit.config.scopes import Scope, parse_scope
 
 
 class Resolver:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from cockpit.config.types import SECRET_REF_PATTERN
-from cockpit.resources import Descriptor
+from cockpit.config.registry import Descriptor
 
 SECRET_REF = re.compile(SECRET_REF_PATTERN)
 

@@ -17,9 +17,9 @@ from cockpit.config.references import Resolver, report_duplicate
 from cockpit.config.tenant import Declared, Tenant
 from cockpit.config.secrets import reference_problem, secret_fields
 from cockpit.config.types import EMAIL_PATTERN
-from cockpit.plan.zitadel import claims_role_key, platform_role_keys, produced_role_keys
+from cockpit.config.roles import claims_role_key, platform_role_keys, produced_role_keys
 from cockpit.patterns import pattern_problem
-from cockpit.resources import Registry
+from cockpit.config.registry import Registry
 
 EMAIL = re.compile(EMAIL_PATTERN)
 

@@ -13,7 +13,7 @@ from cockpit.config.schema import check_document, check_envelope
 from cockpit.config.source import SourceDocument, load_tree
 from cockpit.config.tenant import Tenant, gather
 from cockpit.memory import paused_gc
-from cockpit.resources import Registry, build_registry
+from cockpit.config.registry import Registry, build_registry
 
 
 @dataclass(frozen=True)

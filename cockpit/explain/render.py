@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cockpit.policy.budgets import format_credits, to_cents
+from cockpit.credits import format_credits, to_cents
 
 
 def _credits(value: float | None) -> str:

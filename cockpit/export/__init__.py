@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from cockpit.config.secrets import secret_fields
 from cockpit.export import documents as docs
 from cockpit.export.yaml_text import dump_documents
-from cockpit.resources import build_registry
+from cockpit.config.registry import build_registry
 from cockpit.resources.state import State
 from cockpit.store.reader import read_actual
 

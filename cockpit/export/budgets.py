@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cockpit.policy.budgets import split_equally
+from cockpit.credits import split_equally
 
 
 @dataclass(frozen=True)

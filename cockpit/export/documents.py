@@ -13,8 +13,8 @@ from typing import Any, Iterable, Iterator
 
 from cockpit.config.models import API_VERSION
 from cockpit.export.budgets import EqualShare, regroup
-from cockpit.policy.budgets import to_cents
-from cockpit.resources.scopes import Scope
+from cockpit.credits import to_cents
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Key, Resource, State
 
 Document = dict[str, Any]

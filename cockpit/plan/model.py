@@ -6,7 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from cockpit.plan.zitadel import ZitadelChange, ZitadelPlan
+from cockpit.policy.impact import AccessChange
+from cockpit.zitadel.desired import ZitadelChange, ZitadelPlan
 from cockpit.resources.state import Address, Key
 from cockpit.resources.types import audit_domain, types_by_name
 
@@ -71,23 +72,6 @@ class ResourceChange:
     @property
     def label(self) -> str:
         return "/".join(self.key) if self.key else "(singleton)"
-
-
-@dataclass(frozen=True)
-class AccessChange:
-    """One person's or scope's effective access that the plan changes."""
-
-    account: str
-    domain: str
-    subject: str
-    """`user:alice@acme.com` or a budget scope such as `org:research`."""
-    what: str
-    """model, agent, connection, listing or budget."""
-    name: str
-    gains: bool | None
-    """True: gains access; False: loses it; None: a changed amount (budgets)."""
-    before: Any = None
-    after: Any = None
 
 
 @dataclass(frozen=True)

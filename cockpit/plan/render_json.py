@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Mapping
 
-from cockpit.plan.model import AccessChange, Action, FieldChange, Plan, ResourceChange
-from cockpit.plan.zitadel import ZitadelChange, ZitadelPlan
+from cockpit.plan.model import Action, FieldChange, Plan, ResourceChange
+from cockpit.policy.impact import AccessChange
+from cockpit.zitadel.desired import ZitadelChange, ZitadelPlan
 
 FORMAT_VERSION = "1.1"
 

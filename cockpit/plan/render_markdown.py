@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Iterable
 
-from cockpit.plan.zitadel import ZitadelChange
+from cockpit.zitadel.desired import ZitadelChange
 from cockpit.plan.model import (
     SENSITIVE, SENSITIVE_CHANGED, AccessChange, Action, FieldChange, Plan, ResourceChange,
 )

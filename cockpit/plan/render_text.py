@@ -7,7 +7,8 @@ import json
 from collections import Counter
 from typing import Any, Callable
 
-from cockpit.plan.model import AccessChange, Action, Plan, ResourceChange
+from cockpit.plan.model import Action, Plan, ResourceChange
+from cockpit.policy.impact import AccessChange
 from cockpit.resources.types import types_by_name
 
 _COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from cockpit.policy.graph import AccountGraph
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Resource
 
 Table = Mapping[tuple[str, str], Mapping[str, Resource]]

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-from cockpit.policy.budgets import to_cents
+from cockpit.credits import to_cents
 from cockpit.policy.graph import ACCOUNT, POOL, AccountGraph
 from cockpit.policy.provenance import Source, source_of
-from cockpit.resources.scopes import SCOPE_TYPES, Scope
+from cockpit.config.scopes import SCOPE_TYPES, Scope
 
 Usage = Mapping[str, float]
 """Scope as the config writes it (`team:research/ml`, `pool`, `account`) → credits used."""

@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 
 from cockpit.policy.graph import AccountGraph, Directory
 from cockpit.policy.provenance import Source, explain, source_of
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Resource
 
 ScopedGrants = Mapping[Scope, Mapping[str, Resource]]

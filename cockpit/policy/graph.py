@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from cockpit.memory import paused_gc
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Resource, State
 
 DOMAINS = ("console", "copilot")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cockpit.policy.graph import DOMAINS, AccountGraph, Level
 from cockpit.policy.provenance import Source, source_of
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Resource
 
 

@@ -10,9 +10,9 @@ the same teams and orgs.
 
 from __future__ import annotations
 
-from typing import Callable, Container, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Container, Iterable, Iterator
 
-from cockpit.plan.model import AccessChange
 from cockpit.policy.affected import affected_users, moved_users
 from cockpit.policy.allocations import allocation_cents
 from cockpit.memory import paused_gc
@@ -23,6 +23,23 @@ from cockpit.policy.model_access import ModelResolver
 from cockpit.resources.state import State
 
 Resolve = Callable[[str], frozenset[str]]
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    """One person's or scope's effective access that the plan changes."""
+
+    account: str
+    domain: str
+    subject: str
+    """`user:alice@acme.com` or a budget scope such as `org:research`."""
+    what: str
+    """model, agent, connection, listing or budget."""
+    name: str
+    gains: bool | None
+    """True: gains access; False: loses it; None: a changed amount (budgets)."""
+    before: Any = None
+    after: Any = None
 
 
 def access_impact(before: State, after: State) -> tuple[AccessChange, ...]:

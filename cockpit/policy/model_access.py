@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cockpit.policy.graph import ACCOUNT, AccountGraph
 from cockpit.policy.provenance import Source, explain, origin_of, source_of
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Resource
 
 _NONE: frozenset[str] = frozenset()

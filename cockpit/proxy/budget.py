@@ -19,8 +19,8 @@ from cockpit.budgets.counters import Limit, credits
 from cockpit.budgets.usage import UTC, Window, current_window, rollover_into, scope_usage
 from cockpit.policy.allocations import budget_chain
 from cockpit.policy.graph import ACCOUNT
-from cockpit.resources.scopes import Scope
-from cockpit.server.snapshots import AccountSnapshot
+from cockpit.config.scopes import Scope
+from cockpit.runtime.snapshots import AccountSnapshot
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ import re2
 from cockpit.patterns import PatternError, compile_any, compile_pattern
 from cockpit.policy.guardrails import effective_guardrails
 from cockpit.proxy.errors import ProxyError
-from cockpit.server.snapshots import AccountSnapshot
+from cockpit.runtime.snapshots import AccountSnapshot
 
 INLINE_LIMIT = 16 * 1024
 """Texts up to this many characters in all are scanned on the event loop (about 30 µs for 1.5 KB

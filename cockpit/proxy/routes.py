@@ -29,8 +29,8 @@ from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
 from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, request_texts, scan_texts, screen_for
 from cockpit.proxy.llm import complete, count_tokens
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
-from cockpit.server.context import EMPTY, SCOPE_KEY
-from cockpit.server.snapshots import AccountSnapshot, account_snapshot
+from cockpit.runtime.context import EMPTY, SCOPE_KEY
+from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["proxy"])

@@ -23,8 +23,8 @@ from cockpit.budgets.ledger import LedgerWriter, RedisLedgerWriter
 from cockpit.budgets.usage import UTC, iso
 from cockpit.policy.model_access import allowed_models
 from cockpit.proxy.errors import ProxyError
-from cockpit.server.context import RequestContext
-from cockpit.server.snapshots import AccountSnapshot
+from cockpit.runtime.context import RequestContext
+from cockpit.runtime.snapshots import AccountSnapshot
 from cockpit.store.secrets import SecretBox
 from cockpit.store.tables import DOMAINS
 

@@ -1,5 +1,3 @@
-"""The resource registry: one descriptor per kind, asked by every stage (DESIGN.md, Layout)."""
-
-from cockpit.resources.registry import Descriptor, Registry, RegistryError, build_registry
-
-__all__ = ["Descriptor", "Registry", "RegistryError", "build_registry"]
+"""Resources: the state model every stage compares (`state`, `types`) and the translation of a
+validated tenant into desired state (`desired`). The kinds themselves are described by the
+registry in `cockpit.config.registry`."""

@@ -13,9 +13,9 @@ from typing import Any, Callable, Mapping
 from cockpit.config import models
 from cockpit.config.secrets import secret_fields
 from cockpit.config.tenant import Declared, Tenant
-from cockpit.policy.budgets import split_equally, to_cents
-from cockpit.resources.registry import build_registry
-from cockpit.resources.scopes import parse_scope
+from cockpit.credits import split_equally, to_cents
+from cockpit.config.registry import build_registry
+from cockpit.config.scopes import parse_scope
 from cockpit.resources.state import Resource, State
 from cockpit.resources.types import ResourceType, types_by_name
 

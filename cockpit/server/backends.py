@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cockpit.keys import KEY_PREFIX, allowed_roles, hash_key, suspended_domains, user_suspended
 from cockpit.server.claims import DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES, base_roles, map_claims
-from cockpit.server.context import RequestContext
+from cockpit.runtime.context import RequestContext
 from cockpit.server.jwt import InvalidToken, JwksCache, JwtSettings, jwt_shaped, verify
 from cockpit.store.tables import DOMAINS, account_admins, accounts, virtual_keys
 

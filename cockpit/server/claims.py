@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping
 
 from cockpit.keys import ROLES
-from cockpit.plan.zitadel import PLATFORM_ROLE_KEYS, produced_role_keys
+from cockpit.config.roles import PLATFORM_ROLE_KEYS, produced_role_keys
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Iterator
 from fastapi import Request
 from sqlalchemy.engine import Connection
 
-from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
+from cockpit.runtime.context import EMPTY, SCOPE_KEY, RequestContext
 
 
 def context(request: Request) -> RequestContext:

@@ -12,7 +12,7 @@ import uuid
 
 from fastapi import HTTPException
 
-from cockpit.server.context import RequestContext
+from cockpit.runtime.context import RequestContext
 
 DOMAIN_ADMIN_ROLES = {
     "copilot": {"copilot_org_admin", "copilot_team_admin", "account_admin"},

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.engine import Connection
 
-from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
+from cockpit.runtime.context import EMPTY, SCOPE_KEY, RequestContext
 from cockpit.server.guards import require_domain_admin
 
 from cockpit.store.tables import DIRECTORIES, accounts, agents

@@ -17,8 +17,8 @@ from fastapi import HTTPException
 
 from cockpit.policy.graph import ACCOUNT, AccountGraph, Directory, Level
 from cockpit.policy.provenance import Source
-from cockpit.resources.scopes import Scope
-from cockpit.server.snapshots import AccountSnapshot
+from cockpit.config.scopes import Scope
+from cockpit.runtime.snapshots import AccountSnapshot
 
 
 @dataclass(frozen=True)

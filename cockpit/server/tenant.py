@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from cockpit.server.backends import AccountRef, MasterKeyBackend, Refused, VirtualKeyBackend, ZitadelBackend, ZitadelAuthSettings
 from cockpit.server.claims import tenant_role_keys
-from cockpit.server.context import EMPTY, SCOPE_KEY, RequestContext
+from cockpit.runtime.context import EMPTY, SCOPE_KEY, RequestContext
 from cockpit.server.limits import respond
 from cockpit.store.tables import accounts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from cockpit.plan.zitadel import ActualGrant, ActualZitadel, ProjectTarget, RoleSpec
+from cockpit.zitadel.desired import ActualGrant, ActualZitadel, ProjectTarget, RoleSpec
 from cockpit.zitadel.client import ZitadelClient
 
 

@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.engine import Connection
 
-from cockpit.plan.zitadel import STANDARD_ROLES, people, project_target
+from cockpit.zitadel.desired import STANDARD_ROLES, people, project_target
 from cockpit.resources.state import Resource, State
-from cockpit.server.context import RequestContext
+from cockpit.runtime.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_super_admin
 from cockpit.server.reads import Page, as_uuid, item, mask_settings, page, paged_query, plain, no_nul, refusals
-from cockpit.server.snapshots import snapshot_cache
+from cockpit.runtime.snapshots import snapshot_cache
 from cockpit.store.tables import account_admins, account_sso, accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from cockpit.budgets.usage import UTC
 from cockpit.resources.types import AUDIT_DOMAINS
-from cockpit.server.context import RequestContext
+from cockpit.runtime.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account_admin
 from cockpit.server.reads import Moment, Page, as_uuid, page, paged_query, plain, no_nul, refusals

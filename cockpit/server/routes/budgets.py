@@ -19,13 +19,13 @@ from sqlalchemy.engine import Connection
 
 from cockpit.budgets.usage import UTC, current_window, scope_usage
 from cockpit.policy.allocations import PlanAllocation, ScopeAllocation, effective_allocation
-from cockpit.policy.budgets import to_cents
-from cockpit.resources.scopes import parse_scope
-from cockpit.server.context import RequestContext
+from cockpit.credits import to_cents
+from cockpit.config.scopes import parse_scope
+from cockpit.runtime.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account, require_domain_admin, require_super_admin
 from cockpit.server.reads import Moment, Page, as_uuid, item, page, paged, paged_query, plain, no_nul, refusals, require_domain, scope_key_of
-from cockpit.server.snapshots import AccountSnapshot, snapshot_cache
+from cockpit.runtime.snapshots import AccountSnapshot, snapshot_cache
 from cockpit.store.tables import accounts, agents, budget_cycles, budget_plans, connections, usage_ledger
 
 router = APIRouter(tags=["budgets"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from cockpit.server.context import EMPTY, SCOPE_KEY
+from cockpit.runtime.context import EMPTY, SCOPE_KEY
 
 router = APIRouter(tags=["core"])
 

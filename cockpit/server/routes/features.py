@@ -21,7 +21,7 @@ from cockpit.policy.features import FeatureDecision, effective_features, feature
 from cockpit.server.deps import connection
 from cockpit.server.guards import require_account, require_domain_admin
 from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, no_nul, refusals, request_context
-from cockpit.server.snapshots import AccountSnapshot, account_snapshot
+from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import feature_entitlements
 

@@ -27,7 +27,7 @@ from cockpit.server.deps import connection
 from cockpit.server.reads import (
     DOMAINS, Page, ScopeIds, as_uuid, check_scope_type, domain_admin, item, json_body, page, paged, plain, no_nul, refusals, scope_key_of,
 )
-from cockpit.server.snapshots import account_snapshot
+from cockpit.runtime.snapshots import account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import agent_guardrails, agents, guardrail_assignments, guardrail_patterns, guardrail_presets
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from cockpit.policy.marketplace import discover as discover_listings
 from cockpit.server.deps import connection
 from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, no_nul, refusals, scope_grants
-from cockpit.server.snapshots import snapshot_cache
+from cockpit.runtime.snapshots import snapshot_cache
 from cockpit.server.subjects import graph_for, parse_scope, source_fields, subject, subject_fields
 from cockpit.store.tables import agents, connections, marketplace_grants, marketplace_listings
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from cockpit.policy.model_access import ModelDecision, effective_models, model_access
 from cockpit.server.deps import connection
 from cockpit.server.reads import DOMAINS, Page, ScopeIds, domain_admin, json_body, page, paged_query, plain, no_nul, refusals
-from cockpit.server.snapshots import AccountSnapshot, account_snapshot
+from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
 from cockpit.store.tables import model_grants
 

@@ -5,7 +5,7 @@ Pure functions: the desired side comes from a `State`, the actual side is handed
 `cockpit.zitadel.reader`). An account owns only the roles its mappings name (its prefix) and
 the grants of its own people; role keys of other accounts on a shared grant are kept as they are.
 
-The platform's super-admin role keys (`PLATFORM_ROLE_KEYS` and `ZITADEL_SUPER_ADMIN_ROLES`) are
+The platform's super-admin role keys (`cockpit.config.roles.PLATFORM_ROLE_KEYS` and `ZITADEL_SUPER_ADMIN_ROLES`) are
 never a tenant's: validation refuses settings that would produce one, and this module
 refuses to plan a change that creates, grants, removes or revokes one even when validation was
 bypassed (a hand-edited saved plan or journal, settings written to the database directly).
@@ -16,51 +16,21 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-from cockpit.resources.state import State
-
-STANDARD_ROLES: tuple[tuple[str, str, str], ...] = (
-    ("account_admin", "Account Admin", "account"),
-    ("console_org_admin", "Console Org Admin", "console"),
-    ("console_team_admin", "Console Team Admin", "console"),
-    ("copilot_org_admin", "Copilot Org Admin", "copilot"),
-    ("copilot_team_admin", "Copilot Team Admin", "copilot"),
-    ("end_user", "End User", "common"),
+from cockpit.config.roles import (  # noqa: F401  (the Zitadel plan's vocabulary, named here too)
+    PLATFORM_ROLE_KEYS,
+    STANDARD_ROLES,
+    claims_role_key,
+    platform_role_keys,
+    produced_role_keys,
 )
-
-
-PLATFORM_ROLE_KEYS: tuple[str, ...] = ("super_admin",)
-"""Role keys that make a token's holder a platform super admin by default (the server's
-`ZITADEL_SUPER_ADMIN_ROLES` adds its own): owned by the platform, never by a tenant."""
+from cockpit.resources.state import State
 
 
 class ReservedRoleKey(ValueError):
     """A tenant's Zitadel change would create, grant, remove or revoke a platform role key."""
-
-
-def platform_role_keys(environ: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The platform's super-admin role keys, casefolded: always `PLATFORM_ROLE_KEYS`, plus
-    `ZITADEL_SUPER_ADMIN_ROLES`. Always both, so a validate run without the server's settings
-    is not weaker than the server; casefolded because a look-alike key is refused as well."""
-    environ = os.environ if environ is None else environ
-    configured = (environ.get("ZITADEL_SUPER_ADMIN_ROLES") or "").split(",")
-    return frozenset(k.strip().casefold() for k in (*PLATFORM_ROLE_KEYS, *configured) if k.strip())
-
-
-def produced_role_keys(prefix: str, mappings: Mapping[str, str]) -> dict[str, str]:
-    """Base role → the project role key an account's settings give it (its mapping, else the
-    prefix and the base role): the keys the account creates, grants and owns."""
-    return {base: mappings.get(base, prefix + base) for base, _, _ in STANDARD_ROLES}
-
-
-def claims_role_key(prefix: str, keys: Iterable[str], role: str) -> bool:
-    """Whether an account with this prefix and these produced keys treats `role` as its own:
-    its keys, and (as the reader keeps them, to remove the unused) every role with its prefix."""
-    folded = role.casefold()
-    return folded in {k.casefold() for k in keys} or bool(prefix) and folded.startswith(prefix.casefold())
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cockpit.memory import paused_gc
 from cockpit.policy.graph import AccountGraph, build_graphs
-from cockpit.resources.scopes import Scope
+from cockpit.config.scopes import Scope
 from cockpit.resources.state import Address, Resource, State
 from cockpit.resources.types import resource_types
 from cockpit.store.reader import _columns, _identity_reader, _plain, _select

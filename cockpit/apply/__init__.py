@@ -1,0 +1,1 @@
+"""Apply: runs a plan against the database (`executor`) and Zitadel (`journal`)."""

@@ -1,7 +1,7 @@
 """The model catalog the proxy routes to, rebuilt when an apply changes it.
 
 Every `Model` change writes an audit event without an account, so the newest such event is
-the catalog's version (`cockpit.server.snapshots.read_version`, second half). Each account
+the catalog's version (`cockpit.runtime.snapshots.read_version`, second half). Each account
 snapshot carries the version it saw; when a request brings a newer one than the catalog was
 read at, the deployments are read again from the `models` table (in a worker thread, once,
 while other requests keep the old ones). An apply thus reaches every replica within the snapshot

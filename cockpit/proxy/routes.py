@@ -26,7 +26,7 @@ from cockpit.budgets.counters import credits
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS, request_bound
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
 from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
-from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, request_texts, scan_texts, screen_for
+from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, request_texts, response_texts, scan_texts, screen_for
 from cockpit.proxy.llm import complete, count_tokens
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
 from cockpit.runtime.context import EMPTY, SCOPE_KEY
@@ -185,7 +185,7 @@ async def _chat(request: Request) -> Response:
             raise EmptyAnswer("the upstream returned no answer")
         return await call.answer(response, screen)
     except Exception as exc:
-        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=call.secrets)
+        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=deployment_secrets(catalog.deployments[name]))
         if error.code == "upstream_timeout":  # the provider had the prompt and may bill it
             await call.finish_abandoned(0, "", exc)
         else:  # a provider bills no request it refused or failed
@@ -241,8 +241,6 @@ class Call:
         self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
         self.request_id = f"ck-{uuid.uuid4().hex}"
         self.finished = False
-        self.secrets = deployment_secrets(proxy.catalog.current.deployments.get(name) or {})
-        """What an upstream error text must never show (the gateway's own key)."""
 
     async def finish(self, raw_cost: Decimal, metadata: dict[str, Any]) -> None:
         """Settle the hold with the real charge and queue the ledger row, once. A charge above
@@ -283,8 +281,10 @@ class Call:
     async def answer(self, response: Any, screen: Any) -> Response:
         usage = getattr(response, "usage", None)
         raw_cost = _cost(response, usage, self.model)
+        response.model = self.name
+        answer = response.model_dump(mode="json", exclude_none=True)  # screened and sent alike
         try:
-            hits = await scan_texts(screen, response_texts(response), "response")
+            hits = await scan_texts(screen, response_texts(answer), "response")
         except BaseException:  # refused unscreened, but the provider billed it: charge it
             with anyio.CancelScope(shield=True):
                 await self.finish(raw_cost, _usage_metadata(usage, stream=False))
@@ -294,8 +294,7 @@ class Call:
         blocked = _blocked(hits, "response")
         if blocked is not None:
             return blocked.response()
-        response.model = self.name
-        return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers={"x-request-id": self.request_id})
+        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json", headers={"x-request-id": self.request_id})
 
     async def relay(self, stream: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
         usage, chunks, failure, seen = None, 0, None, []
@@ -376,7 +375,8 @@ class GuardrailStop(Exception):
 
 
 ANSWER_TEXT_FIELDS = ("content", "refusal", "reasoning_content")
-"""Text fields of an answer's message or delta, screened like its content."""
+"""Text fields of a stream delta, screened like its content (a plain answer is screened whole,
+every string of its messages, by `guard.response_texts`)."""
 PROMPT_FIELDS = ("messages", "tools", "functions", "response_format", "prediction")
 """The request fields a provider bills as prompt (what an abandoned stream is charged for)."""
 
@@ -410,30 +410,6 @@ def delta_texts(chunk: Any) -> list[tuple[int, str, str]]:
                 if isinstance(value, str) and value:
                     found.append((index, f"tool_call:{getattr(call, 'index', 0)}:{name}", value))
     return found
-
-
-def response_texts(response: Any) -> list[str]:
-    """The text of a non-streamed answer: every choice's content, refusal and tool calls."""
-    texts = []
-    for choice in getattr(response, "choices", None) or ():
-        message = getattr(choice, "message", None)
-        if message is None:
-            continue
-        for name in ANSWER_TEXT_FIELDS:
-            value = getattr(message, name, None)
-            if isinstance(value, str):
-                texts.append(value)
-        audio = getattr(message, "audio", None)
-        transcript = audio.get("transcript") if isinstance(audio, dict) else getattr(audio, "transcript", None)
-        if isinstance(transcript, str):
-            texts.append(transcript)
-        for call in (*(getattr(message, "tool_calls", None) or ()), *((message,) if getattr(message, "function_call", None) else ())):
-            function = getattr(call, "function", None) or getattr(call, "function_call", None)
-            for name in ("name", "arguments"):
-                value = getattr(function, name, None) if function is not None else None
-                if isinstance(value, str):
-                    texts.append(value)
-    return texts
 
 
 def _cost(response: Any, usage: Any, model: Any) -> Decimal:

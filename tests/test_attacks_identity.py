@@ -410,3 +410,14 @@ def test_a_journal_row_edited_to_grant_a_platform_role_is_refused_not_a_crash(mi
     with engine.connect() as connection:
         assert connection.execute(sa.select(journal.c.status)).scalar_one() == "failed"
     engine.dispose()
+
+
+def test_an_unverified_email_claim_names_nobody() -> None:
+    """A user who changed their Zitadel e-mail to a colleague's, not yet confirmed, carries
+    `email_verified: false`: the gateway must not serve them as that colleague."""
+    from cockpit.server.claims import DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES, map_claims
+
+    base = {"sub": "1", "email": "Alice@acme.com", "account_id": "acme"}
+    assert map_claims({**base, "email_verified": False}, DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES).email is None
+    assert map_claims({**base, "email_verified": True}, DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES).email == "alice@acme.com"
+    assert map_claims(base, DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES).email == "alice@acme.com"  # access tokens may omit it

@@ -1,4 +1,4 @@
-"""Budget arithmetic of DESIGN.md (Budgets), in hundredths of a credit so sums are exact."""
+"""Budget arithmetic (allocations, overrides, capacity) in hundredths of a credit, so sums are exact."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""`cockpit budgets renew`: close a cycle and write its record (DESIGN.md, Budgets).
+"""`cockpit budgets renew`: close a cycle and write its record.
 
 The record holds the window, the credits used in it (every ledger row of the account, console
 included, as the account-wide cap counts them), the overflow charge `max(0, used −
 monthly_credits)` and the rollover: the unallocated part of `monthly_credits`, capped by
-`--rollover-cap` (seed-behaviour.md §6.10: it is not the unused credits). Plans and
+`--rollover-cap` (as the old system computes it: not the unused credits). Plans and
 allocations are left alone: they belong to the config. The rollover adds to the `pool` of the
 window that starts where this one ends.
 

@@ -1,6 +1,6 @@
 """Credits used in the current cycle window, rolled up by the ledger's attribution.
 
-DESIGN.md (Budgets): the cycle window is the calendar month or quarter (UTC) of the active
+The cycle window is the calendar month or quarter (UTC) of the active
 plan's `cycle`, and usage counts within it. `cockpit budgets renew` closes a cycle early: the
 current window then starts where the newest cycle record inside the calendar window ends
 (`current_window`), and that record's rollover adds to the new window's `pool`. A copilot ledger row counts toward the user, team

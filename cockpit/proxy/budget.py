@@ -2,8 +2,8 @@
 
 Copilot requests are limited by every allocated level of the caller's chain (their own
 allocation, their allocated teams and orgs, or the `pool` when none of those has one) and by
-the account (`monthly_credits + overflow_limit`); console requests by the account alone
-(DESIGN.md, Budgets). An account whose `monthly_credits` is 0 has no account-wide cap. A
+the account (`monthly_credits + overflow_limit`); console requests by the account alone, as
+the account-wide cap covers both domains. An account whose `monthly_credits` is 0 has no account-wide cap. A
 renewal's rollover adds to the `pool` of the window it rolled into.
 """
 

@@ -1,7 +1,7 @@
 """The one module that imports litellm: offline settings, the deployments, the call, warm-up.
 
 litellm fetches its model cost map from GitHub at import time unless told not to, and a
-black-holed endpoint stalls the import by seconds (shared/reference/litellm-runtime.md), so
+black-holed endpoint stalls the import by seconds, so
 `LITELLM_OFFLINE_MODE` is set before the import. Prices come from our `Model` rows (every model
 has one; validation refuses a model without), given to litellm per deployment so it computes
 `response_cost` for any model. Importing litellm costs ~2 s and ~190 MiB, so only `cockpit

@@ -3,7 +3,7 @@
 The client-credentials flow fetches its token through the same client and transport as the API
 calls (the token request is yielded from the auth flow, as httpx's own digest auth does), caches it
 until shortly before `expires_in`, and on a 401 refreshes once and retries the request once. That
-logic lives here and nowhere else (STYLE.md §5).
+logic lives here and nowhere else: the client and its callers never see a token.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The client speaks the domain and owns its outcomes: idempotent writes (409, 400 "no changes"
 and 404 are judged here), one writer per project, batched and cached e-mail look-ups. Retries,
 max-size paging and exception translation live in `session.py`; an injected transport does the
-I/O (STYLE.md §5). Paths, bodies and semantics follow /work/shared/reference/zitadel-api.md
-(v1: §4.3-§4.7, §6, §7); v1 is served by every Zitadel version.
+I/O, so the domain logic here never touches a socket. Paths, bodies and semantics are those of
+Zitadel's v1 management API (projects, roles, user grants, user search), which every Zitadel
+version serves.
 """
 
 from __future__ import annotations

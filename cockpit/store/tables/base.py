@@ -3,7 +3,7 @@
 Constraint names come from a naming convention so that Alembic sees the same names on SQLite
 and PostgreSQL; names that would pass PostgreSQL's 63-character limit are given explicitly.
 
-Scopes are stored by natural key, never by database id (DESIGN.md: config speaks in names):
+Scopes are stored by natural key, never by database id, because the config speaks in names:
 ``scope_type`` is one of account, org, team, user, agent, pool and ``scope_key`` is the org
 name, ``org/team``, the user's email or the agent's name. The account and pool scopes have no
 key; they store the empty string ``''``, not NULL, in every scope-bearing table. An empty

@@ -280,7 +280,7 @@ def test_content_whose_cost_cannot_be_bounded_is_refused(server: InProcessServer
         answer = post(server.url, bob, body)
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_content", answer.text
     searched = post(server.url, bob, ask(max_tokens=1, web_search_options={}))
-    assert searched.status_code == 400 and searched.json()["error"]["code"] == "unknown_parameter"
+    assert searched.status_code == 400 and searched.json()["error"]["code"] == "unsupported_parameter"
     assert upstream.requests == []
 
 

@@ -123,3 +123,28 @@ def _predicted(prediction: Any) -> int:
     if isinstance(content, list):
         return sum(len(str(part.get("text", "")).encode("utf-8")) for part in content if isinstance(part, Mapping))
     return 0
+
+
+def completions_bound(body: dict[str, Any], raw_length: int, model_max_output: int) -> Bound:
+    """The bound of a legacy Completions request. A `prompt` that is a list (of strings or of
+    token arrays) is that many prompts, each answered `n` times, and `best_of` candidates are
+    generated (and billed) per prompt, of which `n` are returned."""
+    choices = _integer(body, "n", MAX_CHOICES) or 1
+    best_of = _integer(body, "best_of", MAX_CHOICES) or 1
+    per_choice = _integer(body, "max_tokens", MAX_OUTPUT_TOKENS)
+    if per_choice is None:
+        per_choice = body["max_tokens"] = model_max_output
+    prompt = body.get("prompt")
+    prompts = len(prompt) if isinstance(prompt, list) and prompt and not all(isinstance(item, int) for item in prompt) else 1
+    generated = max(choices, best_of) * prompts
+    if generated > MAX_CHOICES:
+        raise ProxyError(400, f"A request may ask for at most {MAX_CHOICES} completions in all (prompts × max(n, best_of)); got {generated}.", "invalid_value", param="n")
+    return Bound(raw_length + REQUEST_OVERHEAD_TOKENS * prompts, per_choice * generated, choices * prompts)
+
+
+def embeddings_bound(body: dict[str, Any], raw_length: int, model_max_output: int) -> Bound:
+    """Embeddings bill their input only: every byte of the body bounds its tokens (a token id of
+    an array input takes at least two bytes of JSON)."""
+    inputs = body.get("input")
+    count = len(inputs) if isinstance(inputs, list) and inputs and not all(isinstance(item, int) for item in inputs) else 1
+    return Bound(raw_length + REQUEST_OVERHEAD_TOKENS * count, 0, count)

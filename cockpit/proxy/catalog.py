@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cockpit.proxy.llm import CatalogModel, Deployment, catalog_model, deployment
+from cockpit.proxy.upstream import Direct
 from cockpit.store.secrets import SecretBox, SecretKeyError
 from cockpit.store.tables import audit_events, models
 
@@ -30,6 +31,8 @@ class Catalog:
     version: Any
     models: dict[str, CatalogModel] = field(default_factory=dict)
     deployments: dict[str, Deployment] = field(default_factory=dict)
+    direct: dict[str, Direct] = field(default_factory=dict)
+    """The models whose upstream is called without litellm (`Direct.of`)."""
 
 
 def _newer(candidate: Any, than: Any) -> bool:
@@ -74,8 +77,6 @@ class CatalogCache:
                 log.error("model %s is not served: %s", row.name, exc)
                 continue
             deployments.append((catalog_model(row.name, params, row.input_per_million, row.output_per_million), params, api_key))
-        return Catalog(
-            version,
-            {model.name: model for model, _, _ in deployments},
-            {model.name: deployment(model, params, api_key) for model, params, api_key in deployments},
-        )
+        targets = {model.name: deployment(model, params, api_key) for model, params, api_key in deployments}
+        direct = {name: route for name, target in targets.items() if (route := Direct.of(target)) is not None}
+        return Catalog(version, {model.name: model for model, _, _ in deployments}, targets, direct)

@@ -82,7 +82,7 @@ def upstream_error(exc: BaseException, model: str, *, secrets: Iterable[str] = (
     name = type(exc).__name__
     if _never_answered(exc):  # litellm reports it as a 500; nothing answered
         return ProxyError(502, f"The upstream provider of model `{model}` could not be reached; retry later.", "upstream_unreachable")
-    if name == "Timeout" or status == 408:
+    if name in ("Timeout", "ReadTimeout", "WriteTimeout") or status == 408:
         return ProxyError(504, f"The upstream provider of model `{model}` did not answer in time; retry later.", "upstream_timeout")
     if status == 429:
         return ProxyError(429, f"The upstream provider of model `{model}` is rate limiting; retry later.", "upstream_rate_limited", headers={"retry-after": "1"})
@@ -99,13 +99,17 @@ def upstream_error(exc: BaseException, model: str, *, secrets: Iterable[str] = (
     return ProxyError(502, f"The upstream provider of model `{model}` could not be reached; retry later.", "upstream_unreachable")
 
 
+NEVER_ANSWERED = ("APIConnectionError", "ConnectError", "ConnectTimeout", "PoolTimeout", "ClientConnectorError")
+"""Failures before the provider had the request (litellm's, httpx's and aiohttp's names)."""
+
+
 def _never_answered(exc: BaseException) -> bool:
     """Whether the chain of causes holds a connection failure (refused, reset, DNS)."""
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:
             return False
-        if type(seen).__name__ in ("APIConnectionError", "ConnectError", "ClientConnectorError") or isinstance(seen, ConnectionError):
+        if type(seen).__name__ in NEVER_ANSWERED or isinstance(seen, ConnectionError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

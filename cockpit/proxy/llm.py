@@ -93,6 +93,53 @@ async def complete(target: Deployment, **request: Any) -> Any:
     return await litellm.acompletion(**target, **request)
 
 
+class EmptyAnswer(Exception):
+    """litellm gave back nothing for a call (it does for some upstream errors, e.g. a 422)."""
+
+
+async def translated_answer(function: str, target: Deployment, params: Mapping[str, Any]) -> dict[str, Any]:
+    """One call through litellm's `function` (`acompletion`, `atext_completion`, `aembedding`),
+    its answer as JSON data."""
+    response = await getattr(litellm, function)(**target, **params)
+    if response is None:
+        raise EmptyAnswer("the upstream returned no answer")
+    answer = response.model_dump(mode="json", exclude_none=True)
+    if isinstance(answer.get("usage"), dict):
+        answer["usage"].pop("cost", None)
+    return answer
+
+
+async def translated_stream(function: str, target: Deployment, params: Mapping[str, Any]) -> "TranslatedStream":
+    stream = await getattr(litellm, function)(**target, **params, stream=True, stream_options={"include_usage": True})
+    if stream is None:
+        raise EmptyAnswer("the upstream returned no stream")
+    return TranslatedStream(stream)
+
+
+class TranslatedStream:
+    """litellm's stream of chunks as (event name, data) pairs, as a direct upstream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._iterator = self._events()  # one reading of the stream, however often iterated
+
+    def __aiter__(self) -> Any:
+        return self._iterator
+
+    async def _events(self) -> Any:
+        async for chunk in self.stream:
+            data = chunk.model_dump(mode="json", exclude_none=True) if hasattr(chunk, "model_dump") else dict(chunk)
+            if isinstance(data.get("usage"), dict):
+                data["usage"].pop("cost", None)
+            yield None, data
+
+    async def aclose(self) -> None:
+        await self._iterator.aclose()
+        closing = getattr(self.stream, "aclose", None)
+        if closing is not None:
+            await closing()
+
+
 async def warm_up() -> None:
     """Run litellm's lazy imports (the first real call costs ~100–250 ms otherwise) without
     reaching any upstream: a mocked call, plain and streamed."""

@@ -1,11 +1,13 @@
-"""`POST /v1/chat/completions` and `GET /v1/models`, OpenAI-compatible.
+"""The gateway's endpoints, OpenAI-compatible, all through one governed path (`serve`).
 
 A call goes: caller (virtual key or Zitadel token) → model in the catalog and allowed for the
-caller (403 naming it) → guardrails on the messages (block: 400 naming preset and pattern) →
-reserve the maximum cost on every level of the budget chain (429 naming the level) → litellm
-→ settle the real cost → ledger row. Streams pass through chunk by chunk as server-sent events;
-usage is always asked of the upstream (so the charge is exact) and passed on only when the
-client asked for it.
+caller (403 naming it) → guardrails on the endpoint's input fields (block: 400 naming preset and
+pattern) → reserve the maximum cost on every level of the budget chain (429 naming the level)
+→ the upstream, directly or through litellm (`cockpit.proxy.upstream`) → screen the answer →
+settle the real cost from the answer's usage at the model's prices → one ledger row that names
+the endpoint. Streams pass through event by event as server-sent events; usage is always asked
+of the upstream (so the charge is exact) and passed on only when the client asked for it. What
+differs between endpoints is declared once in `cockpit.proxy.endpoints`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import uuid
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 
 import anyio
 from fastapi import APIRouter, Request
@@ -23,11 +25,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.budgets.counters import credits
-from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS, request_bound
+from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
+from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, Endpoint, Usage
 from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
-from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, request_texts, response_texts, scan_texts, screen_for
-from cockpit.proxy.llm import complete, count_tokens
+from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, scan_texts, screen_for, texts_of
+from cockpit.proxy.llm import EmptyAnswer, count_tokens, translated_answer, translated_stream
+from cockpit.proxy.upstream import Direct
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
 from cockpit.runtime.context import EMPTY, SCOPE_KEY
 from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
@@ -57,42 +61,11 @@ ERRORS = {
         (504, "The upstream provider did not answer in time"),
     )
 }
-HANDLED = {"model", "messages", "stream", "stream_options"}
-OPENAI_PARAMETERS = frozenset({
-    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens", "n",
-    "presence_penalty", "response_format", "seed", "stop", "temperature", "top_p", "tools", "tool_choice",
-    "parallel_tool_calls", "user", "functions", "function_call", "modalities", "audio", "prediction",
-    "reasoning_effort", "service_tier", "verbosity",
-})
-"""Chat Completions parameters passed to the upstream. Anything else is refused: litellm would
-take `api_base`, `api_key` or `metadata` from the body and send the gateway's key elsewhere.
-`web_search_options` is refused too: providers bill its searches and the pages they read as
-input, which no bound known before the call covers."""
-
-
 def proxy_of(request: Request) -> Proxy:
     proxy = getattr(request.app.state, "proxy", None)
     if proxy is None:
         raise ProxyError(503, "The proxy is not running in this server.", "proxy_unavailable")
     return proxy
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ProxyError(400, "The request body is not valid JSON.", "invalid_json") from None
-    if not isinstance(body, dict):
-        raise ProxyError(400, "The request body must be a JSON object.", "invalid_json")
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise ProxyError(400, "`model` is required: the name of a model of the catalog.", "missing_model", param="model")
-    unknown = sorted(key for key in body if key not in HANDLED and key not in OPENAI_PARAMETERS)
-    if unknown:
-        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise ProxyError(400, "`messages` is required: a non-empty list of chat messages.", "invalid_messages", param="messages")
-    return body
 
 
 def _blocked(hits: tuple[Hit, ...], where: str) -> ProxyError | None:
@@ -107,30 +80,45 @@ def _blocked(hits: tuple[Hit, ...], where: str) -> ProxyError | None:
     return None
 
 
-@router.post(
-    "/v1/chat/completions",
-    responses=ERRORS,
-    openapi_extra={
+def _request_schema(required: str) -> dict[str, Any]:
+    return {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {
                 "type": "object",
-                "required": ["model", "messages"],
-                "properties": {
-                    "model": {"type": "string"},
-                    "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-                    "stream": {"type": "boolean"},
-                    "max_tokens": {"type": "integer", "minimum": 1},
-                },
+                "required": ["model", required],
+                "properties": {"model": {"type": "string"}, "stream": {"type": "boolean"}},
                 "additionalProperties": True,
             }}},
         }
-    },
-)
+    }
+
+
+@router.post("/v1/chat/completions", responses=ERRORS, openapi_extra=_request_schema("messages"))
+@router.post("/chat/completions", responses=ERRORS, include_in_schema=False)
 async def chat_completions(request: Request) -> Response:
     """OpenAI Chat Completions through the caller's model access, budget and guardrails."""
+    return await serve(request, CHAT_COMPLETIONS)
+
+
+@router.post("/v1/completions", responses=ERRORS, openapi_extra=_request_schema("prompt"))
+@router.post("/completions", responses=ERRORS, include_in_schema=False)
+async def completions(request: Request) -> Response:
+    """OpenAI's legacy Completions, governed as chat completions are."""
+    return await serve(request, COMPLETIONS_ENDPOINT)
+
+
+@router.post("/v1/embeddings", responses=ERRORS, openapi_extra=_request_schema("input"))
+@router.post("/embeddings", responses=ERRORS, include_in_schema=False)
+async def embeddings(request: Request) -> Response:
+    """OpenAI Embeddings: screened input, input-only budget bound, charged by its usage."""
+    return await serve(request, EMBEDDINGS_ENDPOINT)
+
+
+async def serve(request: Request, endpoint: Endpoint) -> Response:
+    """One call of `endpoint`, governed; every failure is an answer in OpenAI's error shape."""
     try:
-        return await _chat(request)
+        return await _serve(request, endpoint)
     except ProxyError as exc:
         return exc.response()
     except SQLAlchemyError as exc:
@@ -138,25 +126,28 @@ async def chat_completions(request: Request) -> Response:
         return ProxyError(503, "The gateway's database is unavailable; retry later.", "database_unavailable").response()
 
 
-async def _chat(request: Request) -> Response:
+async def _serve(request: Request, endpoint: Endpoint) -> Response:
     proxy = proxy_of(request)
     context = request.scope.get(SCOPE_KEY, EMPTY)
     account_id = credential_of(context)
     raw = await request.body()
-    body = _body(raw)
+    body = endpoint.parse(raw)
     snapshot = await account_snapshot(request, account_id)
     caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
     catalog = await proxy.catalog_for(snapshot)
     name = body["model"]
     model = catalog.models.get(name)
+    direct = catalog.direct.get(name)
     if model is None:
         raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
     if name not in allowed_for(snapshot, caller):
         raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
+    if direct is None and (unknown := endpoint.unknown(body)):
+        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
 
-    bound = request_bound(body, len(raw), model.max_output_tokens)
+    bound = endpoint.bound(body, len(raw), model.max_output_tokens)
     screen = screen_for(snapshot, caller.domain, caller.user, caller.agent)
-    hits = await scan_texts(screen, request_texts(body), "request")
+    hits = await scan_texts(screen, texts_of(body, endpoint.texts), "request")
     blocked = _blocked(hits, "request")
     if blocked is not None:
         log.info("request of %s blocked by guardrail %s", caller.user, next(h for h in hits if h.action == "block").preset)
@@ -170,22 +161,26 @@ async def _chat(request: Request) -> Response:
     reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
 
     # From here on a hold is taken: every way out settles it (Call.finish runs once).
-    call = Call(proxy, caller, snapshot, name, model, reservation, started, hits, factor, body)
-    params = {key: value for key, value in body.items() if key not in HANDLED}
+    call = Call(proxy, endpoint, caller, snapshot, name, model, reservation, started, hits, factor, body)
+    deployment = catalog.deployments[name]
     streamed = bool(body.get("stream"))
     try:
         if streamed:
-            want_usage = bool(body["stream_options"].get("include_usage")) if isinstance(body.get("stream_options"), dict) else False
-            stream = await complete(catalog.deployments[name], messages=body["messages"], stream=True, stream_options={"include_usage": True}, **params)
-            if stream is None:
-                raise EmptyAnswer("the upstream returned no stream")
-            return SettledStream(call, stream, call.relay(stream, want_usage, screen.stream()), media_type="text/event-stream", headers={"x-request-id": call.request_id, "cache-control": "no-cache"})
-        response = await complete(catalog.deployments[name], messages=body["messages"], **params)
-        if response is None or not getattr(response, "choices", None):
-            raise EmptyAnswer("the upstream returned no answer")
-        return await call.answer(response, screen)
+            options = body.get("stream_options")
+            want_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+            if direct is not None:
+                sent = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+                events: Any = await direct.stream(proxy.http, endpoint, sent)
+            else:
+                events = await translated_stream(endpoint.translate, deployment, _params(body))
+            return SettledStream(call, events, call.relay(events, want_usage, screen.stream()), media_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"})
+        if direct is not None:
+            answer = await direct.answer(proxy.http, endpoint, body)
+        else:
+            answer = await translated_answer(endpoint.translate, deployment, _params(body))
+        return await call.answer(answer, screen)
     except Exception as exc:
-        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=deployment_secrets(catalog.deployments[name]))
+        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=deployment_secrets(deployment))
         if error.code == "upstream_timeout":  # the provider had the prompt and may bill it
             await call.finish_abandoned(0, "", exc)
         else:  # a provider bills no request it refused or failed
@@ -197,8 +192,9 @@ async def _chat(request: Request) -> Response:
         raise
 
 
-class EmptyAnswer(Exception):
-    """litellm gave back nothing for a call (it does for some upstream errors, e.g. a 422)."""
+def _params(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's fields as litellm's keywords (it is given the model by the deployment)."""
+    return {key: value for key, value in body.items() if key not in ("model", "stream", "stream_options")}
 
 
 class SettledStream(StreamingResponse):
@@ -232,15 +228,35 @@ async def _close(stream: Any) -> None:
             pass
 
 
+def _event(name: str | None, data: Mapping[str, Any]) -> bytes:
+    """One server-sent event."""
+    payload = b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    return b"event: " + name.encode() + b"\n" + payload if name else payload
+
+
+DONE = b"data: [DONE]\n\n"
+
+
 class Call:
     """One upstream call after its hold was taken: charge it (exactly once), log it, shape the
     answer."""
 
-    def __init__(self, proxy: Proxy, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any]) -> None:
-        self.proxy, self.caller, self.snapshot, self.name, self.model = proxy, caller, snapshot, name, model
+    def __init__(self, proxy: Proxy, endpoint: Endpoint, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any]) -> None:
+        self.proxy, self.endpoint, self.caller, self.snapshot, self.name, self.model = proxy, endpoint, caller, snapshot, name, model
         self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
         self.request_id = f"ck-{uuid.uuid4().hex}"
+        self.row_id = uuid.uuid4()
         self.finished = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`x-cockpit-request-id` is the id of the call's ledger row."""
+        return {"x-request-id": self.request_id, "x-cockpit-request-id": str(self.row_id)}
+
+    def cost(self, usage: Usage | None) -> Decimal:
+        if usage is None:
+            return Decimal(0)
+        return self.model.cost(usage.input_tokens, usage.output_tokens)
 
     async def finish(self, raw_cost: Decimal, metadata: dict[str, Any]) -> None:
         """Settle the hold with the real charge and queue the ledger row, once. A charge above
@@ -253,7 +269,8 @@ class Call:
             caller=self.caller, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
             model=self.name, raw_cost=raw_cost, factor=self.factor, started=self.started, request_id=self.request_id,
             guardrail_code=next((h for h in self.hits if h.action == "block"), self.hits[0]).preset if self.hits else None,
-            metadata={**metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
+            metadata={"endpoint": self.endpoint.name, **metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
+            row_id=self.row_id,
         )
         if self.reservation is not None and row["credits"] > self.reservation.amount:
             excess = row["credits"] - self.reservation.amount
@@ -270,21 +287,22 @@ class Call:
         model's tokenizer (at least one token per chunk), never above the hold."""
         if self.finished:
             return
-        prompt_text = json.dumps([self.body.get(field) for field in PROMPT_FIELDS if self.body.get(field) is not None], ensure_ascii=False)
+        prompt_text = json.dumps([self.body.get(field) for field in self.endpoint.prompt_fields if self.body.get(field) is not None], ensure_ascii=False)
         prompt, completion = await run_in_threadpool(lambda: (count_tokens(self.model, prompt_text), count_tokens(self.model, text)))
-        prompt += MESSAGE_OVERHEAD_TOKENS * len(self.body.get("messages") or ())
+        messages = self.body.get("messages")
+        prompt += MESSAGE_OVERHEAD_TOKENS * (len(messages) if isinstance(messages, list) else 0)
         completion = max(completion, chunks)
         metadata = {"stream": True, "partial": True, "chunks": chunks, "prompt_tokens": prompt, "completion_tokens": completion,
                     "failure": type(failure).__name__ if failure else "client went away"}
         await self.finish(self.model.cost(prompt, completion), metadata)
 
-    async def answer(self, response: Any, screen: Any) -> Response:
-        usage = getattr(response, "usage", None)
-        raw_cost = _cost(response, usage, self.model)
-        response.model = self.name
-        answer = response.model_dump(mode="json", exclude_none=True)  # screened and sent alike
+    async def answer(self, answer: dict[str, Any], screen: Any) -> Response:
+        usage = self.endpoint.usage(answer)
+        raw_cost = self.cost(usage)
+        if "model" in answer:
+            answer["model"] = self.name
         try:
-            hits = await scan_texts(screen, response_texts(answer), "response")
+            hits = await scan_texts(screen, self.endpoint.answer_texts(answer), "response")
         except BaseException:  # refused unscreened, but the provider billed it: charge it
             with anyio.CancelScope(shield=True):
                 await self.finish(raw_cost, _usage_metadata(usage, stream=False))
@@ -294,55 +312,57 @@ class Call:
         blocked = _blocked(hits, "response")
         if blocked is not None:
             return blocked.response()
-        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json", headers={"x-request-id": self.request_id})
+        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json", headers=self.headers)
 
-    async def relay(self, stream: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
+    async def relay(self, events: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
         usage, chunks, failure, seen = None, 0, None, []
+        delta_texts = self.endpoint.delta_texts or (lambda data: [])
         try:
-            async for chunk in stream:
-                chunk_usage = getattr(chunk, "usage", None)
-                if chunk_usage is not None and not chunk.choices:
-                    usage = chunk_usage
-                    if not want_usage:
+            async for name, data in events:
+                found = self.endpoint.usage(data)
+                if found is not None:
+                    usage = found
+                    if not data.get("choices"):  # the usage-only last chunk
+                        if want_usage:
+                            data["model"] = self.name
+                            yield _event(name, data)
                         continue
-                    chunk.model = self.name
-                    data = chunk.model_dump(exclude_none=True)
-                    data.get("usage", {}).pop("cost", None)
-                    yield b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-                    continue
+                if not want_usage:
+                    data.pop("usage", None)  # asked of the upstream for the charge, not by the client
                 chunks += 1
                 hit = None
-                for index, part, text in delta_texts(chunk):
+                for index, part, text in delta_texts(data):
                     seen.append(text)
                     hit = screen.feed(index, text, part=part) or hit
                 if hit is not None:
                     self.hits += (hit,)
                     failure = GuardrailStop(hit.preset)
-                    yield b"data: " + json.dumps(_blocked((hit,), "response").body()).encode() + b"\n\n"
+                    yield _event(None, _blocked((hit,), "response").body())
                     return
-                chunk.model = self.name
-                yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+                if "model" in data:
+                    data["model"] = self.name
+                yield _event(name, data)
             last = await _finish_screen(screen, seen)
             if last is not None:
                 self.hits += (last,)
-                yield b"data: " + json.dumps(_blocked((last,), "response").body()).encode() + b"\n\n"
+                yield _event(None, _blocked((last,), "response").body())
                 return
-            yield b"data: [DONE]\n\n"
+            yield DONE
         except Exception as exc:
             failure = exc
             error = ProxyError(502, f"The upstream provider of model `{self.name}` broke off the answer after {chunks} chunk(s); what arrived is charged. Retry the request.", "upstream_stream_broken")
             log.warning("stream of %s from %s broke after %d chunk(s): %s", self.name, self.caller.user, chunks, type(exc).__name__)
-            yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+            yield _event(None, error.body())
         finally:
             with anyio.CancelScope(shield=True):
                 if usage is None and failure is None:
                     # The client went away: the provider goes on to bill the whole answer
                     # (hidden reasoning tokens too), so read on, briefly, for its usage.
-                    usage = await _drain_usage(stream)
-                await _close(stream)
+                    usage = await _drain_usage(events, self.endpoint)
+                await _close(events)
                 self.hits += tuple(h for h in screen.hits() if h not in self.hits)
                 if usage is not None:
-                    await self.finish(_cost(None, usage, self.model), _usage_metadata(usage, stream=True))
+                    await self.finish(self.cost(usage), _usage_metadata(usage, stream=True))
                 else:
                     await self.finish_abandoned(chunks, "".join(seen), failure)
 
@@ -351,13 +371,12 @@ DRAIN_SECONDS = 10.0
 """How long an abandoned stream is read on for the usage the provider bills."""
 
 
-async def _drain_usage(stream: Any) -> Any:
+async def _drain_usage(events: Any, endpoint: Endpoint) -> Usage | None:
     usage = None
     with anyio.move_on_after(DRAIN_SECONDS):
         try:
-            async for chunk in stream:
-                if getattr(chunk, "usage", None) is not None and not chunk.choices:
-                    usage = chunk.usage
+            async for _name, data in events:
+                usage = endpoint.usage(data) or usage
         except Exception:
             pass
     return usage
@@ -374,78 +393,50 @@ class GuardrailStop(Exception):
     """A streamed answer ended by a block pattern (recorded as the stream's failure)."""
 
 
-ANSWER_TEXT_FIELDS = ("content", "refusal", "reasoning_content")
-"""Text fields of a stream delta, screened like its content (a plain answer is screened whole,
-every string of its messages, by `guard.response_texts`)."""
-PROMPT_FIELDS = ("messages", "tools", "functions", "response_format", "prediction")
-"""The request fields a provider bills as prompt (what an abandoned stream is charged for)."""
-
-
-def delta_texts(chunk: Any) -> list[tuple[int, str, str]]:
-    """The text each choice of a stream chunk adds, as (choice, part, text): content, refusal,
-    and each tool call's name and arguments."""
-    found = []
-    for choice in getattr(chunk, "choices", None) or ():
-        delta = getattr(choice, "delta", None)
-        if delta is None:
-            continue
-        index = getattr(choice, "index", 0) or 0
-        for name in ANSWER_TEXT_FIELDS:
-            value = getattr(delta, name, None)
-            if isinstance(value, str) and value:
-                found.append((index, name, value))
-        audio = getattr(delta, "audio", None)
-        transcript = audio.get("transcript") if isinstance(audio, dict) else getattr(audio, "transcript", None)
-        if isinstance(transcript, str) and transcript:
-            found.append((index, "audio", transcript))
-        legacy = getattr(delta, "function_call", None)
-        for name in ("name", "arguments"):
-            value = getattr(legacy, name, None) if legacy is not None else None
-            if isinstance(value, str) and value:
-                found.append((index, f"function_call:{name}", value))
-        for call in getattr(delta, "tool_calls", None) or ():
-            function = getattr(call, "function", None)
-            for name in ("name", "arguments"):
-                value = getattr(function, name, None) if function is not None else None
-                if isinstance(value, str) and value:
-                    found.append((index, f"tool_call:{getattr(call, 'index', 0)}:{name}", value))
+def _usage_metadata(usage: Usage | None, *, stream: bool) -> dict[str, Any]:
+    if usage is None:
+        return {"stream": stream}
+    found: dict[str, Any] = {"stream": stream, "prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens}
+    if usage.cached_input_tokens:
+        found["cached_prompt_tokens"] = usage.cached_input_tokens
     return found
 
 
-def _cost(response: Any, usage: Any, model: Any) -> Decimal:
-    """litellm's cost of the call (per-deployment prices), or the same computed from usage."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
-    if cost is None and usage is not None:
-        cost = getattr(usage, "cost", None)
-    if cost is not None:
-        return Decimal(str(cost))
-    if usage is None:
-        return Decimal(0)
-    return model.cost(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+def _model_entry(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "cockpit"}
 
 
-def _usage_metadata(usage: Any, *, stream: bool) -> dict[str, Any]:
-    if usage is None:
-        return {"stream": stream}
-    return {
-        "stream": stream,
-        "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-        "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-    }
+async def _models_of(request: Request) -> list[str]:
+    """The catalog's models the caller may use, sorted."""
+    proxy = proxy_of(request)
+    context = request.scope.get(SCOPE_KEY, EMPTY)
+    snapshot = await account_snapshot(request, credential_of(context))
+    caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
+    catalog = await proxy.catalog_for(snapshot)
+    allowed = allowed_for(snapshot, caller)
+    return [name for name in sorted(catalog.models) if name in allowed]
 
 
 @router.get("/v1/models", responses={k: v for k, v in ERRORS.items() if k in (401, 403)})
+@router.get("/models", include_in_schema=False)
 async def list_models(request: Request) -> Response:
     """The models the caller may use, in OpenAI's list shape."""
     try:
-        proxy = proxy_of(request)
-        context = request.scope.get(SCOPE_KEY, EMPTY)
-        snapshot = await account_snapshot(request, credential_of(context))
-        caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
-        catalog = await proxy.catalog_for(snapshot)
+        names = await _models_of(request)
     except ProxyError as exc:
         return exc.response()
-    allowed = allowed_for(snapshot, caller)
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": "cockpit"} for name in sorted(catalog.models) if name in allowed]
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": [_model_entry(name) for name in names]})
+
+
+@router.get("/v1/models/{model_id:path}", responses={k: v for k, v in ERRORS.items() if k in (401, 403, 404)})
+@router.get("/models/{model_id:path}", include_in_schema=False)
+async def retrieve_model(request: Request, model_id: str) -> Response:
+    """One model the caller may use; 404 for a model that does not exist or is not theirs (the
+    catalog of other accounts' grants is not the caller's business)."""
+    try:
+        names = await _models_of(request)
+    except ProxyError as exc:
+        return exc.response()
+    if model_id not in names:
+        return ProxyError(404, f"The model `{model_id}` does not exist or you do not have access to it.", "model_not_found", param="model").response()
+    return JSONResponse(_model_entry(model_id))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
+import httpx
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -116,6 +117,8 @@ class Proxy:
         self.ledger: LedgerWriter | RedisLedgerWriter = (
             RedisLedgerWriter(engine, self.counters.client) if isinstance(self.counters, RedisCounters) else LedgerWriter(engine)
         )
+        self.http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
+        """The one client of every direct upstream call (its connections are kept alive)."""
         self.open: dict[uuid.UUID, Reservation] = {}
         """This server's holds whose calls are still running (renewed until settled)."""
         self._sweeper: asyncio.Task[None] | None = None
@@ -138,6 +141,7 @@ class Proxy:
                 task.cancel()
         await run_in_threadpool(self.ledger.close)
         self.counters.close()
+        await self.http.aclose()
 
     async def _sweep(self) -> None:
         while True:
@@ -213,11 +217,11 @@ async def start_proxy(engine: Engine, box: SecretBox | None, environ: Mapping[st
 
 def ledger_row(
     *, caller: Caller, attribution: Any, model: str, raw_cost: Decimal, factor: Decimal, started: dt.datetime,
-    request_id: str, guardrail_code: str | None, metadata: dict[str, Any],
+    request_id: str, guardrail_code: str | None, metadata: dict[str, Any], row_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     raw_cost = credits(raw_cost)  # litellm's float, at the ledger's precision; credits follow from it
     return {
-        "id": uuid.uuid4(),
+        "id": row_id or uuid.uuid4(),
         "account_id": caller.account_id,
         "domain": caller.domain,
         "org_key": attribution.org,

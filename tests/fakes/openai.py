@@ -19,7 +19,12 @@ and it answers deterministically, so tests can compute the tokens and the cost t
 - `"stream": true` answers `chat.completion.chunk` events: the role, one per word, the
   finish_reason (each for every choice), the usage (only with `stream_options.include_usage`),
   then `data: [DONE]`.
-- `GET /v1/models` lists `models`. Any model name is accepted by chat completions.
+- `POST /v1/completions` (legacy): `prompt` a string or a list of strings, answered like a chat
+  request whose one user message is the prompt; `prompt_tokens` its words (over every prompt),
+  one choice per prompt × `n`, each the same text; streamed as `text_completion` events.
+- `POST /v1/embeddings`: `input` a string or a list of strings; one vector of `dimensions`
+  (default 8) floats per input, derived from the input's length; `prompt_tokens` its words.
+- `GET /v1/models` lists `models`. Any model name is accepted by every endpoint.
 
     with FakeOpenAI(reply="Hi there") as fake:       # or: fake = serve_openai(); fake.stop()
         litellm_params = {"model": "openai/fake-model", "api_base": fake.url,  # .../v1
@@ -82,6 +87,8 @@ ERROR_MESSAGES = {
 }
 ERROR_CODES = {429: "rate_limit_exceeded"}
 
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/embeddings": "embeddings"}
+"""The POST paths the fake serves, and which API each is."""
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SCHEMA_FIELDS = ("tools", "functions", "response_format")
 """Request fields a provider bills as prompt tokens besides the messages."""
@@ -296,6 +303,14 @@ class FakeOpenAI:
         schemas = sum(len(_dumps(body[name]).split()) for name in SCHEMA_FIELDS if body.get(name) is not None)
         return Answer(" ".join(words), words, finish_reason, count_words(messages) + schemas, len(words) * choices, choices)
 
+    def answer_completion(self, body: dict[str, Any]) -> Answer:
+        """What a legacy completions body gets: each prompt answered as a chat of one message."""
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        one = self.answer({**body, "messages": [{"role": "user", "content": prompts[0]}]})
+        prompt_tokens = sum(len(str(prompt).split()) for prompt in prompts)
+        choices = one.choices * len(prompts)
+        return Answer(one.text, one.words, one.finish_reason, prompt_tokens, len(one.words) * choices, choices)
+
     # -- the ASGI app ------------------------------------------------------------------------
 
     async def app(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -308,8 +323,8 @@ class FakeOpenAI:
             if not message.get("more_body"):
                 break
         path, method = scope["path"], scope["method"]
-        if path == "/v1/chat/completions" and method == "POST":
-            await self._chat(scope, body, send)
+        if path in ENDPOINTS and method == "POST":
+            await self._chat(scope, body, send, ENDPOINTS[path])
             return
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -320,14 +335,14 @@ class FakeOpenAI:
                 self._authorise(_authorization(scope))
                 payload = self._models(path[len("/v1/models/") :] if path != "/v1/models" else None)
                 await _send_json(send, 200, payload)
-            elif path == "/v1/chat/completions":
+            elif path in ENDPOINTS:
                 raise OpenAIError(405, f"Method not allowed ({method} {path})")
             else:
                 raise OpenAIError(404, f"Invalid URL ({method} {path})")
         except OpenAIError as error:
             await _send_json(send, error.status, error.body, error.headers)
 
-    async def _chat(self, scope: Scope, raw: bytes, send: Any) -> None:
+    async def _chat(self, scope: Scope, raw: bytes, send: Any, endpoint: str = "chat") -> None:
         authorization = _authorization(scope)
         try:
             body: Any = json.loads(raw)
@@ -344,10 +359,27 @@ class FakeOpenAI:
             if failure is not None:
                 raise _injected(*failure)
             self._authorise(authorization)
-            answer = self.answer(_validated(body))
+            if endpoint == "embeddings":
+                await _send_json(send, 200, _embeddings(_validated_embeddings(body)))
+                return
+            if endpoint == "completions":
+                answer = self.answer_completion(_validated_completion(body))
+            else:
+                answer = self.answer(_validated(body))
             model = body["model"]
             created = int(time.time())
-            completion_id = f"chatcmpl-fake{next(self._ids):012d}"
+            completion_id = f"{'cmpl' if endpoint == 'completions' else 'chatcmpl'}-fake{next(self._ids):012d}"
+            if endpoint == "completions":
+                if body.get("stream") is True:
+                    options = body.get("stream_options")
+                    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+                    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                    for event in _completion_events(completion_id, created, model, answer, include_usage):
+                        await send({"type": "http.response.body", "body": event, "more_body": True})
+                    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+                else:
+                    await _send_json(send, 200, _text_completion(completion_id, created, model, answer))
+                return
             if body.get("stream") is True:
                 with self._lock:
                     cut = self._cuts.popleft() if self._cuts else None
@@ -462,6 +494,60 @@ def _validated(body: Any) -> dict[str, Any]:
                 code="integer_below_min_value",
             )
     return body
+
+
+def _validated_completion(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise OpenAIError(400, "you must provide a model parameter")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) and not (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt)):
+        raise OpenAIError(400, "Invalid 'prompt': expected a string or an array of strings.", param="prompt")
+    return body
+
+
+def _validated_embeddings(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise OpenAIError(400, "you must provide a model parameter")
+    given = body.get("input")
+    if not isinstance(given, str) and not (isinstance(given, list) and given and all(isinstance(p, str) for p in given)):
+        raise OpenAIError(400, "Invalid 'input': expected a string or an array of strings.", param="input")
+    if "messages" in body or "max_tokens" in body:
+        raise OpenAIError(400, "Unrecognized request argument supplied: " + ", ".join(k for k in ("messages", "max_tokens") if k in body))
+    return body
+
+
+def _embeddings(body: dict[str, Any]) -> bytes:
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    dimensions = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 8
+    tokens = sum(len(text.split()) for text in inputs)
+    data = [
+        {"object": "embedding", "index": index, "embedding": [round((len(text) % 97) / 97 + d / 1000, 6) for d in range(dimensions)]}
+        for index, text in enumerate(inputs)
+    ]
+    return _dumps({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}).encode()
+
+
+def _text_completion(completion_id: str, created: int, model: str, answer: Answer) -> bytes:
+    choices = [{"text": answer.text, "index": index, "logprobs": None, "finish_reason": answer.finish_reason} for index in range(answer.choices)]
+    usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens, "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    return _dumps({"id": completion_id, "object": "text_completion", "created": created, "model": model, "choices": choices, "usage": usage}).encode()
+
+
+def _completion_events(completion_id: str, created: int, model: str, answer: Answer, include_usage: bool) -> list[bytes]:
+    def event(choices: list[Any], usage: Any = None) -> bytes:
+        data: dict[str, Any] = {"id": completion_id, "object": "text_completion", "created": created, "model": model, "choices": choices}
+        if include_usage:
+            data["usage"] = usage
+        return b"data: " + _dumps(data).encode() + b"\n\n"
+
+    events = []
+    for choice in range(answer.choices):
+        for index, word in enumerate(answer.words):
+            events.append(event([{"text": word if index == 0 else " " + word, "index": choice, "logprobs": None, "finish_reason": None}]))
+        events.append(event([{"text": "", "index": choice, "logprobs": None, "finish_reason": answer.finish_reason}]))
+    if include_usage:
+        events.append(event([], {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens, "total_tokens": answer.prompt_tokens + answer.completion_tokens}))
+    return events
 
 
 def _injected(status: int, retry_after: float, message: str | None = None) -> OpenAIError:

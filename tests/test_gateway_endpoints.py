@@ -173,6 +173,7 @@ CALLS = {
     "/v1/chat/completions": lambda model, text: {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 2},
     "/v1/completions": lambda model, text: {"model": model, "prompt": text, "max_tokens": 2},
     "/v1/embeddings": lambda model, text: {"model": model, "input": [text]},
+    "/v1/responses": lambda model, text: {"model": model, "input": text, "max_output_tokens": 2},
 }
 
 
@@ -254,3 +255,44 @@ def test_the_official_openai_sdk_is_served_on_every_endpoint(server: InProcessSe
     server.flush()
     endpoints = [row.metadata["endpoint"] for row in ledger_rows(applied.url)]
     assert endpoints == ["chat.completions", "chat.completions", "completions", "embeddings"]
+
+
+@pytest.mark.parametrize("model", ROUTES)
+def test_responses_plain_and_streamed_are_screened_and_charged_exactly(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI, model: str) -> None:
+    bob = issue_key(applied.url, "bob@acme.com")
+    upstream.reply = "alpha beta gamma"
+    plain = post(server.url, bob, "/v1/responses", {"model": model, "input": "say three words", "instructions": "be brief", "max_output_tokens": 10})
+    assert plain.status_code == 200, plain.text
+    answer = plain.json()
+    assert answer["model"] == model and answer["usage"]["output_tokens"] == 3
+    assert [part["text"] for item in answer["output"] if item["type"] == "message" for part in item["content"]] == ["alpha beta gamma"]
+    with httpx.stream("POST", f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {bob}"},
+                      json={"model": model, "input": [{"role": "user", "content": [{"type": "input_text", "text": "say three words"}]}], "max_output_tokens": 10, "stream": True}, timeout=30) as streamed:
+        streamed.read()
+    assert streamed.status_code == 200, streamed.text
+    names = [line[len("event: "):] for line in streamed.text.splitlines() if line.startswith("event: ")]
+    events = [json.loads(line[len("data: "):]) for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert names[0] == "response.created" and names[-1] == "response.completed" and "[DONE]" not in streamed.text
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == "alpha beta gamma"
+    assert events[-1]["response"]["usage"]["output_tokens"] == 3 and events[-1]["response"]["model"] == model
+    server.flush()
+    rows = ledger_rows(applied.url)
+    assert [(row.metadata["endpoint"], row.metadata["stream"]) for row in rows] == [("responses", False), ("responses", True)]
+    prompts = [row.metadata["prompt_tokens"] for row in rows]
+    for row, prompt in zip(rows, prompts):
+        assert Decimal(str(row.credits)) == expected_credits(model, prompt, 3)
+    if model == "priced":  # the fake counts words: input 3, instructions 2
+        assert prompts == [5, 3]
+
+
+def test_responses_whose_cost_the_body_does_not_show_are_refused(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:
+    bob = issue_key(applied.url, "bob@acme.com")
+    for extra in ({"previous_response_id": "resp_123"}, {"conversation": "conv_1"}, {"prompt": {"id": "pmpt_1"}}, {"background": True},
+                  {"tools": [{"type": "web_search"}]}, {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}):
+        refused = post(server.url, bob, "/v1/responses", {"model": "priced", "input": "hi", **extra})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_parameter", (extra, refused.text)
+    by_id = post(server.url, bob, "/v1/responses", {"model": "priced", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]})
+    assert by_id.status_code == 400 and by_id.json()["error"]["code"] == "unsupported_content"
+    assert upstream.requests == []
+    tools = post(server.url, bob, "/v1/responses", {"model": "priced", "input": "hi", "max_output_tokens": 3, "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]})
+    assert tools.status_code == 200, tools.text

@@ -148,3 +148,39 @@ def embeddings_bound(body: dict[str, Any], raw_length: int, model_max_output: in
     inputs = body.get("input")
     count = len(inputs) if isinstance(inputs, list) and inputs and not all(isinstance(item, int) for item in inputs) else 1
     return Bound(raw_length + REQUEST_OVERHEAD_TOKENS * count, 0, count)
+
+
+UNBOUNDED_RESPONSES_FIELDS = {
+    "previous_response_id": "it bills the stored conversation it continues as input",
+    "conversation": "it bills the stored conversation it continues as input",
+    "prompt": "a stored prompt template bills whatever the template holds",
+    "background": "a background response is billed after the request has ended",
+}
+"""Responses API fields whose cost the request body does not show."""
+BOUNDED_TOOL_TYPES = frozenset({"function", "custom"})
+"""Responses API tools that run on the caller's side; hosted tools (web search, file search, code
+interpreter, image generation, computer use, MCP) bill what they fetch or run, unbounded."""
+
+
+def responses_bound(body: dict[str, Any], raw_length: int, model_max_output: int) -> Bound:
+    """The bound of a Responses API request: every byte of the body, the template, each image,
+    and `max_output_tokens` (which covers reasoning tokens; the model's limit when absent)."""
+    for name, why in UNBOUNDED_RESPONSES_FIELDS.items():
+        if body.get(name) not in (None, False, ""):
+            raise ProxyError(400, f"`{name}` is not accepted by the gateway: {why}, which no budget hold known before the call can cover. Send the whole input instead.", "unsupported_parameter", param=name)
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    hosted = sorted({str(tool.get("type")) for tool in tools if isinstance(tool, Mapping) and tool.get("type") not in BOUNDED_TOOL_TYPES})
+    if hosted:
+        raise ProxyError(400, f"Hosted tools are not accepted by the gateway ({', '.join(hosted)}): their cost cannot be bounded before the call. Use function tools.", "unsupported_parameter", param="tools")
+    per_response = _integer(body, "max_output_tokens", MAX_OUTPUT_TOKENS)
+    if per_response is None:
+        per_response = body["max_output_tokens"] = model_max_output
+    given = body.get("input")
+    items = [item for item in given if isinstance(item, Mapping)] if isinstance(given, list) else []
+    for item in items:
+        for part in item.get("content") if isinstance(item.get("content"), list) else ():
+            if isinstance(part, Mapping) and part.get("type") == "input_image" and not part.get("image_url"):
+                raise ProxyError(400, "`input_image` parts must carry an http(s) or `data:` `image_url`; images by file id are not accepted, since their cost cannot be bounded before the call.", "unsupported_content", param="input")
+    overhead = REQUEST_OVERHEAD_TOKENS + (TOOLS_OVERHEAD_TOKENS if tools else 0)
+    prompt = raw_length + overhead + MESSAGE_OVERHEAD_TOKENS * len(items) + IMAGE_TOKENS * _images(items)
+    return Bound(prompt, per_response, 1)

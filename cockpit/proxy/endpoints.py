@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from cockpit.proxy.bounds import Bound, completions_bound, embeddings_bound, request_bound
+from cockpit.proxy.bounds import Bound, completions_bound, embeddings_bound, request_bound, responses_bound
 from cockpit.proxy.errors import ProxyError
-from cockpit.proxy.guard import CHAT, COMPLETIONS, EMBEDDINGS, TextFields, message_texts
+from cockpit.proxy.guard import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, TextFields, message_texts
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,16 @@ class Endpoint:
     """The fields a provider bills as prompt: what an abandoned stream is charged for."""
     translate: str = "acompletion"
     """The litellm function that calls an upstream of another API."""
+    asks_usage: bool = True
+    """Streams carry usage only when asked (`stream_options.include_usage`): the gateway always
+    asks, and hides the usage-only last chunk from a client that did not."""
+    final_events: frozenset[str] = frozenset()
+    """For APIs whose streams name their events and end without `[DONE]`: the events that end
+    a complete stream (a stream that stops before one of them was broken off)."""
+
+    @property
+    def named_events(self) -> bool:
+        return bool(self.final_events)
 
     @property
     def streams(self) -> bool:
@@ -123,6 +133,49 @@ def openai_usage(data: Mapping[str, Any]) -> Usage | None:
     details = usage.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
     return Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), cached)
+
+
+def responses_usage(data: Mapping[str, Any]) -> Usage | None:
+    """`usage` of a Responses API answer, or of the `response` a stream's last event carries."""
+    inner = data.get("response")
+    usage = (inner if isinstance(inner, Mapping) else data).get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    details = usage.get("input_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    return Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")), cached)
+
+
+def responses_answer_texts(answer: Mapping[str, Any]) -> list[str]:
+    """The texts of a Responses API answer's output items: message text and refusals, function
+    calls' names and arguments, reasoning summaries."""
+    found: list[str] = []
+    output = answer.get("output")
+    for item in output if isinstance(output, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        for name in ("name", "arguments", "input"):
+            if isinstance(item.get(name), str):
+                found.append(item[name])
+        for key in ("content", "summary"):
+            for part in item.get(key) if isinstance(item.get(key), list) else ():
+                if isinstance(part, Mapping):
+                    found += [part[name] for name in ("text", "refusal") if isinstance(part.get(name), str)]
+    return found
+
+
+RESPONSES_DELTAS = frozenset({
+    "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta",
+    "response.custom_tool_call_input.delta", "response.reasoning_summary_text.delta", "response.reasoning_text.delta",
+})
+
+
+def responses_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+    """The text a Responses API stream event adds, per output item."""
+    delta = event.get("delta")
+    if event.get("type") in RESPONSES_DELTAS and isinstance(delta, str) and delta:
+        return [(_int(event.get("output_index")), f"{event['type']}:{_int(event.get('content_index'))}", delta)]
+    return []
 
 
 def chat_answer_texts(answer: Mapping[str, Any]) -> list[str]:
@@ -235,4 +288,24 @@ EMBEDDINGS_ENDPOINT = Endpoint(
     translate="aembedding",
 )
 
-ENDPOINTS = (CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT)
+RESPONSES_ENDPOINT = Endpoint(
+    name="responses",
+    path="/v1/responses",
+    upstream_path="/responses",
+    required="input",
+    texts=RESPONSES,
+    parameters=frozenset({
+        "instructions", "max_output_tokens", "max_tool_calls", "parallel_tool_calls", "reasoning", "temperature",
+        "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "include",
+    }),
+    bound=responses_bound,
+    usage=responses_usage,
+    answer_texts=responses_answer_texts,
+    delta_texts=responses_delta_texts,
+    prompt_fields=("instructions", "input", "tools", "text"),
+    translate="aresponses",
+    asks_usage=False,
+    final_events=frozenset({"response.completed", "response.incomplete", "response.failed"}),
+)
+
+ENDPOINTS = (CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, RESPONSES_ENDPOINT)

@@ -109,8 +109,11 @@ async def translated_answer(function: str, target: Deployment, params: Mapping[s
     return answer
 
 
-async def translated_stream(function: str, target: Deployment, params: Mapping[str, Any]) -> "TranslatedStream":
-    stream = await getattr(litellm, function)(**target, **params, stream=True, stream_options={"include_usage": True})
+async def translated_stream(endpoint: Any, target: Deployment, params: Mapping[str, Any]) -> "TranslatedStream":
+    """A streamed call through litellm's function for `endpoint`, asking for usage where the API
+    gives it only when asked."""
+    asked = {"stream_options": {"include_usage": True}} if endpoint.asks_usage else {}
+    stream = await getattr(litellm, endpoint.translate)(**target, **params, stream=True, **asked)
     if stream is None:
         raise EmptyAnswer("the upstream returned no stream")
     return TranslatedStream(stream)

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from cockpit.budgets.counters import credits
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
-from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, Endpoint, Usage
+from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, RESPONSES_ENDPOINT, Endpoint, Usage
 from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
 from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, scan_texts, screen_for, texts_of
 from cockpit.proxy.llm import EmptyAnswer, count_tokens, translated_answer, translated_stream
@@ -115,6 +115,14 @@ async def embeddings(request: Request) -> Response:
     return await serve(request, EMBEDDINGS_ENDPOINT)
 
 
+@router.post("/v1/responses", responses=ERRORS, openapi_extra=_request_schema("input"))
+@router.post("/responses", responses=ERRORS, include_in_schema=False)
+async def responses(request: Request) -> Response:
+    """OpenAI's Responses API: screened input and output, bounded by `max_output_tokens`, charged
+    from the usage of `response.completed`."""
+    return await serve(request, RESPONSES_ENDPOINT)
+
+
 async def serve(request: Request, endpoint: Endpoint) -> Response:
     """One call of `endpoint`, governed; every failure is an answer in OpenAI's error shape."""
     try:
@@ -169,10 +177,10 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
             options = body.get("stream_options")
             want_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
             if direct is not None:
-                sent = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+                sent = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}} if endpoint.asks_usage else body
                 events: Any = await direct.stream(proxy.http, endpoint, sent)
             else:
-                events = await translated_stream(endpoint.translate, deployment, _params(body))
+                events = await translated_stream(endpoint, deployment, _params(body))
             return SettledStream(call, events, call.relay(events, want_usage, screen.stream()), media_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"})
         if direct is not None:
             answer = await direct.answer(proxy.http, endpoint, body)
@@ -237,6 +245,15 @@ def _event(name: str | None, data: Mapping[str, Any]) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
+def _rename(data: dict[str, Any], name: str) -> None:
+    """The answer names the model as the caller did, not as the upstream knows it."""
+    if "model" in data:
+        data["model"] = name
+    inner = data.get("response")
+    if isinstance(inner, dict) and "model" in inner:
+        inner["model"] = name
+
+
 class Call:
     """One upstream call after its hold was taken: charge it (exactly once), log it, shape the
     answer."""
@@ -299,8 +316,7 @@ class Call:
     async def answer(self, answer: dict[str, Any], screen: Any) -> Response:
         usage = self.endpoint.usage(answer)
         raw_cost = self.cost(usage)
-        if "model" in answer:
-            answer["model"] = self.name
+        _rename(answer, self.name)
         try:
             hits = await scan_texts(screen, self.endpoint.answer_texts(answer), "response")
         except BaseException:  # refused unscreened, but the provider billed it: charge it
@@ -319,15 +335,17 @@ class Call:
         delta_texts = self.endpoint.delta_texts or (lambda data: [])
         try:
             async for name, data in events:
+                if self.endpoint.named_events:
+                    name = name or data.get("type")
                 found = self.endpoint.usage(data)
                 if found is not None:
                     usage = found
-                    if not data.get("choices"):  # the usage-only last chunk
+                    if self.endpoint.asks_usage and not data.get("choices"):  # the usage-only last chunk
                         if want_usage:
                             data["model"] = self.name
                             yield _event(name, data)
                         continue
-                if not want_usage:
+                if self.endpoint.asks_usage and not want_usage:
                     data.pop("usage", None)  # asked of the upstream for the charge, not by the client
                 chunks += 1
                 hit = None
@@ -339,15 +357,15 @@ class Call:
                     failure = GuardrailStop(hit.preset)
                     yield _event(None, _blocked((hit,), "response").body())
                     return
-                if "model" in data:
-                    data["model"] = self.name
+                _rename(data, self.name)
                 yield _event(name, data)
             last = await _finish_screen(screen, seen)
             if last is not None:
                 self.hits += (last,)
                 yield _event(None, _blocked((last,), "response").body())
                 return
-            yield DONE
+            if not self.endpoint.named_events:
+                yield DONE
         except Exception as exc:
             failure = exc
             error = ProxyError(502, f"The upstream provider of model `{self.name}` broke off the answer after {chunks} chunk(s); what arrived is charged. Retry the request.", "upstream_stream_broken")

@@ -99,16 +99,17 @@ class Direct:
             finally:
                 await response.aclose()
             raise UpstreamStatus(response.status_code, _error_text(content))
-        return EventStream(response)
+        return EventStream(response, endpoint.final_events)
 
 
 class EventStream:
     """The server-sent events of an upstream's streamed answer, as (event name, data) pairs;
-    `[DONE]` ends it. A connection that ends without `[DONE]` (or a last event of its own, for
-    APIs that send none) raises `UpstreamStreamBroken`."""
+    `[DONE]` ends it, or for APIs that name their events one of `final_events`. A connection
+    that ends before either raises `UpstreamStreamBroken`."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, final_events: frozenset[str] = frozenset()) -> None:
         self.response = response
+        self.final_events = final_events
         self.done = False
         self._iterator = self._events()  # one reading of the body, however often iterated
 
@@ -135,7 +136,12 @@ class EventStream:
                     except ValueError:
                         raise UpstreamStreamBroken("an event of the upstream's stream is not JSON") from None
                     if isinstance(parsed, dict):
+                        name = event or parsed.get("type")
+                        if name in self.final_events:
+                            self.done = True
                         yield event, parsed
+                        if self.done:
+                            return
                     event = None
         except httpx.HTTPError as exc:
             raise UpstreamStreamBroken(type(exc).__name__) from exc

@@ -24,6 +24,11 @@ and it answers deterministically, so tests can compute the tokens and the cost t
   one choice per prompt × `n`, each the same text; streamed as `text_completion` events.
 - `POST /v1/embeddings`: `input` a string or a list of strings; one vector of `dimensions`
   (default 8) floats per input, derived from the input's length; `prompt_tokens` its words.
+- `POST /v1/responses`: `input` a string or a list of messages (string contents or
+  `input_text` parts), answered like the same chat; `max_output_tokens` cuts the answer
+  (status "incomplete"); `instructions` count as prompt words. Streamed as the Responses API's
+  named events, `response.created` … `response.output_text.delta` (one per word) …
+  `response.completed` (with usage), and no `[DONE]`.
 - `GET /v1/models` lists `models`. Any model name is accepted by every endpoint.
 
     with FakeOpenAI(reply="Hi there") as fake:       # or: fake = serve_openai(); fake.stop()
@@ -87,7 +92,7 @@ ERROR_MESSAGES = {
 }
 ERROR_CODES = {429: "rate_limit_exceeded"}
 
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/embeddings": "embeddings"}
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/embeddings": "embeddings", "/v1/responses": "responses"}
 """The POST paths the fake serves, and which API each is."""
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SCHEMA_FIELDS = ("tools", "functions", "response_format")
@@ -311,6 +316,17 @@ class FakeOpenAI:
         choices = one.choices * len(prompts)
         return Answer(one.text, one.words, one.finish_reason, prompt_tokens, len(one.words) * choices, choices)
 
+    def answer_response(self, body: dict[str, Any]) -> Answer:
+        """What a Responses API body gets: its input answered as the same chat would be."""
+        given = body["input"]
+        messages = [{"role": "user", "content": given}] if isinstance(given, str) else [
+            {"role": m.get("role", "user"), "content": [{"type": "text", "text": p.get("text")} for p in m["content"] if isinstance(p, dict)] if isinstance(m.get("content"), list) else m.get("content")}
+            for m in given if isinstance(m, dict)
+        ]
+        one = self.answer({"messages": messages, "max_tokens": body.get("max_output_tokens")})
+        instructions = len(body["instructions"].split()) if isinstance(body.get("instructions"), str) else 0
+        return Answer(one.text, one.words, one.finish_reason, one.prompt_tokens + instructions, one.completion_tokens, 1)
+
     # -- the ASGI app ------------------------------------------------------------------------
 
     async def app(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -361,6 +377,17 @@ class FakeOpenAI:
             self._authorise(authorization)
             if endpoint == "embeddings":
                 await _send_json(send, 200, _embeddings(_validated_embeddings(body)))
+                return
+            if endpoint == "responses":
+                answer = self.answer_response(_validated_response(body))
+                response_id = f"resp_fake{next(self._ids):012d}"
+                if body.get("stream") is True:
+                    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                    for event in _response_events(response_id, int(time.time()), body, answer):
+                        await send({"type": "http.response.body", "body": event, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                else:
+                    await _send_json(send, 200, _dumps(_response_object(response_id, int(time.time()), body, answer, "completed")).encode())
                 return
             if endpoint == "completions":
                 answer = self.answer_completion(_validated_completion(body))
@@ -525,6 +552,61 @@ def _embeddings(body: dict[str, Any]) -> bytes:
         for index, text in enumerate(inputs)
     ]
     return _dumps({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}).encode()
+
+
+def _validated_response(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise OpenAIError(400, "you must provide a model parameter")
+    given = body.get("input")
+    if not isinstance(given, str) and not (isinstance(given, list) and given and all(isinstance(m, dict) for m in given)):
+        raise OpenAIError(400, "Invalid 'input': expected a string or an array of input items.", param="input")
+    for name in ("messages", "max_tokens", "stream_options"):
+        if name in body and not (name == "stream_options" and isinstance(body[name], dict) and set(body[name]) <= {"include_obfuscation"}):
+            raise OpenAIError(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    return body
+
+
+def _response_object(response_id: str, created: int, body: dict[str, Any], answer: Answer, status: str) -> dict[str, Any]:
+    done = status != "in_progress"
+    message = {"id": f"msg_{response_id[5:]}", "type": "message", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": answer.text, "annotations": []}]}
+    found: dict[str, Any] = {
+        "id": response_id, "object": "response", "created_at": created, "model": body["model"],
+        "status": ("incomplete" if answer.finish_reason == "length" else "completed") if done else status,
+        "output": [message] if done else [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "max_output_tokens": body.get("max_output_tokens"), "usage": None,
+    }
+    if done:
+        found["usage"] = {
+            "input_tokens": answer.prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": answer.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+        }
+        if answer.finish_reason == "length":
+            found["incomplete_details"] = {"reason": "max_output_tokens"}
+    return found
+
+
+def _response_events(response_id: str, created: int, body: dict[str, Any], answer: Answer) -> list[bytes]:
+    """The Responses API's named events for one text answer, numbered in sequence."""
+    item_id = f"msg_{response_id[5:]}"
+    final = _response_object(response_id, created, body, answer, "completed")
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": _response_object(response_id, created, body, answer, "in_progress")}),
+        ("response.output_item.added", {"output_index": 0, "item": {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+        ("response.content_part.added", {"item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+    ]
+    for index, word in enumerate(answer.words):
+        steps.append(("response.output_text.delta", {"item_id": item_id, "output_index": 0, "content_index": 0, "delta": word if index == 0 else " " + word}))
+    steps += [
+        ("response.output_text.done", {"item_id": item_id, "output_index": 0, "content_index": 0, "text": answer.text}),
+        ("response.output_item.done", {"output_index": 0, "item": final["output"][0]}),
+        ("response.incomplete" if final["status"] == "incomplete" else "response.completed", {"response": final}),
+    ]
+    return [
+        f"event: {name}\ndata: {_dumps({'type': name, 'sequence_number': number, **data})}\n\n".encode()
+        for number, (name, data) in enumerate(steps)
+    ]
 
 
 def _text_completion(completion_id: str, created: int, model: str, answer: Answer) -> bytes:

@@ -34,6 +34,7 @@ from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 from cockpit.keys import create_key
+from cockpit.proxy.endpoints import ENDPOINTS
 from cockpit.server.app import WRITE_METHODS, create_app
 from cockpit.runtime.context import RequestContext
 from cockpit.server.guards import require_account_admin, require_domain_admin, require_super_admin
@@ -350,20 +351,32 @@ def test_600_concurrent_context_requests_against_uvicorn(world: World) -> None:
     assert 600 / elapsed > 50  # the old system's bar; tests/bench/bench_serve.py measures for real
 
 
-PROXY_CALLS = {("POST", "/v1/chat/completions")}
-"""The one write method: the LLM proxy's call, which changes no configuration."""
+PROXY_CALLS = {("POST", endpoint.path) for endpoint in ENDPOINTS} | {("POST", "/v1/messages/count_tokens")}
+"""The write methods served: the gateway's calls, which change no configuration."""
 
 
 def test_write_methods_answer_405() -> None:
     app = create_app(sa.create_engine("sqlite://"), {"COCKPIT_MASTER_KEY": MASTER})
     with TestClient(app) as client:
-        for path in [*app.openapi()["paths"], "/v1/anything/else", "/v1/accounts"]:
+        for path in [*app.openapi()["paths"], "/v1/accounts"]:
             concrete = path.replace("{", "").replace("}", "")
             for method in WRITE_METHODS:
                 if (method, path) in PROXY_CALLS:
                     continue
                 response = client.request(method, concrete, headers={"Authorization": f"Bearer {MASTER}"}, json={"name": "x"})
                 assert response.status_code == 405, (method, path, response.text)
+
+
+def test_paths_nobody_serves_answer_404_naming_them() -> None:
+    app = create_app(sa.create_engine("sqlite://"), {"COCKPIT_MASTER_KEY": MASTER})
+    with TestClient(app) as client:
+        for method, path in (("POST", "/v1/files"), ("POST", "/v1/audio/speech"), ("GET", "/v1/batches"), ("POST", "/v1/anything/else"), ("DELETE", "/nothing")):
+            response = client.request(method, path, headers={"Authorization": f"Bearer {MASTER}"}, json={"name": "x"})
+            assert response.status_code == 404, (method, path, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "unknown_url" and f"{method} {path}" in error["message"]
+        wrong = client.get("/v1/chat/completions", headers={"Authorization": f"Bearer {MASTER}"})
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and wrong.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_openapi_document_holds_together() -> None:

@@ -184,3 +184,43 @@ def responses_bound(body: dict[str, Any], raw_length: int, model_max_output: int
     overhead = REQUEST_OVERHEAD_TOKENS + (TOOLS_OVERHEAD_TOKENS if tools else 0)
     prompt = raw_length + overhead + MESSAGE_OVERHEAD_TOKENS * len(items) + IMAGE_TOKENS * _images(items)
     return Bound(prompt, per_response, 1)
+
+
+ANTHROPIC_SERVER_TOOLS = ("web_search", "web_fetch", "code_execution", "mcp")
+"""Prefixes of Anthropic tool types that run on Anthropic's side and bill what they fetch."""
+ANTHROPIC_UNBOUNDED_FIELDS = {
+    "mcp_servers": "MCP servers add the tools' results to the input",
+    "container": "a code-execution container bills its own use",
+}
+
+
+def messages_bound(body: dict[str, Any], raw_length: int, model_max_output: int) -> Bound:
+    """The bound of an Anthropic Messages request: every byte of the body (system, messages,
+    tools), the template, each image, and `max_tokens` (the model's limit when absent; it covers
+    extended thinking, whose budget must fit in it). Documents by URL or file id and server
+    tools are refused: what they bring in is billed as input, unseen before the call."""
+    for name, why in ANTHROPIC_UNBOUNDED_FIELDS.items():
+        if body.get(name):
+            raise ProxyError(400, f"`{name}` is not accepted by the gateway: {why}, which no budget hold known before the call can cover.", "unsupported_parameter", param=name)
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    hosted = sorted({str(tool["type"]) for tool in tools if isinstance(tool, Mapping) and str(tool.get("type") or "").startswith(ANTHROPIC_SERVER_TOOLS)})
+    if hosted:
+        raise ProxyError(400, f"Server tools are not accepted by the gateway ({', '.join(hosted)}): their cost cannot be bounded before the call. Use client tools.", "unsupported_parameter", param="tools")
+    per_response = _integer(body, "max_tokens", MAX_OUTPUT_TOKENS)
+    if per_response is None:
+        per_response = body["max_tokens"] = model_max_output
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    images = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, Mapping):
+                continue
+            source = part.get("source") if isinstance(part.get("source"), Mapping) else {}
+            if part.get("type") == "document" and source.get("type") not in ("base64", "text", "content"):
+                raise ProxyError(400, "`document` blocks must carry their content (`base64`, `text` or `content` sources); documents by URL or file id are not accepted, since their cost cannot be bounded before the call.", "unsupported_content", param="messages")
+            if part.get("type") == "image":
+                images += 1
+    overhead = REQUEST_OVERHEAD_TOKENS + (TOOLS_OVERHEAD_TOKENS if tools else 0)
+    prompt = raw_length + overhead + MESSAGE_OVERHEAD_TOKENS * len(messages) + IMAGE_TOKENS * images
+    return Bound(prompt, per_response, 1)

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from cockpit.proxy.bounds import Bound, completions_bound, embeddings_bound, request_bound, responses_bound
+from cockpit.proxy.bounds import Bound, completions_bound, embeddings_bound, messages_bound, request_bound, responses_bound
 from cockpit.proxy.errors import ProxyError
-from cockpit.proxy.guard import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, TextFields, message_texts
+from cockpit.proxy.guard import ANTHROPIC_MESSAGES, CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, TextFields, message_texts, texts_of
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,18 @@ class Endpoint:
     final_events: frozenset[str] = frozenset()
     """For APIs whose streams name their events and end without `[DONE]`: the events that end
     a complete stream (a stream that stops before one of them was broken off)."""
+    wire: str = "openai"
+    """The API family it speaks: an upstream of the same family is called directly, and
+    errors are answered in its shape."""
+    opening_usage: Callable[[Mapping[str, Any]], Usage | None] | None = None
+    """For streams that state the input's usage in their first event and the output's in a
+    later one (Anthropic's `message_start`, then `message_delta`)."""
+
+    def error_body(self, error: ProxyError) -> dict[str, Any]:
+        """An error in the endpoint's API's own shape, so its SDK shows it as its own."""
+        if self.wire == "anthropic":
+            return {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(error.status, "api_error"), "message": error.message}}
+        return error.body()
 
     @property
     def named_events(self) -> bool:
@@ -175,6 +187,60 @@ def responses_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]
     delta = event.get("delta")
     if event.get("type") in RESPONSES_DELTAS and isinstance(delta, str) and delta:
         return [(_int(event.get("output_index")), f"{event['type']}:{_int(event.get('content_index'))}", delta)]
+    return []
+
+
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 502: "api_error", 503: "overloaded_error", 504: "api_error",
+}
+
+
+def _anthropic_usage_of(usage: Any) -> Usage | None:
+    """Anthropic reports input read from and written to the prompt cache apart from
+    `input_tokens`; all three are billed as input."""
+    if not isinstance(usage, Mapping):
+        return None
+    read = _int(usage.get("cache_read_input_tokens"))
+    total = _int(usage.get("input_tokens")) + _int(usage.get("cache_creation_input_tokens")) + read
+    return Usage(total, _int(usage.get("output_tokens")), read)
+
+
+def anthropic_usage(data: Mapping[str, Any]) -> Usage | None:
+    """The usage of a Messages answer, or of a stream's `message_delta` (cumulative)."""
+    if data.get("type") not in ("message", "message_delta"):
+        return None
+    return _anthropic_usage_of(data.get("usage"))
+
+
+def anthropic_opening_usage(data: Mapping[str, Any]) -> Usage | None:
+    """The input usage a stream's `message_start` states."""
+    message = data.get("message") if data.get("type") == "message_start" else None
+    return _anthropic_usage_of(message.get("usage")) if isinstance(message, Mapping) else None
+
+
+def anthropic_answer_texts(answer: Mapping[str, Any]) -> list[str]:
+    """The texts of a Messages answer: text and thinking blocks, tool uses' names and input."""
+    found: list[str] = []
+    content = answer.get("content")
+    for block in content if isinstance(content, list) else ():
+        if not isinstance(block, Mapping):
+            continue
+        found += [block[name] for name in ("text", "thinking", "name") if isinstance(block.get(name), str)]
+        if "input" in block:
+            found += texts_of({"input": block["input"]}, TextFields(values=("input",)))
+    return found
+
+
+def anthropic_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+    """The text a Messages stream event adds, per content block."""
+    index = _int(event.get("index"))
+    if event.get("type") == "content_block_delta" and isinstance(event.get("delta"), Mapping):
+        delta = event["delta"]
+        return [(index, name, delta[name]) for name in ("text", "partial_json", "thinking") if isinstance(delta.get(name), str) and delta[name]]
+    if event.get("type") == "content_block_start" and isinstance(event.get("content_block"), Mapping):
+        block = event["content_block"]
+        return [(index, name, block[name]) for name in ("text", "name") if isinstance(block.get(name), str) and block[name]]
     return []
 
 
@@ -308,4 +374,26 @@ RESPONSES_ENDPOINT = Endpoint(
     final_events=frozenset({"response.completed", "response.incomplete", "response.failed"}),
 )
 
-ENDPOINTS = (CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, RESPONSES_ENDPOINT)
+MESSAGES_ENDPOINT = Endpoint(
+    name="messages",
+    path="/v1/messages",
+    upstream_path="/messages",
+    required="messages",
+    texts=ANTHROPIC_MESSAGES,
+    parameters=frozenset({
+        "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking",
+        "service_tier",
+    }),
+    bound=messages_bound,
+    usage=anthropic_usage,
+    answer_texts=anthropic_answer_texts,
+    delta_texts=anthropic_delta_texts,
+    prompt_fields=("system", "messages", "tools"),
+    translate="anthropic_messages",
+    asks_usage=False,
+    final_events=frozenset({"message_stop"}),
+    wire="anthropic",
+    opening_usage=anthropic_opening_usage,
+)
+
+ENDPOINTS = (CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, RESPONSES_ENDPOINT, MESSAGES_ENDPOINT)

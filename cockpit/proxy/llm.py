@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
+from cockpit.proxy.upstream import lines_of, sse_events
+
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -32,6 +34,10 @@ litellm.suppress_debug_info = True
 # again (a hidden second request, maybe without the `max_tokens` the budget hold was sized for),
 # and after two 422s answer None. A parameter a provider refuses is the caller's 400.
 litellm.drop_params = False
+# /v1/messages for an OpenAI model goes to the upstream's chat completions, not its Responses API:
+# litellm's Responses translation asks for at least 16 output tokens whatever `max_tokens` said
+# (more than the budget hold was sized for) and its stream imports litellm's proxy server.
+litellm.use_chat_completions_url_for_anthropic_messages = True
 for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
@@ -103,7 +109,7 @@ async def translated_answer(function: str, target: Deployment, params: Mapping[s
     response = await getattr(litellm, function)(**target, **params)
     if response is None:
         raise EmptyAnswer("the upstream returned no answer")
-    answer = response.model_dump(mode="json", exclude_none=True)
+    answer = dict(response) if isinstance(response, dict) else response.model_dump(mode="json", exclude_none=True)
     if isinstance(answer.get("usage"), dict):
         answer["usage"].pop("cost", None)
     return answer
@@ -116,15 +122,17 @@ async def translated_stream(endpoint: Any, target: Deployment, params: Mapping[s
     stream = await getattr(litellm, endpoint.translate)(**target, **params, stream=True, **asked)
     if stream is None:
         raise EmptyAnswer("the upstream returned no stream")
-    return TranslatedStream(stream)
+    return TranslatedStream(stream, endpoint.final_events if endpoint.wire == "anthropic" else None)
 
 
 class TranslatedStream:
     """litellm's stream of chunks as (event name, data) pairs, as a direct upstream's."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, sse_final_events: frozenset[str] | None = None) -> None:
         self.stream = stream
-        self._iterator = self._events()  # one reading of the stream, however often iterated
+        # One reading of the stream, however often iterated. litellm's Messages streams are
+        # server-sent events as bytes already: they are parsed as a direct upstream's.
+        self._iterator = self._events() if sse_final_events is None else sse_events(lines_of(stream), sse_final_events)
 
     def __aiter__(self) -> Any:
         return self._iterator

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from cockpit.budgets.counters import credits
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
-from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, RESPONSES_ENDPOINT, Endpoint, Usage
+from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT, Endpoint, Usage
 from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
 from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, scan_texts, screen_for, texts_of
 from cockpit.proxy.llm import EmptyAnswer, count_tokens, translated_answer, translated_stream
@@ -123,15 +123,67 @@ async def responses(request: Request) -> Response:
     return await serve(request, RESPONSES_ENDPOINT)
 
 
+@router.post("/v1/messages", responses=ERRORS, openapi_extra=_request_schema("messages"))
+@router.post("/messages", responses=ERRORS, include_in_schema=False)
+async def messages(request: Request) -> Response:
+    """Anthropic's Messages API: passed through to Anthropic models, translated by litellm for
+    others, governed as every endpoint is; errors in Anthropic's shape."""
+    return await serve(request, MESSAGES_ENDPOINT)
+
+
+@router.post("/v1/messages/count_tokens", responses=ERRORS, openapi_extra=_request_schema("messages"))
+@router.post("/messages/count_tokens", responses=ERRORS, include_in_schema=False)
+async def count_message_tokens(request: Request) -> Response:
+    """The input tokens of a Messages request, as Anthropic counts them (asked of an Anthropic
+    upstream; counted by the model's tokenizer otherwise). The text goes to the provider, so
+    model access and block patterns apply; counting is free, so no budget is held or charged."""
+    endpoint = MESSAGES_ENDPOINT
+    try:
+        proxy = proxy_of(request)
+        context = request.scope.get(SCOPE_KEY, EMPTY)
+        account_id = credential_of(context)
+        raw = await request.body()
+        body = endpoint.parse(raw)
+        snapshot = await account_snapshot(request, account_id)
+        caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
+        catalog = await proxy.catalog_for(snapshot)
+        name = body["model"]
+        model = catalog.models.get(name)
+        if model is None:
+            raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
+        if name not in allowed_for(snapshot, caller):
+            raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
+        screen = screen_for(snapshot, caller.domain, caller.user, caller.agent)
+        blocked = _blocked(await scan_texts(screen, texts_of(body, endpoint.texts), "request"), "request")
+        if blocked is not None:
+            raise blocked
+        direct = catalog.direct.get(name)
+        if direct is not None and direct.wire == "anthropic":
+            try:
+                answer = await direct.answer(proxy.http, endpoint, {k: v for k, v in body.items() if k not in ("max_tokens", "stream")}, "/messages/count_tokens")
+            except Exception as exc:
+                raise upstream_error(exc, name, secrets=deployment_secrets(catalog.deployments[name])) from None
+            return JSONResponse({"input_tokens": int(answer.get("input_tokens") or 0)})
+        text = json.dumps([body.get(field) for field in endpoint.prompt_fields if body.get(field) is not None], ensure_ascii=False)
+        return JSONResponse({"input_tokens": await run_in_threadpool(count_tokens, model, text)})
+    except ProxyError as exc:
+        return error_response(endpoint, exc)
+
+
 async def serve(request: Request, endpoint: Endpoint) -> Response:
-    """One call of `endpoint`, governed; every failure is an answer in OpenAI's error shape."""
+    """One call of `endpoint`, governed; every failure is an answer in the endpoint's API's
+    error shape."""
     try:
         return await _serve(request, endpoint)
     except ProxyError as exc:
-        return exc.response()
+        return error_response(endpoint, exc)
     except SQLAlchemyError as exc:
         log.error("proxy: database error: %s", type(exc).__name__)
-        return ProxyError(503, "The gateway's database is unavailable; retry later.", "database_unavailable").response()
+        return error_response(endpoint, ProxyError(503, "The gateway's database is unavailable; retry later.", "database_unavailable"))
+
+
+def error_response(endpoint: Endpoint, error: ProxyError) -> Response:
+    return JSONResponse(endpoint.error_body(error), status_code=error.status, headers=error.headers)
 
 
 async def _serve(request: Request, endpoint: Endpoint) -> Response:
@@ -146,6 +198,8 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
     name = body["model"]
     model = catalog.models.get(name)
     direct = catalog.direct.get(name)
+    if direct is not None and direct.wire != endpoint.wire:
+        direct = None  # another API: litellm translates
     if model is None:
         raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
     if name not in allowed_for(snapshot, caller):
@@ -263,12 +317,24 @@ class Call:
         self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
         self.request_id = f"ck-{uuid.uuid4().hex}"
         self.row_id = uuid.uuid4()
+        self.opening: Usage | None = None
         self.finished = False
 
     @property
     def headers(self) -> dict[str, str]:
         """`x-cockpit-request-id` is the id of the call's ledger row."""
         return {"x-request-id": self.request_id, "x-cockpit-request-id": str(self.row_id)}
+
+    def error_event(self, error: ProxyError) -> bytes:
+        """An error inside a stream that has begun, in the endpoint's shape."""
+        return _event("error" if self.endpoint.named_events else None, self.endpoint.error_body(error))
+
+    def with_opening(self, usage: Usage) -> Usage:
+        """The final usage, with the input its stream's first event stated (a final event that
+        repeats the input counts it once)."""
+        if self.opening is None:
+            return usage
+        return Usage(max(usage.input_tokens, self.opening.input_tokens), usage.output_tokens, max(usage.cached_input_tokens, self.opening.cached_input_tokens))
 
     def cost(self, usage: Usage | None) -> Decimal:
         if usage is None:
@@ -327,7 +393,7 @@ class Call:
         await self.finish(raw_cost, _usage_metadata(usage, stream=False))
         blocked = _blocked(hits, "response")
         if blocked is not None:
-            return blocked.response()
+            return error_response(self.endpoint, blocked)
         return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json", headers=self.headers)
 
     async def relay(self, events: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
@@ -337,9 +403,11 @@ class Call:
             async for name, data in events:
                 if self.endpoint.named_events:
                     name = name or data.get("type")
+                if self.endpoint.opening_usage is not None:
+                    self.opening = self.endpoint.opening_usage(data) or self.opening
                 found = self.endpoint.usage(data)
                 if found is not None:
-                    usage = found
+                    usage = self.with_opening(found)
                     if self.endpoint.asks_usage and not data.get("choices"):  # the usage-only last chunk
                         if want_usage:
                             data["model"] = self.name
@@ -355,14 +423,14 @@ class Call:
                 if hit is not None:
                     self.hits += (hit,)
                     failure = GuardrailStop(hit.preset)
-                    yield _event(None, _blocked((hit,), "response").body())
+                    yield self.error_event(_blocked((hit,), "response"))
                     return
                 _rename(data, self.name)
                 yield _event(name, data)
             last = await _finish_screen(screen, seen)
             if last is not None:
                 self.hits += (last,)
-                yield _event(None, _blocked((last,), "response").body())
+                yield self.error_event(_blocked((last,), "response"))
                 return
             if not self.endpoint.named_events:
                 yield DONE
@@ -370,13 +438,14 @@ class Call:
             failure = exc
             error = ProxyError(502, f"The upstream provider of model `{self.name}` broke off the answer after {chunks} chunk(s); what arrived is charged. Retry the request.", "upstream_stream_broken")
             log.warning("stream of %s from %s broke after %d chunk(s): %s", self.name, self.caller.user, chunks, type(exc).__name__)
-            yield _event(None, error.body())
+            yield self.error_event(error)
         finally:
             with anyio.CancelScope(shield=True):
                 if usage is None and failure is None:
                     # The client went away: the provider goes on to bill the whole answer
                     # (hidden reasoning tokens too), so read on, briefly, for its usage.
-                    usage = await _drain_usage(events, self.endpoint)
+                    drained = await _drain_usage(events, self.endpoint)
+                    usage = self.with_opening(drained) if drained is not None else None
                 await _close(events)
                 self.hits += tuple(h for h in screen.hits() if h not in self.hits)
                 if usage is not None:

@@ -24,9 +24,24 @@ from cockpit.proxy.endpoints import Endpoint
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 """litellm's own default, kept for models that name no `timeout`."""
-OPENAI_BASE = "https://api.openai.com/v1"
-PASSED_THROUGH_PREFIXES = ("openai/",)
-"""Upstream model prefixes whose provider speaks OpenAI's APIs on the wire."""
+ANTHROPIC_VERSION = "2023-06-01"
+"""The Messages API version the gateway speaks (callers' `anthropic-version` is not passed on:
+the gateway, not the caller, decides what the upstream is asked)."""
+
+
+@dataclass(frozen=True)
+class Wire:
+    """An upstream API family: the model prefixes that speak it and how it is addressed."""
+
+    name: str
+    prefixes: tuple[str, ...]
+    default_base: str
+
+
+WIRES = (
+    Wire("openai", ("openai/",), "https://api.openai.com/v1"),
+    Wire("anthropic", ("anthropic/",), "https://api.anthropic.com"),
+)
 PASS_THROUGH_PARAMS = frozenset({"model", "api_base", "api_key", "extra_body", "timeout", "num_retries", "max_retries", "input_cost_per_token", "output_cost_per_token"})
 """Deployment parameters the direct path understands; a deployment with any other (an
 `api_version`, say) is left to litellm."""
@@ -47,8 +62,9 @@ class UpstreamStreamBroken(Exception):
 
 @dataclass(frozen=True)
 class Direct:
-    """An OpenAI-compatible upstream, called without litellm."""
+    """An upstream called without litellm, in its own API (`wire`)."""
 
+    wire: str
     base_url: str
     model: str
     api_key: str | None
@@ -59,28 +75,42 @@ class Direct:
     def of(cls, deployment: Mapping[str, Any]) -> "Direct | None":
         """The direct route of a deployment, or None when only litellm can call it."""
         upstream = str(deployment.get("model") or "")
-        if not upstream.startswith(PASSED_THROUGH_PREFIXES) or set(deployment) - PASS_THROUGH_PARAMS:
+        wire = next((w for w in WIRES if upstream.startswith(w.prefixes)), None)
+        if wire is None or set(deployment) - PASS_THROUGH_PARAMS:
             return None
         return cls(
-            str(deployment.get("api_base") or OPENAI_BASE).rstrip("/"),
+            wire.name,
+            str(deployment.get("api_base") or wire.default_base).rstrip("/"),
             upstream.split("/", 1)[1],
             deployment.get("api_key"),
             dict(deployment.get("extra_body") or {}),
             float(deployment.get("timeout") or DEFAULT_TIMEOUT_SECONDS),
         )
 
-    def _request(self, client: httpx.AsyncClient, endpoint: Endpoint, body: Mapping[str, Any]) -> httpx.Request:
+    def url(self, path: str) -> str:
+        """OpenAI's base URLs end in `/v1`, Anthropic's do not (litellm's conventions, which
+        the catalog's `api_base` follows); both endpoints' paths are relative to `/v1`."""
+        base = self.base_url
+        if self.wire == "anthropic" and not base.endswith("/v1"):
+            base += "/v1"
+        return base + path
+
+    def _request(self, client: httpx.AsyncClient, endpoint: Endpoint, body: Mapping[str, Any], path: str | None = None) -> httpx.Request:
         sent = {**body, **self.extra_body, "model": self.model}
         headers = {"content-type": "application/json", "accept": "application/json"}
-        if self.api_key:
+        if self.wire == "anthropic":
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+            if self.api_key:
+                headers["x-api-key"] = self.api_key
+        elif self.api_key:
             headers["authorization"] = f"Bearer {self.api_key}"
         return client.build_request(
-            "POST", self.base_url + endpoint.upstream_path, content=json.dumps(sent, separators=(",", ":")).encode(),
+            "POST", self.url(path or endpoint.upstream_path), content=json.dumps(sent, separators=(",", ":")).encode(),
             headers=headers, timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
         )
 
-    async def answer(self, client: httpx.AsyncClient, endpoint: Endpoint, body: Mapping[str, Any]) -> dict[str, Any]:
-        response = await client.send(self._request(client, endpoint, body))
+    async def answer(self, client: httpx.AsyncClient, endpoint: Endpoint, body: Mapping[str, Any], path: str | None = None) -> dict[str, Any]:
+        response = await client.send(self._request(client, endpoint, body, path))
         if response.status_code != 200:
             raise UpstreamStatus(response.status_code, _error_text(response.content))
         try:
@@ -103,54 +133,70 @@ class Direct:
 
 
 class EventStream:
-    """The server-sent events of an upstream's streamed answer, as (event name, data) pairs;
-    `[DONE]` ends it, or for APIs that name their events one of `final_events`. A connection
-    that ends before either raises `UpstreamStreamBroken`."""
+    """The server-sent events of an upstream's streamed answer, as (event name, data) pairs."""
 
     def __init__(self, response: httpx.Response, final_events: frozenset[str] = frozenset()) -> None:
         self.response = response
-        self.final_events = final_events
-        self.done = False
-        self._iterator = self._events()  # one reading of the body, however often iterated
+        self._iterator = sse_events(_lines(response), final_events)  # one reading of the body
 
     def __aiter__(self) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
         return self._iterator
 
-    async def _events(self) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
-        event: str | None = None
-        data: list[str] = []
-        try:
-            async for line in self.response.aiter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip(" "))
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif not line and data:
-                    text = "\n".join(data)
-                    data = []
-                    if text == "[DONE]":
-                        self.done = True
-                        return
-                    try:
-                        parsed = json.loads(text)
-                    except ValueError:
-                        raise UpstreamStreamBroken("an event of the upstream's stream is not JSON") from None
-                    if isinstance(parsed, dict):
-                        name = event or parsed.get("type")
-                        if name in self.final_events:
-                            self.done = True
-                        yield event, parsed
-                        if self.done:
-                            return
-                    event = None
-        except httpx.HTTPError as exc:
-            raise UpstreamStreamBroken(type(exc).__name__) from exc
-        if not self.done:
-            raise UpstreamStreamBroken("the upstream's stream ended without [DONE]")
-
     async def aclose(self) -> None:
         await self._iterator.aclose()
         await self.response.aclose()
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[str]:
+    try:
+        async for line in response.aiter_lines():
+            yield line
+    except httpx.HTTPError as exc:
+        raise UpstreamStreamBroken(type(exc).__name__) from exc
+
+
+async def sse_events(lines: AsyncIterator[str], final_events: frozenset[str] = frozenset()) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+    """Server-sent events from their lines. `[DONE]` ends the stream, or, for APIs that name
+    their events, one of `final_events`; lines that end before either raise
+    `UpstreamStreamBroken` (the upstream broke off the answer)."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif not line and data:
+            text = "\n".join(data)
+            data = []
+            if text == "[DONE]":
+                return
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                raise UpstreamStreamBroken("an event of the upstream's stream is not JSON") from None
+            if isinstance(parsed, dict):
+                if parsed.get("type") == "error" and isinstance(parsed.get("error"), Mapping):
+                    raise UpstreamStreamBroken(f"the upstream sent an error event: {parsed['error'].get('type')}")
+                yield event, parsed
+                if (event or parsed.get("type")) in final_events:
+                    return
+            event = None
+    raise UpstreamStreamBroken("the upstream's stream ended before its last event")
+
+
+async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Text lines of a stream of byte chunks (litellm's translated Messages streams are SSE
+    frames as bytes)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+    if pending:
+        yield pending.decode("utf-8", "replace")
+    yield ""
 
 
 def _error_text(content: bytes) -> str:

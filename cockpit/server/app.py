@@ -10,6 +10,7 @@ from typing import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 from sqlalchemy.engine import Engine
 
 from cockpit import __version__
@@ -19,6 +20,20 @@ from cockpit.server.tenant import TenantMiddleware, TenantResolver
 from cockpit.store.secrets import SecretBox
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", *WRITE_METHODS]
+
+
+def _path_matches(route: object, request: Request) -> bool:
+    """Whether `route` serves this path with some method (Starlette's partial match)."""
+    matches = getattr(route, "matches", None)
+    if matches is None:
+        return False
+    match, _ = matches(request.scope)
+    return match is not Match.NONE
+
+
+def _openai_error(message: str, code: str) -> dict[str, object]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
 
 
 def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantResolver | None = None, box: SecretBox | None = None) -> FastAPI:
@@ -52,12 +67,31 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
     )
     app.state.engine = engine
     app.state.resolver = resolver
-    for router in routers():
+    included = routers()
+    for router in included:
         app.include_router(router)
+    served = [route for router in included for route in router.routes]
 
-    @app.api_route("/v1/{path:path}", methods=WRITE_METHODS, include_in_schema=False)
-    async def read_only(request: Request, path: str) -> JSONResponse:
-        return JSONResponse({"detail": "Method Not Allowed: this API is read-only; changes come only through `cockpit apply`"}, status_code=405, headers={"Allow": "GET"})
+    @app.api_route("/{path:path}", methods=ALL_METHODS, include_in_schema=False)
+    async def unserved(request: Request, path: str) -> JSONResponse:
+        """What no route serves. A path of the read API asked to change something: 405, the
+        read-only rule. A gateway path with another method: 405 naming the one it takes.
+        Anything else: 404 in OpenAI's error shape, naming the path, so an SDK calling an API
+        the gateway does not serve (files, batches, audio, ...) says so instead of guessing."""
+        allowed = sorted({method for route in served if _path_matches(route, request) for method in getattr(route, "methods", ())} - {"HEAD"})
+        if "GET" in allowed and request.method in WRITE_METHODS:
+            return JSONResponse({"detail": "Method Not Allowed: this API is read-only; changes come only through `cockpit apply`"}, status_code=405, headers={"Allow": "GET"})
+        if allowed:
+            message = f"{request.method} is not served at {request.url.path}; use {' or '.join(allowed)}."
+            return JSONResponse(_openai_error(message, "method_not_allowed"), status_code=405, headers={"Allow": ", ".join(allowed)})
+        message = f"Unknown request URL: {request.method} {request.url.path}. The gateway serves chat completions, completions, embeddings, responses, messages and models; see /docs for the read API."
+        return JSONResponse(_openai_error(message, "unknown_url"), status_code=404)
+
+    async def unmatched(scope, receive, send) -> None:  # paths no route's pattern takes (a newline in them)
+        response = await unserved(Request(scope, receive), scope.get("path", ""))
+        await response(scope, receive, send)
+
+    app.router.default = unmatched
 
     app.add_middleware(TenantMiddleware, resolver=resolver)
     app.add_middleware(RequestLimitMiddleware, max_body_bytes=body_limit)

@@ -216,6 +216,7 @@ def _digest(token: str) -> str:
 
 def request_token(headers: Mapping[bytes, bytes], method: str = "GET") -> str | None:
     """Cookie `token` (GET and HEAD only), else `Authorization` (Bearer optional), else
+    `x-api-key` (how Anthropic's SDKs send a key), `api-key` (Azure OpenAI's) or
     `x-litellm-api-key`."""
     cookie = headers.get(b"cookie") if method in COOKIE_METHODS else None
     if cookie:
@@ -223,7 +224,7 @@ def request_token(headers: Mapping[bytes, bytes], method: str = "GET") -> str | 
             name, _, value = part.strip().partition("=")
             if name == "token" and value.strip():
                 return value.strip().strip('"')
-    raw = headers.get(b"authorization") or headers.get(b"x-litellm-api-key")
+    raw = headers.get(b"authorization") or headers.get(b"x-api-key") or headers.get(b"api-key") or headers.get(b"x-litellm-api-key")
     if not raw:
         return None
     scheme, _, rest = raw.decode("latin-1").strip().partition(" ")

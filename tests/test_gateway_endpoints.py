@@ -296,3 +296,26 @@ def test_responses_whose_cost_the_body_does_not_show_are_refused(server: InProce
     assert upstream.requests == []
     tools = post(server.url, bob, "/v1/responses", {"model": "priced", "input": "hi", "max_output_tokens": 3, "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]})
     assert tools.status_code == 200, tools.text
+
+
+def test_a_user_sees_their_own_spend_and_whats_left(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:
+    alice = issue_key(applied.url, "alice@acme.com")
+    bob = issue_key(applied.url, "bob@acme.com")
+    for path, make in CALLS.items():
+        assert post(server.url, alice, path, make("priced", "hello")).status_code == 200
+    assert post(server.url, bob, "/v1/embeddings", {"model": "priced", "input": "bob's own"}).status_code == 200
+    server.flush()
+    mine = httpx.get(f"{server.url}/v1/me/usage", headers={"Authorization": f"Bearer {alice}"}).json()
+    rows = [row for row in ledger_rows(applied.url) if row.user_email == "alice@acme.com"]
+    assert mine["user"] == "alice@acme.com" and mine["domain"] == "copilot"
+    assert sorted(s["endpoint"] for s in mine["spend"]) == sorted(path.removeprefix("/v1/").replace("/", ".") for path in CALLS)
+    assert all(s["model"] == "priced" and s["requests"] == 1 for s in mine["spend"])
+    assert Decimal(str(mine["total_credits"])) == sum(Decimal(str(row.credits)) for row in rows)
+    limits = {limit["scope"]: limit for limit in mine["limits"]}
+    assert set(limits) == {"user:alice@acme.com", "team:research/ml", "account"}
+    own = limits["user:alice@acme.com"]
+    assert own["limit"] == 5 and Decimal(str(own["used"])) == sum(Decimal(str(row.credits)) for row in rows)
+    assert abs(own["remaining"] - (5 - own["used"])) < 1e-8
+    team = limits["team:research/ml"]  # alice and bob are both in research/ml
+    assert team["used"] > own["used"]
+    assert httpx.get(f"{server.url}/v1/me/usage").status_code == 401

@@ -135,3 +135,28 @@ def scope_usage(connection: Connection, account_id: uuid.UUID, window: Window, a
     total = connection.execute(sa.select(sa.func.sum(ledger.credits)).where(in_window)).scalar()
     used["account"] = Decimal(total or 0)
     return Used({scope: float(amount) for scope, amount in used.items()})
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What one person spent on one model through one endpoint in a window."""
+
+    model: str | None
+    endpoint: str | None
+    requests: int
+    credits: Decimal
+
+
+def caller_spend(connection: Connection, account_id: uuid.UUID, window: Window, domain: str, user: str) -> list[Spend]:
+    """A person's spend in `window` by model and endpoint (the endpoint is in each ledger row's
+    metadata; rows written before it was recorded count as chat completions): one grouped query."""
+    ledger = usage_ledger.c
+    endpoint = ledger.metadata["endpoint"].as_string()
+    rows = connection.execute(
+        sa.select(ledger.model_name, endpoint, sa.func.count(), sa.func.sum(ledger.credits))
+        .where(ledger.account_id == account_id, ledger.created_at >= window.start, ledger.created_at < window.end,
+               ledger.domain == domain, ledger.user_email == user)
+        .group_by(ledger.model_name, endpoint)
+        .order_by(ledger.model_name, endpoint)
+    ).all()
+    return [Spend(model, found or "chat.completions", int(count), Decimal(total or 0)) for model, found, count, total in rows]

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.budgets.counters import credits
+from cockpit.budgets.usage import Spend, caller_spend, iso, scope_usage
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
 from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT, Endpoint, Usage
@@ -527,3 +528,40 @@ async def retrieve_model(request: Request, model_id: str) -> Response:
     if model_id not in names:
         return ProxyError(404, f"The model `{model_id}` does not exist or you do not have access to it.", "model_not_found", param="model").response()
     return JSONResponse(_model_entry(model_id))
+
+
+@router.get("/v1/me/usage", responses={k: v for k, v in ERRORS.items() if k in (401, 403)})
+async def my_usage(request: Request) -> Response:
+    """The caller's own spend in the current cycle, for any user credential: each limit of
+    their chain (own allocation, teams, orgs or pool, the account) with what it has used and
+    has left, and their spend by model and endpoint. Read from the ledger, which the gateway
+    writes in batches: a call shows here within a second or so of its answer."""
+    try:
+        proxy = proxy_of(request)
+        context = request.scope.get(SCOPE_KEY, EMPTY)
+        snapshot = await account_snapshot(request, credential_of(context))
+        caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
+    except ProxyError as exc:
+        return exc.response()
+    started = now()
+    cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
+    limits = limits_for(snapshot, caller.domain, caller.user, cycle)
+    plan = snapshot.graph.active_plan()
+    allocated = set(snapshot.graph.allocations.get(plan, {})) if plan else set()
+
+    def read() -> tuple[Any, list[Spend]]:
+        with proxy.engine.connect() as connection:
+            return scope_usage(connection, snapshot.account_id, cycle.window, allocated), caller_spend(connection, snapshot.account_id, cycle.window, caller.domain, caller.user)
+
+    used, spend = await run_in_threadpool(read)
+    return JSONResponse({
+        "user": caller.user,
+        "domain": caller.domain,
+        "cycle": {"start": iso(cycle.window.start), "end": iso(cycle.window.end)},
+        "limits": [
+            {"scope": limit.scope, "limit": float(limit.limit), "used": round(used[limit.scope], 8), "remaining": max(0.0, round(float(limit.limit) - used[limit.scope], 8))}
+            for limit in limits
+        ],
+        "spend": [{"model": s.model, "endpoint": s.endpoint, "requests": s.requests, "credits": float(s.credits)} for s in spend],
+        "total_credits": float(sum((s.credits for s in spend), Decimal(0))),
+    })

@@ -1,16 +1,19 @@
-"""The one module that imports litellm: offline settings, the deployments, the call, warm-up.
+"""The one module that imports litellm: offline settings, the deployments, translated calls,
+warm-up.
 
 litellm fetches its model cost map from GitHub at import time unless told not to, and a
-black-holed endpoint stalls the import by seconds, so
-`LITELLM_OFFLINE_MODE` is set before the import. Prices come from our `Model` rows (every model
-has one; validation refuses a model without), given to litellm per deployment so it computes
-`response_cost` for any model. Importing litellm costs ~2 s and ~190 MiB, so only `cockpit
+black-holed endpoint stalls the import by seconds, so `LITELLM_OFFLINE_MODE` is set before the
+import. Charges are computed from each answer's usage at our `Model` rows' prices (every model
+has one; validation refuses a model without); the prices are also given to litellm per
+deployment so its own logs agree. Importing litellm costs ~2 s and ~190 MiB, so only `cockpit
 serve` imports this module, never `plan` or `apply`.
 
-Each model has exactly one deployment, so calls go to `litellm.acompletion` with that
-deployment's parameters rather than through litellm's Router: the Router would only add its
-layers (a quarter of litellm's CPU per call, measured), retries that hide failures, and
-cooldowns that turn one upstream error into "no deployments available" for everyone.
+litellm is the translator: it calls upstreams whose API differs from the endpoint's (the
+direct path in `cockpit.proxy.upstream` serves the rest). Each model has exactly one deployment,
+so calls go to litellm's function for the endpoint with that deployment's parameters rather
+than through litellm's Router: the Router would only add its layers (a quarter of litellm's CPU
+per call, measured), retries that hide failures, and cooldowns that turn one upstream error
+into "no deployments available" for everyone.
 """
 
 from __future__ import annotations

@@ -99,6 +99,24 @@ class KindRegistry:
         """Resource type → what it adds to the policy index."""
         return self._index
 
+    def check_tables(self, tables: Mapping[str, Any]) -> None:
+        """Every resource type's table has its key, field, parent and secret columns. The
+        tables are the store's (`metadata.tables`), a layer above, so the store passes them."""
+        for resource_type in self._types:
+            table = tables.get(resource_type.table)
+            if table is None:
+                raise RegistryError(f"resource type {resource_type.name!r}: no table {resource_type.table!r}")
+            columns = [
+                *resource_type.key_columns,
+                *resource_type.fields,
+                *(parent.column for parent in resource_type.parents),
+            ]
+            if resource_type.secret:
+                columns += [f"{resource_type.secret}_encrypted", f"{resource_type.secret}_fingerprint"]
+            missing = [column for column in columns if column not in table.c]
+            if missing:
+                raise RegistryError(f"resource type {resource_type.name!r}: columns {missing} not in table {table.name}")
+
 
 def _check(kind: Kind, earlier: Mapping[str, ResourceType]) -> None:
     name = kind.name

@@ -1,4 +1,4 @@
-"""Effective budget allocation (DESIGN.md, Budgets): per scope, per plan, and a user's chain.
+"""Effective budget allocation: per scope, per plan, and a user's chain.
 
 A scope's effective allocation is its allocation (manual or equal share), replaced by its
 override when it has one; an override without an allocation has no effect. Sums are taken in

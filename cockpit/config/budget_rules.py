@@ -1,4 +1,4 @@
-"""Budget plan rules (DESIGN.md, Budgets): exact hundredths, overrides, nesting, capacity.
+"""Budget plan rules: exact hundredths, overrides, nesting, capacity.
 
 A scope counts inside its nearest allocated ancestor: a user inside its allocated teams, else
 inside the allocated orgs of its teams; a team inside its org when the org is allocated; the rest

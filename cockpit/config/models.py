@@ -1,8 +1,10 @@
-"""The config language: one pydantic model per kind (DESIGN.md, "The config language").
+"""The config language: one pydantic model per kind of `cockpit/v1`.
 
 These models are the single source of the JSON Schemas under `schemas/` (`cockpit schema
-export`). Defaults follow the old system (reference/seed-behaviour.md) unless DESIGN.md decides
-otherwise. Every model forbids unknown fields, so a typo is an error, not a silent no-op.
+export`) and of every field's default: the exporter omits a field that holds the default stated
+here. The defaults are those of the system Cockpit replaces (an account is active, a grant
+allows, a pattern detects, a listing is published at version 1.0.0), so configs migrated from it
+mean the same. Every model forbids unknown fields, so a typo is an error, not a silent no-op.
 """
 
 from __future__ import annotations

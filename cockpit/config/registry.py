@@ -1,151 +1,99 @@
-"""Kinds and what the engine needs to know about each, in one immutable registry.
+"""The kinds of `cockpit/v1`, listed in one place, and the registry that holds them.
 
 Validate, plan, apply, export and the read API ask the registry about kinds; they never import a
-kind's module directly. A new kind is one more `Descriptor` in `build_registry()`.
+kind's module directly. Each kind's config-language facts and semantic rules are its
+`Descriptor` here; its resource types, expander, exporter and policy index hang off the same
+descriptor in `cockpit.resources.kinds`, which refuses to build unless every kind here has them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from types import MappingProxyType
-from typing import Iterator, Mapping
 
-from pydantic import BaseModel
+from cockpit.config import models, semantics
+from cockpit.config.descriptor import Descriptor, Registry, RegistryError, Rules
 
-from cockpit.config import models
+__all__ = ["Descriptor", "Registry", "RegistryError", "Rules", "build_registry", *(
+    "ACCOUNT", "MODEL", "DIRECTORY", "MODEL_ACCESS", "FEATURES", "GUARDRAIL_PRESET", "AGENT",
+    "CONNECTION", "MARKETPLACE_LISTING", "BUDGET_PLAN",
+)]
 
-
-class RegistryError(Exception):
-    """The registry itself is inconsistent: a programming error, raised at start-up."""
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """What the engine knows about one kind."""
-
-    kind: str
-    model: type[BaseModel]
-    key_fields: tuple[str, ...]
-    """Fields of a document that form its natural key, e.g. ("account", "name")."""
-    depends_on: tuple[str, ...] = ()
-    """Kinds whose resources must exist first (create order; reversed on delete)."""
-    mergeable: bool = False
-    """Documents with the same key merge their lists (a directory split over several files)."""
-    secret_fields: tuple[str, ...] = ()
-    """Dotted paths of secret values; `*` matches any key. Never shown, never echoed."""
-
-    @property
-    def account_scoped(self) -> bool:
-        return "account" in self.key_fields
-
-    def key_of(self, document: Mapping[str, object]) -> tuple[object, ...]:
-        """The natural key of a raw document (a mapping as loaded from YAML)."""
-        return tuple(document.get(field) for field in self.key_fields)
-
-
-class Registry:
-    """An immutable map of kind → descriptor, ordered by dependency."""
-
-    def __init__(self, descriptors: list[Descriptor]) -> None:
-        by_kind: dict[str, Descriptor] = {}
-        for descriptor in descriptors:
-            if descriptor.kind in by_kind:
-                raise RegistryError(f"kind {descriptor.kind!r} is registered twice")
-            if not descriptor.key_fields:
-                raise RegistryError(f"kind {descriptor.kind!r} has no natural key")
-            by_kind[descriptor.kind] = descriptor
-        for descriptor in descriptors:
-            for dependency in descriptor.depends_on:
-                if dependency not in by_kind:
-                    raise RegistryError(
-                        f"kind {descriptor.kind!r} depends on unknown kind {dependency!r}"
-                    )
-        self._by_kind = MappingProxyType({d.kind: by_kind[d.kind] for d in _ordered(by_kind)})
-
-    def get(self, kind: str) -> Descriptor | None:
-        return self._by_kind.get(kind)
-
-    def kinds(self) -> list[str]:
-        """Kind names in dependency order: parents first."""
-        return list(self._by_kind)
-
-    def __iter__(self) -> Iterator[Descriptor]:
-        return iter(self._by_kind.values())
-
-    def __len__(self) -> int:
-        return len(self._by_kind)
-
-
-def _ordered(by_kind: Mapping[str, Descriptor]) -> list[Descriptor]:
-    """Topological order, stable in registration order; a cycle is a RegistryError."""
-    done: dict[str, Descriptor] = {}
-    visiting: set[str] = set()
-
-    def visit(kind: str) -> None:
-        if kind in done:
-            return
-        if kind in visiting:
-            raise RegistryError(f"dependency cycle through kind {kind!r}")
-        visiting.add(kind)
-        for dependency in by_kind[kind].depends_on:
-            visit(dependency)
-        visiting.discard(kind)
-        done[kind] = by_kind[kind]
-
-    for kind in by_kind:
-        visit(kind)
-    return list(done.values())
+ACCOUNT = Descriptor(
+    "Account",
+    models.Account,
+    ("name",),
+    secret_fields=("sso.settings.*secret*",),
+    rules=semantics.account_rules,
+)
+MODEL = Descriptor("Model", models.Model, ("name",), secret_fields=("litellm.api_key",))
+DIRECTORY = Descriptor(
+    "Directory",
+    models.Directory,
+    ("account", "domain"),
+    ("Account",),
+    mergeable=True,
+    rules=semantics.directory_rules,
+)
+MODEL_ACCESS = Descriptor(
+    "ModelAccess",
+    models.ModelAccess,
+    ("account", "domain"),
+    ("Account", "Model", "Directory"),
+    mergeable=True,
+    rules=semantics.model_access_rules,
+)
+FEATURES = Descriptor(
+    "Features",
+    models.Features,
+    ("account", "domain"),
+    ("Account", "Directory"),
+    mergeable=True,
+    rules=semantics.features_rules,
+)
+GUARDRAIL_PRESET = Descriptor(
+    "GuardrailPreset",
+    models.GuardrailPreset,
+    ("account", "code"),
+    ("Directory",),
+    rules=semantics.guardrail_preset_rules,
+)
+AGENT = Descriptor(
+    "Agent",
+    models.Agent,
+    ("account", "name"),
+    ("Directory", "GuardrailPreset"),
+    rules=semantics.agent_rules,
+)
+CONNECTION = Descriptor(
+    "Connection",
+    models.Connection,
+    ("account", "name"),
+    ("Directory",),
+    secret_fields=("secret.*",),
+    rules=semantics.connection_rules,
+)
+MARKETPLACE_LISTING = Descriptor(
+    "MarketplaceListing",
+    models.MarketplaceListing,
+    ("account", "entity"),
+    ("Agent", "Connection"),
+    rules=semantics.marketplace_rules,
+)
+BUDGET_PLAN = Descriptor(
+    "BudgetPlan",
+    models.BudgetPlan,
+    ("account", "name"),
+    ("Directory",),
+    rules=semantics.budget_plan_rules,
+)
 
 
 @cache
 def build_registry() -> Registry:
-    """The kinds of `cockpit/v1`, listed in one place."""
+    """The kinds of `cockpit/v1`, in dependency order."""
     return Registry(
         [
-            Descriptor(
-                "Account",
-                models.Account,
-                ("name",),
-                secret_fields=("sso.settings.*secret*",),
-            ),
-            Descriptor("Model", models.Model, ("name",), secret_fields=("litellm.api_key",)),
-            Descriptor(
-                "Directory", models.Directory, ("account", "domain"), ("Account",), mergeable=True
-            ),
-            Descriptor(
-                "ModelAccess",
-                models.ModelAccess,
-                ("account", "domain"),
-                ("Account", "Model", "Directory"),
-                mergeable=True,
-            ),
-            Descriptor(
-                "Features",
-                models.Features,
-                ("account", "domain"),
-                ("Account", "Directory"),
-                mergeable=True,
-            ),
-            Descriptor(
-                "GuardrailPreset", models.GuardrailPreset, ("account", "code"), ("Directory",)
-            ),
-            Descriptor(
-                "Agent", models.Agent, ("account", "name"), ("Directory", "GuardrailPreset")
-            ),
-            Descriptor(
-                "Connection",
-                models.Connection,
-                ("account", "name"),
-                ("Directory",),
-                secret_fields=("secret.*",),
-            ),
-            Descriptor(
-                "MarketplaceListing",
-                models.MarketplaceListing,
-                ("account", "entity"),
-                ("Agent", "Connection"),
-            ),
-            Descriptor("BudgetPlan", models.BudgetPlan, ("account", "name"), ("Directory",)),
+            ACCOUNT, MODEL, DIRECTORY, MODEL_ACCESS, FEATURES, GUARDRAIL_PRESET, AGENT,
+            CONNECTION, MARKETPLACE_LISTING, BUDGET_PLAN,
         ]
     )

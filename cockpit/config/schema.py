@@ -17,7 +17,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from cockpit.config.diagnostics import Diagnostics, did_you_mean
 from cockpit.config.models import API_VERSION
 from cockpit.config.source import SourceDocument
-from cockpit.config.registry import Descriptor, Registry
+from cockpit.config.descriptor import Descriptor, Registry
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE_URL = "https://cockpit.dev/schemas/v1/"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from cockpit.config.types import SECRET_REF_PATTERN
-from cockpit.config.registry import Descriptor
+from cockpit.config.descriptor import Descriptor
 
 SECRET_REF = re.compile(SECRET_REF_PATTERN)
 
@@ -55,7 +55,12 @@ RESERVED_ENV_PREFIXES = ("COCKPIT_", "ZITADEL_", "OPENOBSERVE_", "LITELLM_", "AC
 
 def secret_fields(descriptor: Descriptor, data: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(path, value) of every secret field present in `data`, per the descriptor's patterns."""
-    for pattern in descriptor.secret_fields:
+    return fields_matching(data, descriptor.secret_fields)
+
+
+def fields_matching(data: Mapping[str, Any], patterns: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, value) of every field of `data` a dotted pattern names (`*` globs, lower-case)."""
+    for pattern in patterns:
         yield from _match(data, tuple(pattern.split(".")), ())
 
 

@@ -1,4 +1,4 @@
-"""The second validation pass: rules across documents (DESIGN.md, Semantics).
+"""The second validation pass: rules across documents, each kind's hung off its descriptor.
 
 Runs only over schema-valid documents, so every rule can trust types and forms and is left with
 meaning: references resolve, keys are unique, budgets fit, secrets are references.
@@ -19,37 +19,23 @@ from cockpit.config.secrets import reference_problem, secret_fields
 from cockpit.config.types import EMAIL_PATTERN
 from cockpit.config.roles import claims_role_key, platform_role_keys, produced_role_keys
 from cockpit.patterns import pattern_problem
-from cockpit.config.registry import Registry
+from cockpit.config.descriptor import Registry
 
 EMAIL = re.compile(EMAIL_PATTERN)
 
 
 def check(tenant: Tenant, diagnostics: Diagnostics, registry: Registry, repo_root: Path) -> None:
+    """Every kind's rules, after the secret references of all of them. An account-scoped kind's
+    rules see only documents whose account resolves (the others are reported once, here)."""
     resolver = Resolver(tenant, diagnostics)
     _secrets(tenant, registry, repo_root, diagnostics)
-    _accounts(tenant, resolver)
-    valid_accounts = {
-        kind: [d for d in tenant.of(kind) if resolver.account(d)]
-        for kind in tenant.by_kind
-        if kind not in ("Account", "Model")
-    }
-    for declared in valid_accounts.get("Directory", []):
-        _directory(declared, tenant, diagnostics)
-    grants_seen: dict[tuple[str, ...], NodeRef] = {}
-    for declared in valid_accounts.get("ModelAccess", []):
-        _model_access(declared, resolver, tenant, grants_seen)
-    entitlements_seen: dict[tuple[str, ...], NodeRef] = {}
-    for declared in valid_accounts.get("Features", []):
-        _features(declared, resolver, tenant, entitlements_seen)
-    for declared in valid_accounts.get("GuardrailPreset", []):
-        _guardrail_preset(declared, resolver)
-    for declared in valid_accounts.get("Agent", []):
-        _agent(declared, resolver)
-    for declared in valid_accounts.get("Connection", []):
-        _connection(declared, resolver)
-    for declared in valid_accounts.get("MarketplaceListing", []):
-        _marketplace(declared, resolver)
-    budget_rules.check(valid_accounts.get("BudgetPlan", []), tenant, resolver)
+    for descriptor in registry:
+        if descriptor.rules is None:
+            continue
+        declared = tenant.of(descriptor.kind)
+        if descriptor.account_scoped:
+            declared = [d for d in declared if resolver.account(d)]
+        descriptor.rules(declared, tenant, resolver)
 
 
 def _secrets(tenant: Tenant, registry: Registry, repo_root: Path, diagnostics: Diagnostics) -> None:
@@ -162,10 +148,10 @@ def role_key_conflicts(
     return list(found.items())
 
 
-def _accounts(tenant: Tenant, resolver: Resolver) -> None:
+def account_rules(accounts: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
     diagnostics = resolver.diagnostics
     domains: dict[str, Declared] = {}
-    for declared in tenant.of("Account"):
+    for declared in accounts:
         account = declared.model
         if account.email_domain:
             first = domains.setdefault(account.email_domain, declared)
@@ -188,7 +174,7 @@ def _accounts(tenant: Tenant, resolver: Resolver) -> None:
             for field in ("allow", "deny"):
                 for i, name in enumerate(getattr(policy, field)):
                     resolver.model(declared, ("model_policy", domain, field, i), name)
-    _zitadel_projects(tenant.of("Account"), diagnostics)
+    _zitadel_projects(accounts, diagnostics)
 
 
 def _email_domain_warning(declared, path, email: str, domain: str | None, diagnostics) -> None:
@@ -346,3 +332,46 @@ def _unique(resolver: Resolver, declared: Declared, path, key, seen: dict, what:
         report_duplicate(resolver.diagnostics, declared, path, shown, seen[key])
     else:
         seen[key] = declared.ref(*path)
+
+
+# --- The rules of each kind, as its descriptor holds them -----------------------------------
+
+
+def directory_rules(directories: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    for declared in directories:
+        _directory(declared, tenant, resolver.diagnostics)
+
+
+def model_access_rules(documents: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    seen: dict[tuple[str, ...], NodeRef] = {}
+    for declared in documents:
+        _model_access(declared, resolver, tenant, seen)
+
+
+def features_rules(documents: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    seen: dict[tuple[str, ...], NodeRef] = {}
+    for declared in documents:
+        _features(declared, resolver, tenant, seen)
+
+
+def guardrail_preset_rules(presets: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    for declared in presets:
+        _guardrail_preset(declared, resolver)
+
+
+def agent_rules(agents: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    for declared in agents:
+        _agent(declared, resolver)
+
+
+def connection_rules(connections: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    for declared in connections:
+        _connection(declared, resolver)
+
+
+def marketplace_rules(listings: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
+    for declared in listings:
+        _marketplace(declared, resolver)
+
+
+budget_plan_rules = budget_rules.check

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from cockpit.config import models
 from cockpit.config.diagnostics import Diagnostics, Location
 from cockpit.config.source import NodeRef, PathElement, SourceDocument
-from cockpit.config.registry import Registry
+from cockpit.config.descriptor import Registry
 from cockpit.config.scopes import Scope
 
 M = TypeVar("M", bound=BaseModel)

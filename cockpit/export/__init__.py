@@ -11,6 +11,9 @@
     connections/<name>.yaml    Connection              marketplace.yaml        MarketplaceListing
     budgets/<name>.yaml        BudgetPlan
 
+Each kind's exporter (`Kind.export`) says which of these files its documents go to; this module
+writes them in the registry's order.
+
 Limitations, all because the database does not keep them:
 
 - Secret fields are written as the references they were declared with (`${env:…}`,
@@ -19,7 +22,7 @@ Limitations, all because the database does not keep them:
   layout above, so the secret file must be placed relative to *that* file (see
   `file_references`), or the reference changed to `${env:…}`.
 - Comments, file splits, list order and fields written with their default value are not kept;
-  `distribute_equally` entries are rebuilt from their shares (see `cockpit.export.budgets`),
+  `distribute_equally` entries are rebuilt from their shares (see `cockpit.resources.equal_shares`),
   which may group the scopes differently from the original while expanding to the same
   allocations.
 - The model catalog belongs to the workspace, not to an account, so `models.yaml` holds all of
@@ -40,6 +43,7 @@ from cockpit.config.secrets import secret_fields
 from cockpit.export import documents as docs
 from cockpit.export.yaml_text import dump_documents
 from cockpit.config.registry import build_registry
+from cockpit.resources.kinds import kind_registry
 from cockpit.resources.state import State
 from cockpit.store.reader import read_actual
 
@@ -64,33 +68,15 @@ def export_account(state: State, account: str) -> dict[str, str]:
     unknown = res.types() - docs.EXPORTED_TYPES
     if unknown:
         raise ExportError(f"cannot export resource types {sorted(unknown)}: the exporter does not know them")
-    layout: dict[str, list[docs.Document]] = {
-        "account.yaml": [docs.account_document(res)],
-        "models.yaml": docs.model_documents(res),
-    }
-    for domain in ("copilot", "console"):
-        layout[f"directory/{domain}.yaml"] = _present(docs.directory_document(res, domain))
-    layout["access/models.yaml"] = _present(*(docs.model_access_document(res, d) for d in ("copilot", "console")))
-    layout["access/features.yaml"] = _present(*(docs.features_document(res, d) for d in ("copilot", "console")))
-    for document in docs.preset_documents(res):
-        layout[f"guardrails/{document['code']}.yaml"] = [document]
-    for document in docs.agent_documents(res):
-        layout[f"agents/{document['name']}.yaml"] = [document]
-    for document in docs.connection_documents(res):
-        layout[f"connections/{document['name']}.yaml"] = [document]
-    layout["marketplace.yaml"] = list(docs.listing_documents(res))
-    for document in docs.budget_documents(res):
-        layout[f"budgets/{document['name']}.yaml"] = [document]
+    layout: dict[str, list[docs.Document]] = {}
+    for kind in kind_registry():
+        layout.update(kind.export(res))
     files = {}
     for path, documents in layout.items():
         if documents:
             has_file_refs = any(True for d in documents for _ in _file_refs(d))
             files[path] = dump_documents(documents, FILE_REF_NOTE if has_file_refs else "")
     return files
-
-
-def _present(*documents: docs.Document | None) -> list[docs.Document]:
-    return [d for d in documents if d is not None]
 
 
 def _file_refs(document: docs.Document) -> Iterator[str]:

@@ -11,5 +11,6 @@ Build the index once per state (`graph.build_graphs`, `graph.account_graph`), th
 - `impact.access_impact(before, after)`: who gains or loses what, for the plan.
 
 Every answer carries its `provenance.Source`s and a `why` for people; nothing decides on those.
-`budgets` holds the credit arithmetic that config validation shares.
+The credit arithmetic config validation shares is in `cockpit.credits`; the index itself is
+`cockpit.resources.index`, and what each kind adds to it is declared with the kind.
 """

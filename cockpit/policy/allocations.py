@@ -1,8 +1,8 @@
-"""Effective budget allocation (DESIGN.md, Budgets): per scope, per plan, and a user's chain.
+"""Effective budget allocation: per scope, per plan, and a user's chain.
 
 A scope's effective allocation is its allocation (manual or equal share), replaced by its
 override when it has one; an override without an allocation has no effect. Sums are taken in
-hundredths of a credit (`budgets.to_cents`), so they are exact. Credits left need the usage
+hundredths of a credit (`cockpit.credits.to_cents`), so they are exact. Credits left need the usage
 ledger, which the caller passes as a mapping scope → used credits (`org:research`, `pool`,
 `account`, ...); the limit of a scope is its credits plus its `overflow_cap`, the account's is
 `monthly_credits + overflow_limit`.

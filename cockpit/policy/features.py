@@ -1,4 +1,4 @@
-"""Effective features (DESIGN.md, Semantics), per domain.
+"""Effective features, per domain.
 
 The most specific level of user → teams → orgs → account with an entitlement for the feature
 wins. Within a level (a user in two teams) disabled wins, as deny does for models; when all

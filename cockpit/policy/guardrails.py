@@ -1,4 +1,4 @@
-"""Effective guardrails (DESIGN.md, Semantics): the union over agent → user → teams → orgs →
+"""Effective guardrails: the union over agent → user → teams → orgs →
 account, de-duplicated by preset, each with the levels that brought it.
 
 A preset with `domain: console` applies to console traffic and resolves scopes in the console

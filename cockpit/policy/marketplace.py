@@ -1,4 +1,4 @@
-"""Marketplace discover (DESIGN.md, Semantics): the published listings a user can see.
+"""Marketplace discover: the published listings a user can see.
 
 A listing with no grants is visible to the whole account; otherwise a grant must name the
 user, one of their teams or one of their orgs (membership expanded from the copilot

@@ -1,4 +1,4 @@
-"""Effective model access (DESIGN.md, Semantics), per domain.
+"""Effective model access, per domain.
 
 The chain is user → the user's teams → their orgs → account, found through the domain's
 directory. The most specific level with a grant for the model decides; within a level deny

@@ -30,10 +30,16 @@ litellm: {model: anthropic/claude-fake, api_base: "CLAUDE_BASE", api_key: "${env
 pricing: {input_per_million: 3, output_per_million: 15}
 ---
 apiVersion: cockpit/v1
+kind: Model
+name: claude-cached
+litellm: {model: anthropic/claude-fake, api_base: "CLAUDE_BASE", api_key: "${env:FAKE_ANTHROPIC_KEY}"}
+pricing: {input_per_million: 3, output_per_million: 15, cached_input_per_million: 0.3}
+---
+apiVersion: cockpit/v1
 kind: ModelAccess
 account: acme
 domain: copilot
-grants: [{model: claude, scope: org:research}]
+grants: [{model: claude, scope: org:research}, {model: claude-cached, scope: org:research}]
 """
 PRICES = {"claude": (Decimal(3), Decimal(15)), "priced": (Decimal("2.5"), Decimal(10))}
 FACTOR = Decimal("1.25")
@@ -170,3 +176,18 @@ def test_count_tokens_asks_anthropic_or_counts_locally_and_charges_nothing(serve
         client.messages.count_tokens(model="claude", messages=[{"role": "user", "content": "123-45-6789"}])
     server.flush()
     assert ledger_rows(applied.url) == []
+
+
+def test_cached_input_is_charged_at_the_models_cached_price(server: InProcessServer, applied: Cockpit, claude: FakeAnthropic) -> None:
+    client = sdk(server, applied)
+    claude.reply = "one two three"
+    claude.cache_read = 3
+    client.messages.create(model="claude-cached", max_tokens=10, messages=[{"role": "user", "content": "count to three please"}])
+    with client.messages.stream(model="claude-cached", max_tokens=10, messages=[{"role": "user", "content": "count to three please"}]) as stream:
+        stream.get_final_message()
+    server.flush()
+    rows = ledger_rows(applied.url)
+    # 4 input tokens, 3 of them read from the cache at 0.3 instead of 3 per million.
+    raw = ((1 * Decimal(3) + 3 * Decimal("0.3") + 3 * Decimal(15)) / Decimal(1_000_000)).quantize(LEDGER_PLACES)
+    assert [Decimal(str(row.credits)) for row in rows] == [(raw * FACTOR).quantize(LEDGER_PLACES)] * 2
+    assert [row.metadata["cached_prompt_tokens"] for row in rows] == [3, 3]

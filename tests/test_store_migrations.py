@@ -71,9 +71,9 @@ def test_every_table_has_a_uuid_primary_key(engine: sa.Engine) -> None:
 
 
 def test_upgrade_is_idempotent(migrated_url: str) -> None:
-    assert current_revision(migrated_url) == head_revision() == "0002"
-    assert upgrade(migrated_url) == "0002"
-    assert current_revision(migrated_url) == "0002"
+    assert current_revision(migrated_url) == head_revision() == "0003"
+    assert upgrade(migrated_url) == "0003"
+    assert current_revision(migrated_url) == "0003"
 
 
 def test_fresh_database_has_no_revision_and_is_not_current(database_url: str) -> None:
@@ -82,7 +82,7 @@ def test_fresh_database_has_no_revision_and_is_not_current(database_url: str) ->
     try:
         with pytest.raises(SchemaNotCurrent, match="cockpit db upgrade"):
             require_current(engine)
-        assert upgrade(database_url) == "0002"
+        assert upgrade(database_url) == "0003"
         require_current(engine)
     finally:
         engine.dispose()
@@ -93,7 +93,7 @@ def test_downgrade_to_base_and_back(migrated_url: str) -> None:
     config.attributes["url"] = migrated_url
     command.downgrade(config, "base")
     assert current_revision(migrated_url) is None
-    assert upgrade(migrated_url) == "0002"
+    assert upgrade(migrated_url) == "0003"
 
 
 def test_upgrade_of_an_unreachable_database_says_not_connected() -> None:

@@ -139,6 +139,10 @@ class LitellmParams(Strict):
 class Pricing(Strict):
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)
+    cached_input_per_million: float | None = Field(
+        default=None, ge=0,
+        description="Price of input read from the provider's prompt cache; absent: the input price.",
+    )
 
 
 class Model(Document):

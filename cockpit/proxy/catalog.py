@@ -66,7 +66,7 @@ class CatalogCache:
         with self.engine.connect() as connection, connection.begin():
             version = connection.execute(sa.select(sa.func.max(audit_events.c.created_at)).where(audit_events.c.account_id.is_(None))).scalar()
             rows = connection.execute(
-                sa.select(models.c.name, models.c.litellm, models.c.api_key_encrypted, models.c.input_per_million, models.c.output_per_million).order_by(models.c.name)
+                sa.select(models.c.name, models.c.litellm, models.c.api_key_encrypted, models.c.input_per_million, models.c.output_per_million, models.c.cached_input_per_million).order_by(models.c.name)
             ).all()
         deployments = []
         for row in rows:
@@ -76,7 +76,7 @@ class CatalogCache:
             except SecretKeyError as exc:
                 log.error("model %s is not served: %s", row.name, exc)
                 continue
-            deployments.append((catalog_model(row.name, params, row.input_per_million, row.output_per_million), params, api_key))
+            deployments.append((catalog_model(row.name, params, row.input_per_million, row.output_per_million, row.cached_input_per_million), params, api_key))
         targets = {model.name: deployment(model, params, api_key) for model, params, api_key in deployments}
         direct = {name: route for name, target in targets.items() if (route := Direct.of(target)) is not None}
         return Catalog(version, {model.name: model for model, _, _ in deployments}, targets, direct)

@@ -59,13 +59,26 @@ class CatalogModel:
     input_per_million: Decimal
     output_per_million: Decimal
     max_output_tokens: int
+    cached_input_per_million: Decimal | None = None
+    """None: cached input costs what other input costs."""
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        """The raw cost of a call, in the prices' currency (what litellm computes, exactly)."""
-        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / MILLION
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> Decimal:
+        """The raw cost of a call, in the prices' currency. `cached_prompt_tokens` are part of
+        `prompt_tokens`, charged at the cached price where the model declares one."""
+        cached = min(cached_prompt_tokens, prompt_tokens) if self.cached_input_per_million is not None else 0
+        return (
+            (prompt_tokens - cached) * self.input_per_million
+            + cached * (self.cached_input_per_million or 0)
+            + completion_tokens * self.output_per_million
+        ) / MILLION
+
+    def ceiling(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """The most `cost` can be for at most these tokens, whichever of them are cached."""
+        dearest = max(self.input_per_million, self.cached_input_per_million or 0)
+        return (prompt_tokens * dearest + completion_tokens * self.output_per_million) / MILLION
 
 
-def catalog_model(name: str, litellm_params: Mapping[str, Any], input_per_million: Any, output_per_million: Any) -> CatalogModel:
+def catalog_model(name: str, litellm_params: Mapping[str, Any], input_per_million: Any, output_per_million: Any, cached_input_per_million: Any = None) -> CatalogModel:
     extra = litellm_params.get("extra_body") or {}
     max_tokens = extra.get("max_tokens") if isinstance(extra, Mapping) else None
     return CatalogModel(
@@ -74,6 +87,7 @@ def catalog_model(name: str, litellm_params: Mapping[str, Any], input_per_millio
         Decimal(str(input_per_million or 0)),
         Decimal(str(output_per_million or 0)),
         int(max_tokens) if isinstance(max_tokens, int) and max_tokens > 0 else DEFAULT_MAX_OUTPUT_TOKENS,
+        Decimal(str(cached_input_per_million)) if cached_input_per_million is not None else None,
     )
 
 

@@ -220,7 +220,7 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
     cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
     limits = limits_for(snapshot, caller.domain, caller.user, cycle)
     factor = credit_factor(snapshot)
-    ceiling = model.cost(bound.prompt_tokens, bound.output_tokens) * factor
+    ceiling = model.ceiling(bound.prompt_tokens, bound.output_tokens) * factor
     reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
 
     # From here on a hold is taken: every way out settles it (Call.finish runs once).
@@ -340,7 +340,7 @@ class Call:
     def cost(self, usage: Usage | None) -> Decimal:
         if usage is None:
             return Decimal(0)
-        return self.model.cost(usage.input_tokens, usage.output_tokens)
+        return self.model.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
 
     async def finish(self, raw_cost: Decimal, metadata: dict[str, Any]) -> None:
         """Settle the hold with the real charge and queue the ledger row, once. A charge above

@@ -24,12 +24,12 @@ TYPES = (
         kind="Model",
         table="models",
         key_columns=("name",),
-        fields=("description", "litellm", "input_per_million", "output_per_million"),
+        fields=("description", "litellm", "input_per_million", "output_per_million", "cached_input_per_million"),
         account_scoped=False,
         secret="api_key",
         secret_source={"litellm": "litellm"},
         protectable=True,
-        scales={"input_per_million": 6, "output_per_million": 6},
+        scales={"input_per_million": 6, "output_per_million": 6, "cached_input_per_million": 6},
         audit_domain="iam",
     ),
 )
@@ -40,6 +40,7 @@ def expand(b: Builder, m: models.Model) -> None:
         "model", (m.name,), protect=m.protect, description=m.description,
         litellm=m.litellm.model_dump(mode="json", exclude_none=True),
         input_per_million=m.pricing.input_per_million, output_per_million=m.pricing.output_per_million,
+        cached_input_per_million=m.pricing.cached_input_per_million,
     )
 
 
@@ -63,6 +64,8 @@ def model_documents(res: AccountResources) -> list[Document]:
             "input_per_million": number(model.fields["input_per_million"]),
             "output_per_million": number(model.fields["output_per_million"]),
         }
+        if model.fields.get("cached_input_per_million") is not None:
+            document["pricing"]["cached_input_per_million"] = number(model.fields["cached_input_per_million"])
         documents.append(document)
     return documents
 

@@ -92,6 +92,7 @@ models = sa.Table(
     sa.Column("api_key_fingerprint", sa.Text()),
     sa.Column("input_per_million", PRICE_PER_MILLION, nullable=False, server_default=sa.text("0")),
     sa.Column("output_per_million", PRICE_PER_MILLION, nullable=False, server_default=sa.text("0")),
+    sa.Column("cached_input_per_million", PRICE_PER_MILLION),
     protect_column(),
     *timestamp_columns(),
     sa.UniqueConstraint("name"),

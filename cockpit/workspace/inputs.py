@@ -22,6 +22,8 @@ from cockpit.store.secrets import SecretBox
 
 @dataclass(frozen=True)
 class PlanInputs:
+    """What `cockpit plan` is asked: the config, its workspace and the explicit choices."""
+
     config_path: Path
     workspace: str = "default"
     hard_delete_accounts: frozenset[str] = frozenset()
@@ -59,6 +61,7 @@ def desired_without_secrets(validation: ValidationResult) -> State:
 
 
 def plan_context(validation: ValidationResult, inputs: PlanInputs) -> PlanContext:
+    """What the comparators need of the config besides its desired state."""
     return PlanContext(
         workspace=inputs.workspace,
         config_accounts=frozenset(validation.tenant.accounts),

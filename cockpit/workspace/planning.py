@@ -28,6 +28,8 @@ from cockpit.workspace.ownership import ownership_errors, zitadel_key_errors
 
 @dataclass
 class Planned:
+    """A plan and the two states it was made from (benchmarks and tests read them)."""
+
     plan: Plan
     desired: State
     actual: ActualState

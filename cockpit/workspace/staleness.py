@@ -36,5 +36,6 @@ def stale_accounts(plan: Plan, actual: State) -> list[str]:
 
 
 def diff_fields(before: Mapping, after: Mapping) -> Iterator[FieldChange]:
+    """The changed leaves between two resources' fields, field by field."""
     for name in sorted(set(before) | set(after)):
         yield from diff_values((name,), before.get(name), after.get(name))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from cockpit.plan.model import Plan
-from cockpit.plan.render_json import PlanFormatError, load_plan, render_json
+from cockpit.plan.render_json import render_json
 from cockpit.plan.render_text import render_text
 from cockpit.workspace import (
     ApplyOptions,
@@ -27,6 +27,7 @@ from cockpit.workspace import (
     apply_plan,
     check_applicable,
     make_plan,
+    zitadel_now,
 )
 
 if TYPE_CHECKING:
@@ -83,13 +84,11 @@ def render(plan: Plan, output_format: str, saved_to: Path | None = None) -> str:
 
 
 def save_plan(plan: Plan, out: Path) -> None:
-    """Write the plan with its MAC (cockpit/plan/integrity.py), so `apply FILE` can refuse an
-    edited copy. The MAC is made over the data as it will be read back (after `default=str`)."""
-    from cockpit.plan.integrity import seal
+    """Write the plan with its MAC (`cockpit.plan.saved`), so `apply FILE` can refuse an
+    edited copy."""
+    from cockpit.plan.saved import write_saved_plan
 
-    document = json.loads(json.dumps(render_json(plan), default=str))
-    sealed = seal(document, _secret_box())
-    out.write_text(json.dumps(sealed, indent=1) + "\n", encoding="utf-8")
+    write_saved_plan(plan, out, _secret_box())
     click.echo(f"Saved the plan to {out}; apply it with: cockpit apply {out}", err=True)
 
 
@@ -113,24 +112,12 @@ def is_saved_plan(path: Path) -> bool:
 def read_saved_plan(path: Path, box: "SecretBox") -> Plan:
     """The plan saved in `path`, after its MAC verifies with `box`; exits 1 naming what failed
     (missing MAC, another key, the sections edited), before anything is written."""
-    from cockpit.plan.integrity import PlanIntegrityError, verify
+    from cockpit.plan.saved import SavedPlanError, read_saved_plan as read
 
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        fail(f"{path}: not a saved plan ({exc})")
-    except OSError as exc:
-        fail(f"{path}: cannot read the saved plan ({exc.strerror})")
-    if not isinstance(document, dict):
-        fail(f"{path}: not a saved plan (a JSON object was expected)")
-    try:
-        verify(document, box)
-    except PlanIntegrityError as exc:
-        fail(f"{path}: refusing to apply: {exc}")
-    try:
-        return load_plan(document)
-    except PlanFormatError as exc:
-        fail(f"{path}: {exc}")
+        return read(path, box)
+    except SavedPlanError as exc:
+        fail(str(exc))
 
 
 def apply_or_exit(
@@ -169,10 +156,11 @@ def apply_or_exit(
         return
     if saved is None and not auto_approve:
         _confirm(plan)
-    zitadel_now = _zitadel_probe(engine, box, plan, config_path, environ) if saved is not None else None
+    # A saved plan with Zitadel in it is checked against what Zitadel holds at apply time.
+    probe = zitadel_now(config_path, environ) if saved is not None and plan.zitadel.fingerprints and config_path is not None else None
     for attempt in range(1, 4):
         try:
-            outcome = apply_plan(engine, box, plan, options, environ, progress=_progress(), zitadel_now=zitadel_now)
+            outcome = apply_plan(engine, box, plan, options, environ, progress=_progress(), zitadel_now=probe)
             break
         except StalePlan as exc:
             # Another apply committed between our plan and our lock. An approved `apply PATH`
@@ -198,14 +186,6 @@ def apply_or_exit(
         fail(f"the database is applied, but {outcome.zitadel.failed} Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first")
     if config_path is not None:
         _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel)
-
-
-def _zitadel_probe(engine, box, plan: Plan, config_path: Path | None, environ):
-    """For a saved plan with Zitadel in it: a way to read Zitadel's fingerprints again at apply
-    time (they come from planning the same config), so a moved Zitadel makes the plan stale."""
-    if not plan.zitadel.fingerprints or config_path is None:
-        return None
-    return lambda: make_plan(engine, box, PlanInputs(config_path, plan.workspace), environ).plan.zitadel.fingerprints
 
 
 def _ready(plan: Plan, options: ApplyOptions) -> bool:

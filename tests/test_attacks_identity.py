@@ -32,7 +32,7 @@ from cockpit.server.backends import ZitadelAuthSettings
 from cockpit.server.tenant import TenantResolver
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts
-from cockpit.workspace import PlanFailed, plan_zitadel
+from cockpit.plan.zitadel_section import PlanFailed, plan_zitadel
 from fakes.zitadel import FakeZitadel
 from test_plan_apply import Cockpit
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from cockpit.zitadel.desired import ReservedRoleKey, ZitadelAction, ZitadelChange
+from cockpit.zitadel.desired import ReservedRoleKey, ZitadelAction, ZitadelChange, ordered
 from cockpit.store.tables import metadata
 from cockpit.zitadel import (
     ProjectRole,
@@ -34,26 +34,12 @@ from cockpit.zitadel import (
     ZitadelUnavailable,
 )
 
-ORDER = {
-    ZitadelAction.ADD_ROLE: 0,
-    ZitadelAction.UPDATE_ROLE: 1,
-    ZitadelAction.ADD_GRANT: 2,
-    ZitadelAction.UPDATE_GRANT: 3,
-    ZitadelAction.REVOKE_GRANT: 4,
-    ZitadelAction.REMOVE_ROLE: 5,
-}
-"""Roles exist before grants use them; grants drop a role before the role goes."""
-
 
 @dataclass(frozen=True)
 class JournalOutcome:
     done: int = 0
     failed: int = 0
     errors: tuple[str, ...] = ()
-
-
-def ordered(changes: tuple[ZitadelChange, ...]) -> list[ZitadelChange]:
-    return sorted(changes, key=lambda c: (ORDER[c.action], c.account, c.subject))
 
 
 def record_steps(connection: Connection, run_id: uuid.UUID, changes: tuple[ZitadelChange, ...]) -> int:

@@ -1,16 +1,19 @@
-"""compare(desired, actual) → Plan: set arithmetic on natural keys, field diffs by JSON path.
+"""The database resources of a plan: set arithmetic on natural keys, field diffs by JSON path.
 
 Desired − actual is created, actual − desired deleted, both are compared field by field. An
 account of the workspace that the config no longer names is suspended, not deleted, unless the
 caller asked for its hard delete; runtime data is not in the state, so no plan touches it.
+`compare_resources` is the plan's comparator for them (it also fills the fingerprints of the
+actual state); `compare` is a plan of them alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Iterator
 
+from cockpit.plan.draft import PlanContext, PlanDraft, PlanSources, assemble
 from cockpit.plan.model import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange, Plan, ResourceChange
 from cockpit.resources.state import Address, Resource, State
 from cockpit.resources.types import resource_types
@@ -19,18 +22,15 @@ CATALOG = "*catalog*"
 """The pseudo-account of the global model catalog, in fingerprints and locks."""
 
 
-@dataclass(frozen=True)
-class PlanContext:
-    """What the comparison needs besides the two states: ownership and explicit choices."""
-
-    workspace: str
-    config_accounts: frozenset[str]
-    hard_delete_accounts: frozenset[str] = frozenset()
-    warnings: tuple[str, ...] = ()
-    config_path: str | None = None
-
-
 def compare(desired: State, actual: State, context: PlanContext) -> Plan:
+    """A plan of the database resources alone: no access impact, no Zitadel."""
+    return assemble(PlanSources(desired, actual, context), (compare_resources,))
+
+
+def compare_resources(sources: PlanSources, draft: PlanDraft) -> None:
+    """The comparator of the database resources: deletes first (children before parents),
+    then creates and updates (parents first), and the fingerprints of the actual state."""
+    desired, actual, context = sources.desired, sources.actual, sources.context
     order = {t.name: i for i, t in enumerate(resource_types())}
     creates_updates: list[ResourceChange] = []
     deletes: list[ResourceChange] = []
@@ -55,13 +55,8 @@ def compare(desired: State, actual: State, context: PlanContext) -> Plan:
         deletes.append(_delete(resource))
     creates_updates.sort(key=lambda c: (order[c.type], c.account or "", c.key))
     deletes.sort(key=lambda c: (-order[c.type], c.account or "", c.key))
-    return Plan(
-        workspace=context.workspace,
-        changes=tuple(deletes + creates_updates),
-        fingerprints=fingerprints(actual),
-        warnings=context.warnings,
-        config_path=context.config_path,
-    )
+    draft.changes = tuple(deletes + creates_updates)
+    draft.fingerprints = fingerprints(actual)
 
 
 def _with_reason(change: ResourceChange, reason: str) -> ResourceChange:

@@ -1,27 +1,20 @@
-"""The machine plan format (`--format json`, and the saved plan of `plan --out`).
+"""The public JSON plan (`plan --format json`): what tools and reviewers read.
 
 Its own versioned structure, not a dump of the classes: `format_version` "1.1" (a minor bump
 adds fields consumers may ignore, a major bump breaks), enums as lower-case strings, changes
-sorted as the plan runs them. README documents it. `load_plan` reads it back for `apply FILE`.
-
-1.1 added `integrity` to the saved plan (cockpit/plan/integrity.py): its MAC, which `apply FILE`
-requires, so a 1.0 file (no MAC) is refused there although its fields still read.
+sorted as the plan runs them. README documents it. The saved plan file of `plan --out` is
+built on it and read back by `cockpit.plan.saved`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Mapping
+from typing import Any
 
-from cockpit.plan.model import Action, FieldChange, Plan, ResourceChange
+from cockpit.plan.model import FieldChange, Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
-from cockpit.zitadel.desired import ZitadelChange, ZitadelPlan
 
 FORMAT_VERSION = "1.1"
-
-
-class PlanFormatError(Exception):
-    """A saved plan that this version cannot read."""
 
 
 def render_json(plan: Plan) -> dict[str, Any]:
@@ -93,49 +86,3 @@ def _impact(item: AccessChange) -> dict[str, Any]:
         "before": item.before,
         "after": item.after,
     }
-
-
-def load_plan(document: Mapping[str, Any]) -> Plan:
-    version = str(document.get("format_version", ""))
-    if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
-        raise PlanFormatError(
-            f"saved plan has format_version {version or '(none)'}; this cockpit reads "
-            f"{FORMAT_VERSION.split('.')[0]}.x — make the plan again with this version"
-        )
-    try:
-        changes = tuple(
-            ResourceChange(
-                Action(c["action"]), c["type"], c["account"], tuple(c["key"]), c["before"], c["after"],
-                field_changes=tuple(FieldChange(tuple(f["path"]), f["before"], f["after"], f["sensitive"]) for f in c["diff"]),
-                protect=c["protect"], origin=c["origin"], reason=c["reason"],
-                secret_fingerprint=(c["sensitive"] or {}).get("fingerprint"),
-                secret_base=(c["sensitive"] or {}).get("base"),
-            )
-            for c in document["changes"]
-        )
-        impact = tuple(
-            AccessChange(a["account"], a["domain"], a["subject"], a["what"], a["name"],
-                         {"gain": True, "lose": False}.get(a["change"]), a["before"], a["after"])
-            for a in document["access_impact"]
-        )
-        zitadel_doc = document.get("zitadel") or {}
-        fingerprints = document["fingerprints"]
-        zitadel = ZitadelPlan(
-            changes=tuple(ZitadelChange.from_dict(c) for c in zitadel_doc.get("changes", [])),
-            warnings=tuple(zitadel_doc.get("warnings", [])),
-            fingerprints={k: v for k, v in fingerprints.items() if k.startswith("zitadel:")},
-            note=zitadel_doc.get("note"),
-        )
-        return Plan(
-            workspace=document["workspace"],
-            zitadel=zitadel,
-            changes=changes,
-            access_impact=impact,
-            fingerprints={k: v for k, v in fingerprints.items() if not k.startswith("zitadel:")},
-            warnings=tuple(document["warnings"]),
-            plan_id=document["plan_id"],
-            created_at=document["created_at"],
-            config_path=document["config_path"],
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PlanFormatError(f"saved plan is damaged or not a cockpit plan ({exc!r})") from None

@@ -166,6 +166,22 @@ class ZitadelChange:
                    data.get("organization_id"), data.get("issuer"))
 
 
+ORDER = {
+    ZitadelAction.ADD_ROLE: 0,
+    ZitadelAction.UPDATE_ROLE: 1,
+    ZitadelAction.ADD_GRANT: 2,
+    ZitadelAction.UPDATE_GRANT: 3,
+    ZitadelAction.REVOKE_GRANT: 4,
+    ZitadelAction.REMOVE_ROLE: 5,
+}
+"""Roles exist before grants use them; grants drop a role before the role goes."""
+
+
+def ordered(changes: tuple[ZitadelChange, ...]) -> list[ZitadelChange]:
+    """Changes in the order they run: by action (`ORDER`), then account and subject."""
+    return sorted(changes, key=lambda c: (ORDER[c.action], c.account, c.subject))
+
+
 @dataclass(frozen=True)
 class ZitadelPlan:
     changes: tuple[ZitadelChange, ...] = ()

@@ -1,4 +1,9 @@
-"""The MAC of a saved plan (`plan --out`), checked by `apply FILE` before anything is written.
+"""The saved plan file (`plan --out FILE`, read by `apply FILE`): its format, MAC and reading back.
+
+The file is the public JSON plan (`cockpit.plan.render_json`) with the saved file's own
+`format_version` and an `integrity` block. Its format_version is "1.1" (a minor bump adds fields
+a reader may ignore, a major bump breaks); 1.1 added `integrity`, which `apply FILE` requires,
+so a 1.0 file (no MAC) is refused although its fields still read.
 
 A saved plan is reviewed, then applied without asking; whoever can edit the file between the
 two (a CI artifact, a shared directory) could otherwise redirect a model's `api_base` or add an
@@ -21,9 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from pathlib import Path
 from typing import Any, Mapping
 
+from cockpit.plan.model import Action, FieldChange, Plan, ResourceChange
+from cockpit.plan.render_json import render_json
+from cockpit.policy.impact import AccessChange
 from cockpit.store.secrets import SecretBox, canonical_json
+from cockpit.zitadel.desired import ZitadelChange, ZitadelPlan
+
+FORMAT_VERSION = "1.1"
+"""The saved file's format, which `load_plan` checks (its major part)."""
 
 ALGORITHM = "HMAC-SHA256"
 INTEGRITY_FIELD = "integrity"
@@ -31,8 +45,16 @@ _CHANGE_DIGEST_LENGTH = 16
 _SHOWN_LIMIT = 5
 
 
-class PlanIntegrityError(Exception):
+class SavedPlanError(Exception):
+    """A saved plan that cannot be applied: unreadable, not verified, or of another format."""
+
+
+class PlanIntegrityError(SavedPlanError):
     """A saved plan that does not verify: its MAC is missing, from another key, or wrong."""
+
+
+class PlanFormatError(SavedPlanError):
+    """A saved plan that this version cannot read."""
 
 
 def seal(document: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
@@ -144,3 +166,78 @@ def _change_digests(changes: Any) -> list[str]:
 def _encoded(value: Any) -> bytes:
     # surrogatepass: a JSON "\ud800" escape parses to a lone surrogate, which must still hash
     return canonical_json(value).encode("utf-8", "surrogatepass")
+
+
+def write_saved_plan(plan: Plan, path: Path, box: SecretBox) -> None:
+    """Write `plan` to `path` with its MAC, made over the data as it will be read back."""
+    document = json.loads(json.dumps(render_json(plan), default=str))
+    document["format_version"] = FORMAT_VERSION
+    path.write_text(json.dumps(seal(document, box), indent=1) + "\n", encoding="utf-8")
+
+
+def read_saved_plan(path: Path, box: SecretBox) -> Plan:
+    """The plan saved in `path`, once its MAC verifies with `box`; raises SavedPlanError
+    naming the file and what failed (unreadable, missing MAC, another key, sections edited)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SavedPlanError(f"{path}: not a saved plan ({exc})") from None
+    except OSError as exc:
+        raise SavedPlanError(f"{path}: cannot read the saved plan ({exc.strerror})") from None
+    if not isinstance(document, dict):
+        raise SavedPlanError(f"{path}: not a saved plan (a JSON object was expected)")
+    try:
+        verify(document, box)
+    except PlanIntegrityError as exc:
+        raise PlanIntegrityError(f"{path}: refusing to apply: {exc}") from None
+    try:
+        return load_plan(document)
+    except PlanFormatError as exc:
+        raise PlanFormatError(f"{path}: {exc}") from None
+
+
+def load_plan(document: Mapping[str, Any]) -> Plan:
+    """The plan of a saved document (after `verify`): the inverse of `render_json`."""
+    version = str(document.get("format_version", ""))
+    if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        raise PlanFormatError(
+            f"saved plan has format_version {version or '(none)'}; this cockpit reads "
+            f"{FORMAT_VERSION.split('.')[0]}.x — make the plan again with this version"
+        )
+    try:
+        changes = tuple(
+            ResourceChange(
+                Action(c["action"]), c["type"], c["account"], tuple(c["key"]), c["before"], c["after"],
+                field_changes=tuple(FieldChange(tuple(f["path"]), f["before"], f["after"], f["sensitive"]) for f in c["diff"]),
+                protect=c["protect"], origin=c["origin"], reason=c["reason"],
+                secret_fingerprint=(c["sensitive"] or {}).get("fingerprint"),
+                secret_base=(c["sensitive"] or {}).get("base"),
+            )
+            for c in document["changes"]
+        )
+        impact = tuple(
+            AccessChange(a["account"], a["domain"], a["subject"], a["what"], a["name"],
+                         {"gain": True, "lose": False}.get(a["change"]), a["before"], a["after"])
+            for a in document["access_impact"]
+        )
+        zitadel_doc = document.get("zitadel") or {}
+        fingerprints = document["fingerprints"]
+        zitadel = ZitadelPlan(
+            changes=tuple(ZitadelChange.from_dict(c) for c in zitadel_doc.get("changes", [])),
+            warnings=tuple(zitadel_doc.get("warnings", [])),
+            fingerprints={k: v for k, v in fingerprints.items() if k.startswith("zitadel:")},
+            note=zitadel_doc.get("note"),
+        )
+        return Plan(
+            workspace=document["workspace"],
+            zitadel=zitadel,
+            changes=changes,
+            access_impact=impact,
+            fingerprints={k: v for k, v in fingerprints.items() if not k.startswith("zitadel:")},
+            warnings=tuple(document["warnings"]),
+            plan_id=document["plan_id"],
+            created_at=document["created_at"],
+            config_path=document["config_path"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanFormatError(f"saved plan is damaged or not a cockpit plan ({exc!r})") from None

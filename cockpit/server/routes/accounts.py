@@ -22,7 +22,7 @@ from cockpit.server.reads import Page, item, no_nul, page, paged_rows, refusals
 from cockpit.server.wire import account_bundle, console_model_policy, feature_pack, resource_json
 from cockpit.store.queries import accounts as reads
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["accounts"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 ZITADEL_CLAIM_DEFAULTS = {"account_id_claim": "alchemi:account_id", "product_domains_claim": "product_domains_allowed"}
 
@@ -48,7 +48,7 @@ def bundles(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     return [account_bundle(row, admins[row.id], sso.get(row.id)) for row in rows]
 
 
-@router.get("")
+@router.get("/v1/accounts")
 def list_accounts(
     status: str | None = None,
     at: Page = Depends(page),
@@ -59,12 +59,12 @@ def list_accounts(
     return paged_rows(reads.accounts_page(conn, wanted, at), lambda rows: bundles(conn, rows))
 
 
-@router.get("/{account}", responses=refusals(404))
+@router.get("/v1/accounts/{account}", responses=refusals(404))
 def get_account(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return item(bundles(conn, [account_row(conn, account)])[0])
 
 
-@router.get("/{account}/admins", responses=refusals(404))
+@router.get("/v1/accounts/{account}/admins", responses=refusals(404))
 def list_admins(
     account: str,
     at: Page = Depends(page),
@@ -75,7 +75,7 @@ def list_admins(
     return paged_rows(reads.admins_page(conn, row.id, at), lambda rows: [resource_json("account_admin", r) for r in rows])
 
 
-@router.get("/{account}/sso", responses=refusals(404))
+@router.get("/v1/accounts/{account}/sso", responses=refusals(404))
 def get_sso(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = account_row(conn, account)
     sso = reads.sso_of(conn, [row.id]).get(row.id)
@@ -84,22 +84,22 @@ def get_sso(account: str, _: RequestContext = Depends(super_admin), conn: Connec
     return item(resource_json("account_sso", sso))
 
 
-@router.get("/{account}/feature-pack", responses=refusals(404))
+@router.get("/v1/accounts/{account}/feature-pack", responses=refusals(404))
 def get_feature_pack(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return {"feature_pack": feature_pack(account_row(conn, account))}
 
 
-@router.get("/{account}/console-model-policy", responses=refusals(404))
+@router.get("/v1/accounts/{account}/console-model-policy", responses=refusals(404))
 def get_console_model_policy(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return console_model_policy(account_row(conn, account))
 
 
-@router.get("/{account}/zitadel/config", responses=refusals(404))
+@router.get("/v1/accounts/{account}/zitadel/config", responses=refusals(404))
 def get_zitadel_config(account: str, _: RequestContext = Depends(super_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     return {"zitadel_config": dict(account_row(conn, account).zitadel or {})}
 
 
-@router.get("/{account}/zitadel/provision/plan", responses=refusals(400, 404))
+@router.get("/v1/accounts/{account}/zitadel/provision/plan", responses=refusals(400, 404))
 def zitadel_plan(
     account: str,
     request: Request,

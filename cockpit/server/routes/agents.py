@@ -19,7 +19,7 @@ from cockpit.server.wire import resource_json
 from cockpit.store.queries.agents import agent_by_ref, agents_page, mandatory_presets
 from cockpit.store.queries.grants import scope_grants_of
 
-router = APIRouter(prefix="/v1/copilot/agents", tags=["agents"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["agents"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 
 
@@ -57,7 +57,7 @@ def agents_json(conn: Connection, snapshot: AccountSnapshot | None, rows: list[A
     return result
 
 
-@router.get("")
+@router.get("/v1/copilot/agents")
 def list_agents(
     request: Request,
     include_grants: bool = False,
@@ -70,13 +70,13 @@ def list_agents(
     return paged_rows(rows, lambda found: agents_json(conn, snapshot, found))
 
 
-@router.get("/{agent}", responses=refusals(404))
+@router.get("/v1/copilot/agents/{agent}", responses=refusals(404))
 def get_agent(agent: str, request: Request, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = agent_row(conn, account_id, agent, "Agent not found")
     return item(agents_json(conn, list_snapshot(request, conn, account_id), [row])[0])
 
 
-@router.get("/{agent}/grants", responses=refusals(404))
+@router.get("/v1/copilot/agents/{agent}/grants", responses=refusals(404))
 def list_agent_grants(
     agent: str,
     request: Request,

@@ -17,9 +17,9 @@ from cockpit.server.routes.accounts import super_admin
 from cockpit.server.wire import catalog_model
 from cockpit.store.queries.catalog import catalog_page
 
-router = APIRouter(prefix="/v1/super", tags=["catalog"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["catalog"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
-@router.get("/models", dependencies=[Depends(super_admin)])
+@router.get("/v1/super/models", dependencies=[Depends(super_admin)])
 def list_models(conn: Connection = Depends(connection), at: Page = Depends(page)) -> dict[str, Any]:
     return paged_rows(catalog_page(conn, at), lambda rows: [catalog_model(r) for r in rows])

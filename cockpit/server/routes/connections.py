@@ -20,7 +20,7 @@ from cockpit.server.wire import resource_json
 from cockpit.store.queries.connections import connection_by_ref, connections_page
 from cockpit.store.queries.grants import scope_grants_of
 
-router = APIRouter(prefix="/v1/copilot/connections", tags=["connections"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["connections"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 
 CONNECTION_TYPES = ("openapi", "mcp", "composio")
@@ -48,7 +48,7 @@ def grants_of(conn: Connection, snapshot: AccountSnapshot, connection_id: uuid.U
     return [resource_json("connection_grant", g, scopes, account) for g in scope_grants_of(conn, "connection_grant", [connection_id])[connection_id]]
 
 
-@router.get("", responses=refusals(400))
+@router.get("/v1/copilot/connections", responses=refusals(400))
 def list_connections(
     connection_type_: str | None = Query(None, alias="connection_type"),
     at: Page = Depends(page),
@@ -59,13 +59,13 @@ def list_connections(
     return paged_rows(connections_page(conn, account_id, wanted, at), lambda rows: [resource_json("connection", r) for r in rows])
 
 
-@router.get("/{connection_id}", responses=refusals(404))
+@router.get("/v1/copilot/connections/{connection_id}", responses=refusals(404))
 def get_connection(connection_id: str, request: Request, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = connection_row(conn, account_id, connection_id)
     return item({**resource_json("connection", row), "grants": grants_of(conn, list_snapshot(request, conn, account_id), row.id)})
 
 
-@router.get("/{connection_id}/grants", responses=refusals(404))
+@router.get("/v1/copilot/connections/{connection_id}/grants", responses=refusals(404))
 def list_connection_grants(
     connection_id: str,
     request: Request,

@@ -25,7 +25,7 @@ from cockpit.server.subjects import graph_for, parse_scope, resolution_order, so
 from cockpit.server.wire import resource_json
 from cockpit.store.queries.grants import feature_entitlements_page
 
-router = APIRouter(prefix="/v1/features", tags=["features"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["features"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
 async def admin_of_requested_domain(request: Request, domain: str | None = None) -> tuple[uuid.UUID, str]:
@@ -68,7 +68,7 @@ def decision_fields(snapshot: AccountSnapshot, decision: FeatureDecision) -> dic
     }
 
 
-@router.get("/entitlements", responses=refusals(400))
+@router.get("/v1/features/entitlements", responses=refusals(400))
 def list_entitlements(
     request: Request,
     feature_code: str | None = None,
@@ -82,7 +82,7 @@ def list_entitlements(
     return {"domain": domain, **paged_rows(rows, lambda found: [resource_json("feature_entitlement", r, scopes) for r in found])}
 
 
-@router.get("/effective", responses=refusals(400, 404))
+@router.get("/v1/features/effective", responses=refusals(400, 404))
 async def effective(
     request: Request,
     feature_code: str | None = None,

@@ -25,7 +25,7 @@ from cockpit.server.wire import resource_json
 from cockpit.store.queries.grants import scope_grants_of
 from cockpit.store.queries.marketplace import listing_by_ref, listings_of
 
-router = APIRouter(prefix="/v1/copilot/marketplace", tags=["marketplace"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["marketplace"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 NOT_FOUND = "Marketplace listing not found"
 
@@ -59,7 +59,7 @@ def listings_json(conn: Connection, snapshot: AccountSnapshot, rows: list[Any], 
     return result
 
 
-@router.get("")
+@router.get("/v1/copilot/marketplace")
 def list_listings(
     request: Request,
     published_only: bool = False,
@@ -75,7 +75,7 @@ def list_listings(
     return {"items": listings_json(conn, snapshot, at.slice(rows), include_grants), "total": len(rows)}
 
 
-@router.get("/discover", responses=refusals(400, 404))
+@router.get("/v1/copilot/marketplace/discover", responses=refusals(400, 404))
 def discover(
     request: Request,
     user_id: str | None = None,
@@ -110,13 +110,13 @@ def discover(
     return {**subject_fields(snapshot, who), "items": items, "total": len(rows)}
 
 
-@router.get("/{listing}", responses=refusals(404))
+@router.get("/v1/copilot/marketplace/{listing}", responses=refusals(404))
 def get_listing(listing: str, request: Request, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = listing_row(conn, account_id, listing)
     return item(listings_json(conn, list_snapshot(request, conn, account_id), [row], include_grants=True)[0])
 
 
-@router.get("/{listing}/grants", responses=refusals(404))
+@router.get("/v1/copilot/marketplace/{listing}/grants", responses=refusals(404))
 def list_listing_grants(
     listing: str,
     request: Request,

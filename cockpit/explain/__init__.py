@@ -1,6 +1,7 @@
 """`cockpit explain`: what a user gets, and why, from the applied state or from a config.
 
-`from_database` reads the applied state of the account's workspace (`read_actual`) and the
+`from_database` reads the account's applied state with the reader the API's snapshots use
+(`store.reader.read_accounts`, narrowed to the models of the account's workspace) and the
 credits used in the current cycle window (`usage.scope_usage`); `from_config` validates a
 tenant repo and explains its desired state, so a change can be explained before it is applied
 (nothing is used yet there, and every answer carries the file:line:column that decided it).
@@ -40,7 +41,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cockpit.explain.render import render_report
@@ -57,19 +57,21 @@ class ExplainError(Exception):
 
 
 def from_database(engine: Engine, account: str, user: str, domains: tuple[str, ...] = DOMAINS, workspace: str | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The report for `user` from the applied state; `workspace` only checks the account's."""
-    from cockpit.store.reader import read_actual
-    from cockpit.store.tables import accounts
+    """The report for `user` from the applied state; `workspace` only checks the account's.
+
+    It reads the account alone, not through the server's snapshot cache: a one-shot command
+    has nothing to cache, and its catalog is the account's workspace's, not every workspace's."""
+    from cockpit.store.queries.accounts import account_named
+    from cockpit.store.reader import read_accounts
 
     user = user.strip().lower()
     with engine.connect() as connection:
-        row = connection.execute(sa.select(accounts.c.id, accounts.c.workspace).where(accounts.c.name == account)).first()
+        row = account_named(connection, account)
         if row is None:
             raise ExplainError(f"account {account!r} is not in the database")
         if workspace is not None and workspace != row.workspace:
             raise ExplainError(f"account {account!r} is managed by workspace {row.workspace!r}, not {workspace!r}")
-        actual = read_actual(connection, row.workspace)
-        state = State.of(r for r in actual.state if r.account in (account, None))
+        state = read_accounts(connection, {row.id: account}, row.workspace).state
         graph = account_graph(state, account)
         admins = _admins(state, account)
         _check_user(graph, user, domains, admins)

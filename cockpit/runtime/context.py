@@ -1,4 +1,6 @@
-"""Who is calling: the per-request tenant context, as the old system's six request variables.
+"""Who is calling: the per-request tenant context. The fields up to `product_domains` are what the
+old system kept per request (account, super-admin flag, auth provider, roles, scopes, allowed
+product domains); the rest say which user, key domain, agent or Zitadel subject called.
 
 The tenant middleware (`cockpit.server.tenant`) builds one `RequestContext` per request from the
 credential it finds and stores it in the ASGI scope; routes read it through `deps.context`.
@@ -22,7 +24,7 @@ class RequestContext:
     roles: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     product_domains: tuple[str, ...] = ()
-    """Empty: no domain restriction (the old system's rule)."""
+    """Empty: no domain restriction."""
     user_email: str | None = None
     key_domain: str | None = None
     """A virtual key's domain (console or copilot); None serves both."""

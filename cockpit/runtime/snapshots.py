@@ -33,12 +33,12 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.memory import paused_gc
+from cockpit.runtime import scopes
 from cockpit.policy.graph import AccountGraph, build_graphs
 from cockpit.config.scopes import Scope
 from cockpit.resources.state import Address, Resource, State
-from cockpit.resources.types import resource_types
-from cockpit.store.reader import _columns, _identity_reader, _plain, _select
-from cockpit.store.tables import accounts, audit_events, metadata
+from cockpit.store.reader import read_accounts
+from cockpit.store.tables import accounts, audit_events
 
 MAX_ACCOUNTS = 64
 """Snapshots kept per process; the least recently used goes first."""
@@ -46,8 +46,6 @@ TTL_SECONDS = 2.0
 """How long a checked snapshot is trusted before its version is read again."""
 
 Version = tuple[Any, Any]
-
-DIRECTORY_TYPES = ("org", "team", "user")
 
 
 @dataclass
@@ -75,54 +73,18 @@ class AccountSnapshot:
         return str(found) if found else None
 
     def scope_id(self, domain: str, scope: Scope | tuple[str, str]) -> str | None:
-        """The old API's `scope_id` of a scope: the row id of its org, team, user or agent, the
-        account id for `account`, `''` for `pool`."""
-        scope_type, key = scope
-        if scope_type == "account":
-            return str(self.account_id)
-        if scope_type == "pool":
-            return ""
-        if scope_type == "agent":
-            return self.row_id("agent", (key,))
-        if scope_type == "team":
-            return self.row_id(f"{domain}_team", tuple(key.split("/", 1)))
-        return self.row_id(f"{domain}_{scope_type}", (key,))
+        """The old API's `scope_id` of a scope (`cockpit.runtime.scopes`)."""
+        return scopes.scope_id(self, domain, scope)
 
     def scope_fields(self, domain: str, scope: Scope | tuple[str, str]) -> dict[str, Any]:
-        scope_type, key = scope
-        return {
-            "scope_type": scope_type,
-            "scope_id": self.scope_id(domain, scope),
-            "scope_key": key,
-            "scope": scope_type if not key else f"{scope_type}:{key}",
-        }
+        return scopes.scope_fields(self, domain, scope)
 
     def find(self, domain: str, scope_type: str, value: str) -> Scope:
-        """The scope named by a row id or a natural key (org name, `org/team`, e-mail, agent
-        name); 404 in the old words when this account has none (another account's id too)."""
-        value = value.strip()
-        resource_type = "agent" if scope_type == "agent" else f"{domain}_{scope_type}"
-        by_id = _uuid(value)
-        if by_id is not None:
-            address = self.by_id.get(by_id)
-            if address is not None and address[0] == resource_type:
-                return Scope(scope_type, "/".join(address[2]))
-        else:
-            key = value.lower() if scope_type == "user" else value
-            parts = tuple(key.split("/", 1)) if scope_type == "team" else (key,)
-            if (resource_type, self.name, parts) in self.ids:
-                return Scope(scope_type, key)
-        raise HTTPException(404, f"{'copilot' if scope_type == 'agent' else domain} {scope_type} not found")
+        """The scope named by a row id or a natural key; 404 when this account has none."""
+        return scopes.find_scope(self, domain, scope_type, value)
 
     def resource(self, type_name: str, key: tuple[str, ...]) -> Resource | None:
         return self.state.get((type_name, self.name, key))
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 def read_version(connection: Connection, account_id: uuid.UUID) -> Version:
@@ -135,31 +97,9 @@ def read_version(connection: Connection, account_id: uuid.UUID) -> Version:
 
 
 def read_account_state(connection: Connection, account_id: uuid.UUID, name: str) -> tuple[State, dict[Address, uuid.UUID]]:
-    """One account's resources and the global model catalog, whatever workspace manages them,
-    in one query per resource type (the reader's query shapes, narrowed to one account)."""
-    managed = {account_id: name}
-    state = State()
-    ids: dict[Address, uuid.UUID] = {}
-    keys_by_id: dict[str, dict[uuid.UUID, tuple[str | None, tuple[str, ...]]]] = {}
-    for resource_type in resource_types():
-        table = metadata.tables[resource_type.table]
-        columns = _columns(resource_type, table)
-        query = _select(resource_type, table, managed).with_only_columns(*(table.c[c] for c in columns))
-        position = {column: i for i, column in enumerate(columns)}
-        fields = [position[f] for f in resource_type.fields]
-        identity = _identity_reader(resource_type, position, managed, keys_by_id)
-        known: dict[uuid.UUID, tuple[str | None, tuple[str, ...]]] = {}
-        for row in connection.execute(query).all():
-            account, key = identity(row)
-            resource = Resource(
-                resource_type.name, account, key,
-                {f: _plain(row[i]) for f, i in zip(resource_type.fields, fields)},
-            )
-            state.resources[resource.address] = resource
-            ids[resource.address] = row[0]
-            known[row[0]] = (account, key)
-        keys_by_id[resource_type.name] = known
-    return state, ids
+    """One account's resources and the global model catalog, whatever workspace manages them."""
+    read = read_accounts(connection, {account_id: name})
+    return read.state, read.ids
 
 
 def load_snapshot(engine: Engine, account_id: uuid.UUID) -> AccountSnapshot:
@@ -215,6 +155,13 @@ class SnapshotCache:
         else:
             version = read_version(connection, account_id)
         return self._current(account_id, version, checked)
+
+    def current(self, connection: Connection, account_id: uuid.UUID) -> AccountSnapshot:
+        """A snapshot checked against the database's version on `connection` now, however
+        recently it was checked: for answers that join it with rows read in the same request
+        (a list's scope ids), which must not lag those rows by up to `ttl`."""
+        checked = time.monotonic()
+        return self._current(account_id, read_version(connection, account_id), checked)
 
     def _current(self, account_id: uuid.UUID, version: Version, checked: float) -> AccountSnapshot:
         current = self._matching(account_id, version, checked)

@@ -17,15 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from cockpit.keys import KEY_PREFIX, allowed_roles, hash_key, suspended_domains, user_suspended
 from cockpit.server.claims import DEFAULT_ACCOUNT_ID_CLAIMS, DEFAULT_SUPER_ADMIN_ROLES, base_roles, map_claims
 from cockpit.runtime.context import RequestContext
 from cockpit.server.jwt import InvalidToken, JwksCache, JwtSettings, jwt_shaped, verify
-from cockpit.store.tables import DOMAINS, account_admins, accounts, virtual_keys
+from cockpit.store.queries import credentials
+from cockpit.store.tables import DOMAINS
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +95,8 @@ class VirtualKeyBackend:
     def authenticate(self, token: str) -> Found | None:
         if not token.startswith(KEY_PREFIX) or len(token) > 200:
             return None
-        k, a = virtual_keys.c, accounts.c
-        query = (
-            sa.select(k.id, k.account_id, k.user_email, k.domain, k.role, k.agent_name, k.revoked_at, k.last_used_at, a.name.label("account_name"), a.status)
-            .join_from(virtual_keys, accounts, accounts.c.id == virtual_keys.c.account_id)
-            .where(k.key_hash == hash_key(token))
-        )
         with self.engine.connect() as connection:
-            row = connection.execute(query).first()
+            row = credentials.virtual_key(connection, hash_key(token))
             if row is None or row.revoked_at is not None:
                 return None
             if row.status != "active":
@@ -131,11 +125,8 @@ class VirtualKeyBackend:
         return context, None
 
     @staticmethod
-    def _default_role(connection: sa.Connection, account_id: uuid.UUID, email: str) -> str:
-        role = connection.execute(
-            sa.select(account_admins.c.role).where(account_admins.c.account_id == account_id, sa.func.lower(account_admins.c.email) == email)
-        ).scalar()
-        return role or "end_user"
+    def _default_role(connection: Connection, account_id: uuid.UUID, email: str) -> str:
+        return credentials.admin_role(connection, account_id, email) or "end_user"
 
     def _touch(self, key_id: uuid.UUID, last_used_at: dt.datetime | None) -> None:
         """Record use at most once a minute per key, in a background writer thread, so a request
@@ -154,7 +145,7 @@ class VirtualKeyBackend:
     def _write_touch(self, key_id: uuid.UUID) -> None:
         try:
             with self.engine.begin() as connection:
-                connection.execute(virtual_keys.update().where(virtual_keys.c.id == key_id).values(last_used_at=dt.datetime.now(dt.timezone.utc)))
+                credentials.touch_key(connection, key_id, dt.datetime.now(dt.timezone.utc))
         except SQLAlchemyError as exc:
             log.warning("could not record the use of key %s: %s", key_id, exc)
 
@@ -166,7 +157,8 @@ class VirtualKeyBackend:
 
 @dataclass(frozen=True)
 class ZitadelAuthSettings:
-    """Runtime token verification (seed-behaviour.md §15.1), from the environment."""
+    """How Zitadel tokens are verified at run time (issuer, JWKS, audience, account claims), from
+    the environment."""
 
     issuer: str | None
     enabled: bool
@@ -200,7 +192,7 @@ def _csv(value: str | None) -> tuple[str, ...]:
 
 
 class ZitadelBackend:
-    """A Zitadel JWT, verified against the issuer's JWKS, its claims mapped as in §15.3.
+    """A Zitadel JWT, verified against the issuer's JWKS, its claims mapped by `cockpit.server.claims`.
 
     The account comes from the account id claim (a name or an id); roles are translated to
     base roles with that account's role prefix and mappings. An unknown account gives no

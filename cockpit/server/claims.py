@@ -1,4 +1,4 @@
-"""Verified Zitadel claims → who the caller is (seed-behaviour.md §15.3), as plain data.
+"""Verified Zitadel claims → who the caller is, as plain data.
 
 Roles come from `roles`/`role` plus the keys of every claim ending in `:roles` (Zitadel's
 `urn:zitadel:iam:org:project:roles` is `{roleKey: {orgId: domain}}`); scopes from

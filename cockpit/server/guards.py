@@ -1,4 +1,5 @@
-"""Policy guards with the old system's words (seed-behaviour.md §2.3): pass, or 403.
+"""Policy guards: pass, or 403 with the old API's words (`Super admin access required`,
+`Account context required`, `Domain access denied: copilot`, `copilot admin access required`).
 
 Rights come from `is_super_admin` and the base roles only. A role string `super_admin` is not
 super admin (only `map_claims` decides that, where a tenant-produced key does not count), and

@@ -8,8 +8,8 @@ Backends are tried in order (`cockpit.server.backends`): the master key (super a
 virtual key (SHA-256 lookup), a Zitadel JWT (verified against the issuer's JWKS). A token none of
 them accepts gives the empty context; a valid credential of a suspended account or user gets a
 403 saying so (`Refused`), before any route runs. `X-Account-Id` (an account's name or id) is
-read in one place, `_named_account`, and honoured only for super admins (DESIGN.md; the old
-system honoured it for any Zitadel token).
+read in one place, `_named_account`, and honoured only for super admins: anyone else naming
+another account would read it (the old system honoured it for any Zitadel token).
 
 Resolving is fast on the hot path: a token's identity is cached for a few seconds (so a revoked
 key stops working within `cache_seconds`), account lookups likewise, and whatever needs the
@@ -23,19 +23,17 @@ import dataclasses
 import hashlib
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Generic, Hashable, Mapping, TypeVar
 
 import anyio.to_thread
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cockpit.server.backends import AccountRef, MasterKeyBackend, Refused, VirtualKeyBackend, ZitadelBackend, ZitadelAuthSettings
 from cockpit.server.claims import tenant_role_keys
 from cockpit.runtime.context import EMPTY, SCOPE_KEY, RequestContext
 from cockpit.server.limits import respond
-from cockpit.store.tables import accounts
+from cockpit.store.queries import credentials
 
 ASGIApp = Callable[[Mapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
@@ -121,7 +119,7 @@ class AccountLookup:
 
         def load() -> tuple[frozenset[str], float]:
             with self.engine.connect() as connection:
-                settings = connection.execute(sa.select(accounts.c.zitadel)).scalars().all()
+                settings = credentials.zitadel_settings(connection)
             return tenant_role_keys(settings), time.time() + self.cache_seconds
 
         return self._role_keys.get_or_load("all", load)
@@ -129,13 +127,8 @@ class AccountLookup:
     def _query(self, name_or_id: str) -> AccountRef | None:
         if "\x00" in name_or_id:
             return None  # no name holds one, and PostgreSQL refuses it in a text parameter (a 500)
-        query = sa.select(accounts.c.id, accounts.c.name, accounts.c.status, accounts.c.zitadel)
-        try:
-            query = query.where(sa.or_(accounts.c.name == name_or_id, accounts.c.id == uuid.UUID(name_or_id)))
-        except ValueError:
-            query = query.where(accounts.c.name == name_or_id)
         with self.engine.connect() as connection:
-            row = connection.execute(query.limit(1)).first()
+            row = credentials.account_by_name_or_id(connection, name_or_id)
         return AccountRef(row.id, row.name, row.status, row.zitadel or {}) if row else None
 
 

@@ -1,8 +1,9 @@
-"""Database → actual state, in bulk: one query per resource type for all managed accounts.
+"""Database → actual state, in bulk: one query per resource type for the accounts read.
 
-The accounts of the workspace are read whole; every other account only for the uniqueness of
-names and email domains. Rows become `Resource`s keyed by natural keys, with the database ids
-kept aside for the executor.
+`read_actual` reads the accounts of a workspace whole, and every other account only for the
+uniqueness of names and email domains; `read_accounts` is its read loop, which the API's
+account snapshots and `cockpit explain` use for one account. Rows become `Resource`s keyed by
+natural keys, with the database ids kept aside (the executor updates by id, the API shows them).
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ def read_actual(connection: Connection, workspace: str) -> ActualState:
     for row in rows:
         result.accounts[row.name] = AccountRow(row.id, row.name, row.workspace, row.email_domain, row.status)
     managed = {a.id: a.name for a in result.accounts.values() if a.workspace == workspace}
+    read = read_accounts(connection, managed, workspace)
+    result.state, result.ids, result.foreign_models = read.state, read.ids, read.foreign_models
+    return result
+
+
+@dataclass
+class AccountsRead:
+    """The resources of some accounts and of the model catalog, with their row ids."""
+
+    state: State = field(default_factory=State)
+    ids: dict[Address, uuid.UUID] = field(default_factory=dict)
+    foreign_models: dict[str, str] = field(default_factory=dict)
+    """Catalog models left out because another workspace declares them: name → workspace."""
+
+
+def read_accounts(connection: Connection, managed: dict[uuid.UUID, str], workspace: str | None = None) -> AccountsRead:
+    """The resources of the `managed` accounts (id → name) and the global model catalog, one
+    query per resource type. With a `workspace`, the catalog models another workspace declares
+    are left out (listed in `foreign_models`); without one, the whole catalog is read.
+
+    The planner reads every account of a workspace this way, the API's snapshot and `explain`
+    one account."""
+    result = AccountsRead()
+    state, ids = result.state, result.ids
     keys_by_id: dict[str, dict[uuid.UUID, tuple[str | None, tuple[str, ...]]]] = {}
     for resource_type in resource_types():
         table = metadata.tables[resource_type.table]
@@ -60,12 +85,12 @@ def read_actual(connection: Connection, workspace: str) -> ActualState:
         fields = [position[name] for name in resource_type.fields]
         secret = position.get(f"{resource_type.secret}_fingerprint")
         protect = position.get("protect")
+        foreign_at = position["workspace"] if resource_type.name == "model" and workspace is not None else None
         known: dict[uuid.UUID, tuple[str | None, tuple[str, ...]]] = {}
-        state, ids = result.state, result.ids
         identity = _identity_reader(resource_type, position, managed, keys_by_id)
         for row in connection.execute(query).all():
-            if resource_type.name == "model" and row[position["workspace"]] != workspace:
-                result.foreign_models[row[position["name"]]] = row[position["workspace"]]
+            if foreign_at is not None and row[foreign_at] != workspace:
+                result.foreign_models[row[position["name"]]] = row[foreign_at]
                 continue
             account, key = identity(row)
             resource = Resource(

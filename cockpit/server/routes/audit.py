@@ -1,4 +1,4 @@
-"""The audit trail of the caller's account (seed-behaviour.md §13), newest first.
+"""The audit trail of the caller's account, newest first.
 
 `cockpit apply` writes one event per change, with its domain (`iam`, `billing`, `console`,
 `copilot`) in a column of its own, so the domain filter works (the old system filtered on a JSON
@@ -8,29 +8,23 @@ catalog) belong to no tenant and are never listed here.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Connection
 
-from cockpit.budgets.usage import UTC
 from cockpit.resources.types import AUDIT_DOMAINS
 from cockpit.runtime.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account_admin
-from cockpit.server.reads import Moment, Page, as_uuid, page, paged_query, plain, no_nul, refusals
-from cockpit.store.tables import audit_events
+from cockpit.server.reads import Moment, Page, no_nul, page, paged_rows, refusals
+from cockpit.server.wire import row_json
+from cockpit.store.queries.audit import AuditFilter, audit_page
 
 router = APIRouter(tags=["audit"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 DOMAIN_CHOICES = ("all", *sorted(AUDIT_DOMAINS))
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.get("/v1/audit", responses=refusals(400))
@@ -51,28 +45,8 @@ def audit(
     account_id: uuid.UUID = require_account_admin(ctx)
     if domain not in DOMAIN_CHOICES:
         raise HTTPException(400, f"domain must be one of: {','.join(DOMAIN_CHOICES)}")
-    events = audit_events.c
-    filters = [events.account_id == account_id]
-    if domain != "all":
-        filters.append(events.domain == domain)
-    for value, column in ((action, events.action), (kind, events.kind), (actor, events.actor), (plan_id, events.plan_id)):
-        if value:
-            filters.append(column == value)
-    if apply_run_id:
-        run = as_uuid(apply_run_id)
-        filters.append(events.apply_run_id == run if run else sa.false())
-    if since is not None:
-        filters.append(events.created_at >= _aware(since))
-    if until is not None:
-        filters.append(events.created_at < _aware(until))
-    query = (
-        sa.select(
-            events.id, events.account_id, events.domain, events.actor, events.action, events.kind,
-            events.resource_key, events.before, events.after, events.plan_id, events.commit_sha,
-            events.apply_run_id, events.created_at,
-        )
-        .where(*filters)
-        .order_by(events.created_at.desc(), events.id.desc())
+    where = AuditFilter(
+        domain=None if domain == "all" else domain, action=action, kind=kind, actor=actor, plan_id=plan_id,
+        apply_run_id=apply_run_id, since=since, until=until,
     )
-    result = paged_query(db, query, at, lambda rows: [{k: plain(v) for k, v in r._mapping.items()} for r in rows])
-    return {"domain": domain, **result}
+    return {"domain": domain, **paged_rows(audit_page(db, account_id, where, at), lambda rows: [row_json(r) for r in rows])}

@@ -1,6 +1,6 @@
-"""Budgets and costs, read-only, at the old system's paths (seed-behaviour.md §6, §14).
+"""Budgets and costs, read-only, at the old system's paths.
 
-The numbers follow DESIGN.md (Budgets), not the old system: a scope's effective allocation is
+The numbers are Cockpit's, not the old system's: a scope's effective allocation is
 its allocation or equal share replaced by its override; usage counts the ledger rows of the
 current cycle window (the calendar month or quarter, UTC, of the plan's `cycle`), rolled up by
 the org, team and user written on each row (`cockpit.budgets.usage`). Scopes are named by
@@ -9,24 +9,27 @@ their row id (`scope_id`, as the old API did) and by their natural key (`scope_k
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any, Mapping
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy.engine import Connection
 
-from cockpit.budgets.usage import UTC, current_window, scope_usage
+from cockpit.budgets.usage import current_window, scope_usage
 from cockpit.policy.allocations import PlanAllocation, ScopeAllocation, effective_allocation
 from cockpit.credits import to_cents
 from cockpit.config.scopes import parse_scope
 from cockpit.runtime.context import RequestContext
 from cockpit.server.deps import connection, context
 from cockpit.server.guards import require_account, require_domain_admin, require_super_admin
-from cockpit.server.reads import Moment, Page, as_uuid, item, page, paged, paged_query, plain, no_nul, refusals, require_domain, scope_key_of
+from cockpit.runtime.scopes import scope_key
 from cockpit.runtime.snapshots import AccountSnapshot, snapshot_cache
-from cockpit.store.tables import accounts, agents, budget_cycles, budget_plans, connections, usage_ledger
+from cockpit.server.reads import Moment, Page, item, list_snapshot, no_nul, page, paged, paged_rows, refusals, require_domain
+from cockpit.server.wire import plain, row_json
+from cockpit.store.queries import accounts as account_reads
+from cockpit.store.queries import budgets as budget_reads
+from cockpit.store.queries import ledger
+from cockpit.store.queries.filters import as_uuid
 
 router = APIRouter(tags=["budgets"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
@@ -40,21 +43,6 @@ def copilot_admin(ctx: RequestContext = Depends(context)) -> uuid.UUID:
 
 # -- account allocation --------------------------------------------------------------------------
 
-ALLOCATION_COLUMNS = (
-    accounts.c.id.label("account_id"),
-    accounts.c.name.label("account_name"),
-    accounts.c.monthly_credits,
-    accounts.c.overflow_limit,
-    accounts.c.credit_factor,
-    accounts.c.created_at,
-    accounts.c.updated_at,
-)
-
-
-def _allocation_row(row: Any) -> dict[str, Any]:
-    return {key: plain(value) for key, value in row._mapping.items()}
-
-
 @router.get("/v1/budgets/account-allocation", responses=refusals(404))
 def account_allocation(
     account_id: str | None = Query(None, description="An account's id or name; without it, every account."),
@@ -64,55 +52,36 @@ def account_allocation(
 ) -> dict[str, Any]:
     """Super admin: one account's credits (`item`), or every account's, newest change first."""
     require_super_admin(ctx)
-    query = sa.select(*ALLOCATION_COLUMNS)
     if account_id:
-        by_id = as_uuid(account_id)
-        row = db.execute(query.where(accounts.c.id == by_id if by_id else accounts.c.name == account_id)).first()
+        row = account_reads.allocation_by_ref(db, account_id)
         if row is None:
             raise HTTPException(404, "Account not found")
-        return item(_allocation_row(row))
-    return paged_query(db, query.order_by(accounts.c.updated_at.desc(), accounts.c.name), at, lambda rows: [_allocation_row(r) for r in rows])
+        return item(row_json(row))
+    return paged_rows(account_reads.allocations_page(db, at), lambda rows: [row_json(r) for r in rows])
 
 
 @router.get("/v1/budgets/copilot/account-allocation")
 def copilot_account_allocation(account_id: uuid.UUID = Depends(copilot_admin), db: Connection = Depends(connection)) -> dict[str, Any]:
     """The caller's account: monthly credits, overflow limit, credit factor."""
-    row = db.execute(sa.select(*ALLOCATION_COLUMNS).where(accounts.c.id == account_id)).first()
+    row = account_reads.allocation_of(db, account_id)
     if row is None:
         return item({"account_id": str(account_id), "monthly_credits": 0.0, "overflow_limit": 0.0, "credit_factor": 1.0})
-    return item(_allocation_row(row))
+    return item(row_json(row))
 
 
 # -- plans and effective allocation -------------------------------------------------------------
 
 def _plan_item(db: Connection, row: Any) -> dict[str, Any]:
-    fields = {key: plain(value) for key, value in row._mapping.items()}
+    fields = row_json(row)
     fields["status"] = "active" if row.active else "inactive"
     fields["window"] = current_window(db, row.account_id, row.cycle).as_dict()
     return fields
 
 
-PLAN_COLUMNS = (
-    budget_plans.c.id,
-    budget_plans.c.account_id,
-    budget_plans.c.name,
-    budget_plans.c.cycle,
-    budget_plans.c.active,
-    budget_plans.c.allow_overflow,
-    budget_plans.c.created_at,
-    budget_plans.c.updated_at,
-)
-
-
 @router.get("/v1/budgets/copilot/plans/active")
 def active_plan(account_id: uuid.UUID = Depends(copilot_admin), db: Connection = Depends(connection)) -> dict[str, Any]:
     """The active plan (null when none), with the cycle window usage counts in."""
-    row = db.execute(
-        sa.select(*PLAN_COLUMNS)
-        .where(budget_plans.c.account_id == account_id, budget_plans.c.active.is_(True))
-        .order_by(budget_plans.c.name)
-        .limit(1)
-    ).first()
+    row = budget_reads.active_plan(db, account_id)
     return item(_plan_item(db, row) if row is not None else None)
 
 
@@ -324,26 +293,9 @@ def alerts(
 
 # -- costs -----------------------------------------------------------------------------------------
 
-def _window_filter(since: dt.datetime | None, until: dt.datetime | None) -> list[Any]:
-    """Optional [since, until) on the ledger's time; naive times are UTC."""
-    found = []
-    if since is not None:
-        found.append(usage_ledger.c.created_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
-    if until is not None:
-        found.append(usage_ledger.c.created_at < (until if until.tzinfo else until.replace(tzinfo=UTC)))
-    return found
-
-
-def _ids_by_name(db: Connection, table: sa.Table, account_id: uuid.UUID, names: set[str]) -> dict[str, str]:
-    names.discard(None)  # type: ignore[arg-type]
-    if not names:
-        return {}
-    rows = db.execute(sa.select(table.c.name, table.c.id).where(table.c.account_id == account_id, table.c.name.in_(sorted(names)))).all()
-    return {name: str(row_id) for name, row_id in rows}
-
-
 @router.get("/v1/budgets/copilot/cost-breakdown", responses=refusals(400))
 def cost_breakdown(
+    request: Request,
     by: str = Query("agent", description="agent, llm, connection or guardrail"),
     since: Moment | None = Query(None, description="Only ledger rows at or after this time (default: all)."),
     until: Moment | None = Query(None, description="Only ledger rows before this time."),
@@ -354,35 +306,28 @@ def cost_breakdown(
     """Copilot ledger totals grouped by agent, model, connection or guardrail, most credits first."""
     if by not in BREAKDOWNS:
         raise HTTPException(400, "by must be one of: agent,llm,connection,guardrail")
-    key = usage_ledger.c[BREAKDOWNS[by]]
-    credits = sa.func.sum(usage_ledger.c.credits)
-    query = (
-        sa.select(key.label("key"), sa.func.sum(usage_ledger.c.raw_cost).label("raw_cost"), credits.label("credits"))
-        .where(usage_ledger.c.account_id == account_id, usage_ledger.c.domain == "copilot", *_window_filter(since, until))
-        .group_by(key)
-        .order_by(credits.desc(), key)
-    )
-    result = paged_query(db, query, at, lambda rows: [{"key": r.key, "raw_cost": plain(r.raw_cost), "credits": plain(r.credits)} for r in rows])
-    table = {"agent": agents, "connection": connections}.get(by)
-    if table is not None:
-        ids = _ids_by_name(db, table, account_id, {i["key"] for i in result["items"]})
+    totals = ledger.totals_by(db, account_id, BREAKDOWNS[by], since, until, at)
+    result = paged_rows(totals, lambda rows: [row_json(r) for r in rows])
+    if by in ("agent", "connection"):
+        snapshot = list_snapshot(request, db, account_id)
         for entry in result["items"]:
-            entry[f"{by}_id"] = ids.get(entry["key"])
+            entry[f"{by}_id"] = snapshot.row_id(by, (entry["key"],)) if entry["key"] is not None else None
     return {"by": by, **result}
 
 
-def _ledger_key(db: Connection, account_id: uuid.UUID, domain: str, scope_type: str, value: str) -> str:
+def _ledger_key(snapshot: AccountSnapshot, domain: str, scope_type: str, value: str) -> str:
     """A scope named by row id or natural key → the natural key the ledger holds. A value that
     names no current row is taken as a natural key as it is: the ledger outlives deleted orgs,
     teams and users."""
     try:
-        return scope_key_of(db, account_id, domain, scope_type, value)
+        return scope_key(snapshot, domain, scope_type, value)
     except HTTPException:
         return value.strip().lower() if scope_type == "user" else value.strip()
 
 
 @router.get("/v1/costs/breakdown", responses=refusals(400))
 def costs_breakdown(
+    request: Request,
     domain: str = Query("copilot", description="console or copilot"),
     org_id: str | None = Query(None, description="An org's id or name."),
     team_id: str | None = Query(None, description="A team's id or `org/team`."),
@@ -398,35 +343,31 @@ def costs_breakdown(
     require_account(ctx)
     domain = require_domain(domain)
     account_id = require_domain_admin(ctx, domain)
-    ledger = usage_ledger.c
-    filters = [ledger.account_id == account_id, ledger.domain == domain, *_window_filter(since, until)]
-    for value, scope_type, column in ((org_id, "org", ledger.org_key), (team_id, "team", ledger.team_key), (user_id, "user", ledger.user_email)):
-        if value:
-            filters.append(column == _ledger_key(db, account_id, domain, scope_type, value))
-    group = (ledger.model_name, ledger.agent_name, ledger.connection_name, ledger.guardrail_code)
-    credits = sa.func.sum(ledger.credits)
-    query = (
-        sa.select(*group, sa.func.sum(ledger.raw_cost).label("raw_cost"), credits.label("credits_incurred"))
-        .where(*filters)
-        .group_by(*group)
-        .order_by(credits.desc(), *group)
+    snapshot = list_snapshot(request, db, account_id)
+    keys = {
+        scope_type: _ledger_key(snapshot, domain, scope_type, value) if value else None
+        for scope_type, value in (("org", org_id), ("team", team_id), ("user", user_id))
+    }
+    totals = ledger.totals_by_item(
+        db, account_id, domain, org_key=keys["org"], team_key=keys["team"], user_email=keys["user"], since=since, until=until, at=at,
     )
-    result = paged_query(db, query, at, list)
-    agent_ids = _ids_by_name(db, agents, account_id, {r.agent_name for r in result["items"]})
-    connection_ids = _ids_by_name(db, connections, account_id, {r.connection_name for r in result["items"]})
-    result["items"] = [
+
+    def row_id(type_name: str, name: str | None) -> str | None:
+        return snapshot.row_id(type_name, (name,)) if name is not None else None
+
+    result = paged_rows(totals, lambda rows: [
         {
             "model_name": r.model_name,
-            "agent_id": agent_ids.get(r.agent_name),
+            "agent_id": row_id("agent", r.agent_name),
             "agent_name": r.agent_name,
-            "connection_id": connection_ids.get(r.connection_name),
+            "connection_id": row_id("connection", r.connection_name),
             "connection_name": r.connection_name,
             "guardrail_code": r.guardrail_code,
             "raw_cost": plain(r.raw_cost),
             "credits_incurred": plain(r.credits_incurred),
         }
-        for r in result["items"]
-    ]
+        for r in rows
+    ])
     return {"domain": domain, **result}
 
 
@@ -439,20 +380,4 @@ def cycle_history(
     db: Connection = Depends(connection),
 ) -> dict[str, Any]:
     """Cycle records written by renewal, newest first."""
-    cycles = budget_cycles.c
-    plan_ids = (
-        sa.select(budget_plans.c.id)
-        .where(budget_plans.c.account_id == account_id, budget_plans.c.name == cycles.plan_name)
-        .scalar_subquery()
-    )
-    query = (
-        sa.select(
-            cycles.id, cycles.account_id, cycles.plan_name, plan_ids.label("plan_id"),
-            cycles.window_start.label("cycle_start"), cycles.window_end.label("cycle_end"),
-            cycles.used_credits, cycles.overflow_charge.label("overflow_charge_credits"),
-            cycles.rollover_credits, cycles.summary.label("summary_json"), cycles.created_at,
-        )
-        .where(cycles.account_id == account_id)
-        .order_by(cycles.created_at.desc(), cycles.window_start.desc(), cycles.id)
-    )
-    return paged_query(db, query, at, lambda rows: [{k: plain(v) for k, v in r._mapping.items()} for r in rows])
+    return paged_rows(budget_reads.cycles_page(db, account_id, at), lambda rows: [row_json(r) for r in rows])

@@ -1,4 +1,4 @@
-"""Health and the caller's own context (seed-behaviour.md §2.4): no guard, any caller.
+"""Health and the caller's own context: no guard, any caller.
 
 `/v1/me/context` is the hottest route (clients call it to learn who they are): it reads the
 context from the scope and answers a ready JSONResponse, skipping FastAPI's dependency solving

@@ -1,4 +1,4 @@
-"""Feature entitlements and effective features (seed-behaviour §11; DESIGN.md Semantics).
+"""Feature entitlements and effective features.
 
 The domain comes with the request (`?domain=console|copilot`) and the caller must be an admin
 of that domain. Effective features come from `cockpit.policy.features`: the most specific level
@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
@@ -20,12 +19,13 @@ from sqlalchemy.engine import Connection
 from cockpit.policy.features import FeatureDecision, effective_features, feature_access
 from cockpit.server.deps import connection
 from cockpit.server.guards import require_account, require_domain_admin
-from cockpit.server.reads import DOMAINS, Page, ScopeIds, json_body, page, paged_query, plain, no_nul, refusals, request_context
 from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
+from cockpit.server.reads import DOMAINS, Page, json_body, list_snapshot, no_nul, page, paged_rows, refusals, request_context, scopes_in
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
-from cockpit.store.tables import feature_entitlements
+from cockpit.server.wire import resource_json
+from cockpit.store.queries.grants import feature_entitlements_page
 
-router = APIRouter(prefix="/v1/features", tags=["features"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["features"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
 async def admin_of_requested_domain(request: Request, domain: str | None = None) -> tuple[uuid.UUID, str]:
@@ -68,49 +68,21 @@ def decision_fields(snapshot: AccountSnapshot, decision: FeatureDecision) -> dic
     }
 
 
-@router.get("/entitlements", responses=refusals(400))
+@router.get("/v1/features/entitlements", responses=refusals(400))
 def list_entitlements(
+    request: Request,
     feature_code: str | None = None,
     at: Page = Depends(page),
     guard: tuple[uuid.UUID, str] = Depends(admin_of_requested_domain),
     conn: Connection = Depends(connection),
 ) -> dict[str, Any]:
     account_id, domain = guard
-    query = (
-        sa.select(feature_entitlements)
-        .where(feature_entitlements.c.account_id == account_id, feature_entitlements.c.domain == domain)
-        .order_by(
-            feature_entitlements.c.created_at.desc(), feature_entitlements.c.feature,
-            feature_entitlements.c.scope_type, feature_entitlements.c.scope_key,
-        )
-    )
-    if feature_code:
-        query = query.where(feature_entitlements.c.feature == feature_code.strip())
-
-    def rows_json(rows: list[Any]) -> list[dict[str, Any]]:
-        scopes = ScopeIds(conn, account_id)
-        for row in rows:
-            scopes.want(domain, row.scope_type, row.scope_key)
-        scopes.resolve()
-        return [
-            {
-                "id": str(row.id),
-                "account_id": str(row.account_id),
-                "domain": row.domain,
-                "feature_code": row.feature,
-                **scopes.fields(domain, row.scope_type, row.scope_key),
-                "enabled": bool(row.enabled),
-                "config_json": row.config or {},
-                "created_at": plain(row.created_at),
-                "updated_at": plain(row.updated_at),
-            }
-            for row in rows
-        ]
-
-    return {"domain": domain, **paged_query(conn, query, at, rows_json)}
+    rows = feature_entitlements_page(conn, account_id, domain, feature_code.strip() if feature_code else None, at)
+    scopes = scopes_in(list_snapshot(request, conn, account_id), domain)
+    return {"domain": domain, **paged_rows(rows, lambda found: [resource_json("feature_entitlement", r, scopes) for r in found])}
 
 
-@router.get("/effective", responses=refusals(400, 404))
+@router.get("/v1/features/effective", responses=refusals(400, 404))
 async def effective(
     request: Request,
     feature_code: str | None = None,

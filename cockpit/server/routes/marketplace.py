@@ -1,4 +1,4 @@
-"""The copilot marketplace (seed-behaviour §12): listings, their grants, and discover.
+"""The copilot marketplace: listings, their grants, and discover.
 
 A listing names its entity by name (`agent:helpdesk`); responses give the old `entity_id` (the
 agent's or connection's row id) beside `entity_name`. A listing is named in the path by its id
@@ -13,101 +13,55 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.engine import Connection
 
 from cockpit.policy.marketplace import discover as discover_listings
+from cockpit.runtime.snapshots import AccountSnapshot, snapshot_cache
 from cockpit.server.deps import connection
-from cockpit.server.reads import Page, as_uuid, domain_admin, item, page, paged, plain, no_nul, refusals, scope_grants
-from cockpit.runtime.snapshots import snapshot_cache
+from cockpit.server.reads import Page, domain_admin, item, list_snapshot, no_nul, page, paged, refusals, scopes_in
 from cockpit.server.subjects import graph_for, parse_scope, source_fields, subject, subject_fields
-from cockpit.store.tables import agents, connections, marketplace_grants, marketplace_listings
+from cockpit.server.wire import resource_json
+from cockpit.store.queries.grants import scope_grants_of
+from cockpit.store.queries.marketplace import listing_by_ref, listings_of
 
-router = APIRouter(prefix="/v1/copilot/marketplace", tags=["marketplace"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
+router = APIRouter(tags=["marketplace"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 copilot_admin = domain_admin("copilot")
 NOT_FOUND = "Marketplace listing not found"
-listings = marketplace_listings
-
-
-def listings_query(account_id: uuid.UUID) -> sa.Select:
-    return sa.select(listings).where(listings.c.account_id == account_id).order_by(
-        listings.c.created_at.desc(), listings.c.entity_type, listings.c.entity_name
-    )
-
-
-def filtered(query: sa.Select, title: str | None, entity_type: str | None) -> sa.Select:
-    if title:
-        query = query.where(sa.func.lower(listings.c.title).contains(title.strip().lower(), autoescape=True))
-    if entity_type:
-        query = query.where(listings.c.entity_type == entity_type.strip().lower())
-    return query
 
 
 def listing_row(conn: Connection, account_id: uuid.UUID, ref: str) -> Any:
-    query = sa.select(listings).where(listings.c.account_id == account_id)
-    by_id = as_uuid(ref)
-    if by_id:
-        query = query.where(listings.c.id == by_id)
-    else:
-        entity_type, _, entity_name = ref.partition(":")
-        query = query.where(listings.c.entity_type == entity_type, listings.c.entity_name == entity_name)
-    row = conn.execute(query).first()
+    row = listing_by_ref(conn, account_id, ref)
     if row is None:
         raise HTTPException(404, NOT_FOUND)
     return row
 
 
-def entity_ids(conn: Connection, account_id: uuid.UUID, rows: list[Any]) -> dict[tuple[str, str], str]:
-    """(entity_type, entity_name) → the agent's or connection's row id, for a page of listings."""
-    found: dict[tuple[str, str], str] = {}
-    for entity_type, table in (("agent", agents), ("connection", connections)):
-        names = sorted({r.entity_name for r in rows if r.entity_type == entity_type})
-        if names:
-            for name, row_id in conn.execute(
-                sa.select(table.c.name, table.c.id).where(table.c.account_id == account_id, table.c.name.in_(names))
-            ):
-                found[(entity_type, name)] = str(row_id)
-    return found
+def grants_of(conn: Connection, snapshot: AccountSnapshot, listing_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    scopes = scopes_in(snapshot, "copilot")
+    account = {"account_id": str(snapshot.account_id)}
+    return {
+        listing: [resource_json("marketplace_grant", g, scopes, account) for g in grants]
+        for listing, grants in scope_grants_of(conn, "marketplace_grant", listing_ids).items()
+    }
 
 
-def grants_of(conn: Connection, account_id: uuid.UUID, listing_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    return scope_grants(
-        conn, account_id, marketplace_grants, "listing_id", listing_ids, "marketplace_id",
-        lambda row: {"updated_at": plain(row.updated_at)},
-    )
-
-
-def listings_json(conn: Connection, account_id: uuid.UUID, rows: list[Any], include_grants: bool) -> list[dict[str, Any]]:
-    entities = entity_ids(conn, account_id, rows)
-    grants = grants_of(conn, account_id, [r.id for r in rows]) if include_grants else {}
+def listings_json(conn: Connection, snapshot: AccountSnapshot, rows: list[Any], include_grants: bool) -> list[dict[str, Any]]:
+    """Listings with their entity's row id (agent or connection), and their grants if asked."""
+    grants = grants_of(conn, snapshot, [r.id for r in rows]) if include_grants else {}
     result = []
     for row in rows:
-        fields = {
-            "id": str(row.id),
-            "account_id": str(row.account_id),
-            "entity_type": row.entity_type,
-            "entity_id": entities.get((row.entity_type, row.entity_name)),
-            "entity_name": row.entity_name,
-            "title": row.title,
-            "description": row.description,
-            "is_published": bool(row.published),
-            "is_featured": bool(row.featured),
-            "is_verified": bool(row.verified),
-            "pricing_model": row.pricing_model,
-            "version": row.version,
-            "author": row.author,
-            "created_at": plain(row.created_at),
-            "updated_at": plain(row.updated_at),
-        }
+        entity_id = snapshot.row_id(row.entity_type, (row.entity_name,)) if row.entity_type in ("agent", "connection") else None
+        fields = resource_json("marketplace_listing", row, values={"entity_id": entity_id})
         if include_grants:
             fields["grants"] = grants[row.id]
         result.append(fields)
     return result
 
 
-@router.get("")
+@router.get("/v1/copilot/marketplace")
 def list_listings(
+    request: Request,
     published_only: bool = False,
     title: str | None = None,
     entity_type: str | None = None,
@@ -116,14 +70,12 @@ def list_listings(
     account_id: uuid.UUID = Depends(copilot_admin),
     conn: Connection = Depends(connection),
 ) -> dict[str, Any]:
-    query = filtered(listings_query(account_id), title, entity_type)
-    if published_only:
-        query = query.where(listings.c.published.is_(True))
-    rows = conn.execute(query).all()
-    return {"items": listings_json(conn, account_id, at.slice(rows), include_grants), "total": len(rows)}
+    rows = listings_of(conn, account_id, title=title, entity_type=entity_type, published_only=published_only)
+    snapshot = list_snapshot(request, conn, account_id)
+    return {"items": listings_json(conn, snapshot, at.slice(rows), include_grants), "total": len(rows)}
 
 
-@router.get("/discover", responses=refusals(400, 404))
+@router.get("/v1/copilot/marketplace/discover", responses=refusals(400, 404))
 def discover(
     request: Request,
     user_id: str | None = None,
@@ -141,11 +93,11 @@ def discover(
     snapshot = snapshot_cache(request).get(conn, account_id)
     who = subject(snapshot, "copilot", user_id=user_id, email=email, team_id=team_id, org_id=org_id)
     visible = {d.listing: d for d in discover_listings(graph_for(snapshot, who), who.name)}
-    query = filtered(listings_query(account_id), title, entity_type).where(listings.c.published.is_(True))
-    rows = [r for r in conn.execute(query).all() if f"{r.entity_type}:{r.entity_name}" in visible]
+    published = listings_of(conn, account_id, title=title, entity_type=entity_type, published_only=True)
+    rows = [r for r in published if f"{r.entity_type}:{r.entity_name}" in visible]
     shown = at.slice(rows)
     items = []
-    for fields, row in zip(listings_json(conn, account_id, shown, include_grants=False), shown):
+    for fields, row in zip(listings_json(conn, snapshot, shown, include_grants=False), shown):
         found = visible[f"{row.entity_type}:{row.entity_name}"]
         if found.mode == "granted":
             matched = [snapshot.scope_fields("copilot", parse_scope(s)) for s in found.matched]
@@ -158,18 +110,19 @@ def discover(
     return {**subject_fields(snapshot, who), "items": items, "total": len(rows)}
 
 
-@router.get("/{listing}", responses=refusals(404))
-def get_listing(listing: str, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
+@router.get("/v1/copilot/marketplace/{listing}", responses=refusals(404))
+def get_listing(listing: str, request: Request, account_id: uuid.UUID = Depends(copilot_admin), conn: Connection = Depends(connection)) -> dict[str, Any]:
     row = listing_row(conn, account_id, listing)
-    return item(listings_json(conn, account_id, [row], include_grants=True)[0])
+    return item(listings_json(conn, list_snapshot(request, conn, account_id), [row], include_grants=True)[0])
 
 
-@router.get("/{listing}/grants", responses=refusals(404))
+@router.get("/v1/copilot/marketplace/{listing}/grants", responses=refusals(404))
 def list_listing_grants(
     listing: str,
+    request: Request,
     at: Page = Depends(page),
     account_id: uuid.UUID = Depends(copilot_admin),
     conn: Connection = Depends(connection),
 ) -> dict[str, Any]:
     row = listing_row(conn, account_id, listing)
-    return paged(grants_of(conn, account_id, [row.id])[row.id], at)
+    return paged(grants_of(conn, list_snapshot(request, conn, account_id), [row.id])[row.id], at)

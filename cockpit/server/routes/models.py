@@ -1,4 +1,4 @@
-"""Model grants and effective model access, per domain (seed-behaviour §10; DESIGN.md Semantics).
+"""Model grants and effective model access, at one path per domain.
 
 Effective access is decided by `cockpit.policy.model_access` over the account's graph: the
 most specific level of user → the user's teams → their orgs → account with a grant for the
@@ -13,17 +13,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from cockpit.policy.model_access import ModelDecision, effective_models, model_access
 from cockpit.server.deps import connection
-from cockpit.server.reads import DOMAINS, Page, ScopeIds, domain_admin, json_body, page, paged_query, plain, no_nul, refusals
 from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
+from cockpit.server.reads import Page, json_body, list_snapshot, no_nul, page, paged_rows, refusals, route_domain, route_domain_admin, scopes_in
 from cockpit.server.subjects import graph_for, parse_scope, resolution_order, source_fields, subject, subject_fields
-from cockpit.store.tables import model_grants
+from cockpit.server.wire import resource_json
+from cockpit.store.queries.grants import model_grants_page
 
 router = APIRouter(tags=["models"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
@@ -57,73 +57,49 @@ def decision_fields(snapshot: AccountSnapshot, domain: str, decision: ModelDecis
     }
 
 
-def _add_routes(domain: str) -> None:
-    admin = domain_admin(domain)
-
-    @router.get(f"/v1/{domain}/models/grants", name=f"{domain}_model_grants")
-    def list_grants(
-        model_name: str | None = None,
-        at: Page = Depends(page),
-        account_id: uuid.UUID = Depends(admin),
-        conn: Connection = Depends(connection),
-    ) -> dict[str, Any]:
-        query = (
-            sa.select(model_grants)
-            .where(model_grants.c.account_id == account_id, model_grants.c.domain == domain)
-            .order_by(model_grants.c.created_at.desc(), model_grants.c.model_name, model_grants.c.scope_type, model_grants.c.scope_key)
-        )
-        if model_name:
-            query = query.where(model_grants.c.model_name == model_name)
-
-        def rows_json(rows: list[Any]) -> list[dict[str, Any]]:
-            scopes = ScopeIds(conn, account_id)
-            for row in rows:
-                scopes.want(domain, row.scope_type, row.scope_key)
-            scopes.resolve()
-            return [
-                {
-                    "id": str(row.id),
-                    "account_id": str(row.account_id),
-                    "domain": row.domain,
-                    "model_name": row.model_name,
-                    **scopes.fields(domain, row.scope_type, row.scope_key),
-                    "access_mode": row.access,
-                    "created_at": plain(row.created_at),
-                    "updated_at": plain(row.updated_at),
-                }
-                for row in rows
-            ]
-
-        return paged_query(conn, query, at, rows_json)
-
-    @router.get(f"/v1/{domain}/models/effective", name=f"{domain}_models_effective", responses=refusals(400, 404))
-    async def effective(
-        request: Request,
-        model_name: str | None = None,
-        user_id: str | None = None,
-        email: str | None = None,
-        team_id: str | None = None,
-        org_id: str | None = None,
-        at: Page = Depends(page),
-        account_id: uuid.UUID = Depends(admin),
-    ) -> JSONResponse:
-        """One model (`model_name`) or, without it, every model of the catalog and every model
-        granted on the chain. The subject is a user by id or e-mail (membership expanded from
-        the directory), else the given team and/or org, else the account."""
-        snapshot = await account_snapshot(request, account_id)
-        who = subject(snapshot, domain, user_id=user_id, email=email, team_id=team_id, org_id=org_id)
-        graph = graph_for(snapshot, who)
-        common = {**subject_fields(snapshot, who), "domain": domain, "resolution_order": resolution_order(snapshot, graph, who)}
-        if model_name:
-            return json_body({**decision_fields(snapshot, domain, model_access(graph, domain, who.name, model_name)), **common})
-        decisions = effective_models(graph, domain, who.name)
-        return json_body({
-            **common,
-            "allowed_models": [d.model for d in decisions if d.allowed],
-            "items": [decision_fields(snapshot, domain, d) for d in at.slice(decisions)],
-            "total": len(decisions),
-        })
+def list_grants(
+    request: Request,
+    model_name: str | None = None,
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(route_domain_admin),
+    conn: Connection = Depends(connection),
+    domain: str = Depends(route_domain),
+) -> dict[str, Any]:
+    rows = model_grants_page(conn, account_id, domain, model_name, at)
+    scopes = scopes_in(list_snapshot(request, conn, account_id), domain)
+    return paged_rows(rows, lambda found: [resource_json("model_grant", r, scopes) for r in found])
 
 
-for _domain in DOMAINS:
-    _add_routes(_domain)
+async def effective(
+    request: Request,
+    model_name: str | None = None,
+    user_id: str | None = None,
+    email: str | None = None,
+    team_id: str | None = None,
+    org_id: str | None = None,
+    at: Page = Depends(page),
+    account_id: uuid.UUID = Depends(route_domain_admin),
+    domain: str = Depends(route_domain),
+) -> JSONResponse:
+    """One model (`model_name`) or, without it, every model of the catalog and every model
+    granted on the chain. The subject is a user by id or e-mail (membership expanded from
+    the directory), else the given team and/or org, else the account."""
+    snapshot = await account_snapshot(request, account_id)
+    who = subject(snapshot, domain, user_id=user_id, email=email, team_id=team_id, org_id=org_id)
+    graph = graph_for(snapshot, who)
+    common = {**subject_fields(snapshot, who), "domain": domain, "resolution_order": resolution_order(snapshot, graph, who)}
+    if model_name:
+        return json_body({**decision_fields(snapshot, domain, model_access(graph, domain, who.name, model_name)), **common})
+    decisions = effective_models(graph, domain, who.name)
+    return json_body({
+        **common,
+        "allowed_models": [d.model for d in decisions if d.allowed],
+        "items": [decision_fields(snapshot, domain, d) for d in at.slice(decisions)],
+        "total": len(decisions),
+    })
+
+
+router.add_api_route("/v1/console/models/grants", list_grants, methods=["GET"], name="console_model_grants")
+router.add_api_route("/v1/console/models/effective", effective, methods=["GET"], name="console_models_effective", responses=refusals(400, 404))
+router.add_api_route("/v1/copilot/models/grants", list_grants, methods=["GET"], name="copilot_model_grants")
+router.add_api_route("/v1/copilot/models/effective", effective, methods=["GET"], name="copilot_models_effective", responses=refusals(400, 404))

@@ -239,6 +239,7 @@ def catalog_model(row: Any) -> dict[str, Any]:
         "litellm_params": litellm,
         "input_cost_per_million": plain(row.input_per_million),
         "output_cost_per_million": plain(row.output_per_million),
+        "cached_input_cost_per_million": plain(row.cached_input_per_million),
         "workspace": row.workspace,
         "is_active": True,
         "created_at": plain(row.created_at),

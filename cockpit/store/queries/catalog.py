@@ -12,6 +12,6 @@ from cockpit.store.tables import models
 def catalog_page(connection: Connection, at: Page) -> RowPage:
     query = sa.select(
         models.c.id, models.c.name, models.c.description, models.c.litellm, models.c.input_per_million,
-        models.c.output_per_million, models.c.workspace, models.c.created_at, models.c.updated_at,
+        models.c.output_per_million, models.c.cached_input_per_million, models.c.workspace, models.c.created_at, models.c.updated_at,
     ).order_by(models.c.name)
     return page_of(connection, query, at)

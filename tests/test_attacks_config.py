@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from cockpit.cli import main
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
 from test_attacks_plans import snapshot as full_snapshot
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
 
 CANARY = "canary-host-secret-7777"
 

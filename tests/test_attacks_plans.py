@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from cockpit.store.engine import create_engine_for
 from cockpit.store.secrets import canonical_json
-from test_plan_apply import BASE, Cockpit
+from harness.cockpit import BASE, Cockpit
 
 WITH_BASE = BASE.replace(
     'api_key: "${env:TEST_OPENAI_KEY}"',

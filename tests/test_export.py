@@ -2,7 +2,7 @@
 
 Apply a tenant, export it, validate the export (no errors), plan the export against the same
 database: no changes. Run on SQLite and PostgreSQL through `migrated_url`, with the BASE tenant
-of test_plan_apply.py, examples/acme and a generated tenant. Pure tests (no database) cover the
+of harness/cockpit.py, examples/acme and a generated tenant. Pure tests (no database) cover the
 cases the example tenants do not: the equal-distribution regrouping, the implicit org `global`,
 empty SSO and Zitadel sections, multi-line prompts.
 """
@@ -27,7 +27,7 @@ from cockpit.resources.state import State
 from cockpit.resources.types import resource_types
 from cockpit.store.engine import create_engine_for
 
-from test_plan_apply import BASE, EXAMPLES, Cockpit
+from harness.cockpit import BASE, EXAMPLES, Cockpit
 
 ACME = EXAMPLES / "acme"
 
@@ -281,11 +281,6 @@ def test_unknown_account_is_an_error() -> None:
 
 
 # --- against the database: apply, export, validate, plan → no changes ---------------------
-
-
-@pytest.fixture
-def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
-    return Cockpit(migrated_url, tmp_path, monkeypatch)
 
 
 def _export(cockpit: Cockpit, account: str, workspace: str = "default") -> Path:

@@ -29,7 +29,7 @@ from cockpit.budgets.usage import cycle_window
 from cockpit.server.app import create_app
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import budget_cycles, usage_ledger
-from test_plan_apply import EXAMPLES, Cockpit
+from harness.cockpit import EXAMPLES, Cockpit
 
 MASTER_KEY = "test-master-key-budgets"
 ACME = {"Authorization": f"Bearer {MASTER_KEY}", "X-Account-Id": "acme"}
@@ -151,11 +151,6 @@ def api(cockpit: Cockpit, tmp_path: Path) -> Any:
     made = Api(cockpit, tmp_path)
     yield made
     made.close()
-
-
-@pytest.fixture
-def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
-    return Cockpit(migrated_url, tmp_path, monkeypatch)
 
 
 def by_scope(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from cockpit.server.app import create_app
 from cockpit.store.engine import create_engine_for
-from test_plan_apply import EXAMPLES, Cockpit
+from harness.cockpit import EXAMPLES, Cockpit
 
 MASTER_KEY = "mk"
 CANARY = "canary"

@@ -17,7 +17,7 @@ from cockpit.resources.desired import EXPANDERS
 from cockpit.resources.types import resource_types
 from cockpit.store.tables import metadata
 
-from test_plan_apply import BASE, Cockpit
+from harness.cockpit import BASE, Cockpit
 
 
 def test_every_kind_has_each_stage() -> None:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fakes.zitadel import FakeZitadel
-from test_plan_apply import SECRET_KEY, Cockpit
+from harness.cockpit import SECRET_KEY, Cockpit
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 PROJECT = "301234567890123456"

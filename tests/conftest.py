@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from cockpit.store.engine import normalise_database_url
 from cockpit.store.migrate import upgrade
+from fakes.openai import FakeOpenAI, serve_openai
 from harness.cockpit import Cockpit
 
 TEST_SERVER_VARIABLE = "COCKPIT_TEST_DATABASE_URL"
@@ -83,6 +84,16 @@ def migrated_url(database_url: str) -> str:
 def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
     """The CLI in `tmp_path/tenant` against a migrated database (a test file may override it)."""
     return Cockpit(migrated_url, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI provider on loopback, for the proxy's tests (stopped afterwards)."""
+    fake = serve_openai()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 # -- CI guard: PostgreSQL must really have been tested ---------------------------------------

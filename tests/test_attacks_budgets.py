@@ -28,7 +28,6 @@ from cockpit.store.engine import create_engine_for
 from fakes.openai import FakeOpenAI
 from harness.proxy import InProcessServer, ServeProcess, issue_key
 from harness.cockpit import Cockpit
-from test_proxy import upstream  # noqa: F401  (the fake provider fixture)
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from cockpit.store.tables import audit_events
 
+from harness.budgets_api import ACME, GLOBEX, SUPER, Api
 from harness.cockpit import Cockpit
-from test_read_api_budgets import ACME, GLOBEX, SUPER, Api
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ migrated database (SQLite and PostgreSQL).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -147,3 +148,18 @@ class Cockpit:
                 return connection.execute(sa.text(sql)).scalar()
         finally:
             engine.dispose()
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (but the schema version): what "nothing was written" compares."""
+    engine = create_engine_for(url)
+    try:
+        tables = sa.inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            return {
+                table: sorted((tuple(str(v) for v in row) for row in connection.execute(sa.text(f"SELECT * FROM {table}"))))
+                for table in tables
+                if table != "alembic_version"
+            }
+    finally:
+        engine.dispose()

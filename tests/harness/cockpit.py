@@ -18,7 +18,9 @@ from click.testing import CliRunner, Result
 from cockpit.cli import main
 from cockpit.store.engine import create_engine_for
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""The root of the repository: `examples/`, `migrations/`, `schemas/` are found from here."""
+EXAMPLES = REPOSITORY / "examples"
 """The example tenants of the repository (`examples/acme`, `examples/invalid`, ...)."""
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 

@@ -60,8 +60,8 @@ from cockpit.server.app import create_app
 from cockpit.store.engine import create_engine_for
 from cockpit.store.migrate import upgrade
 from fakes.zitadel import FakeZitadel
-from harness.tenants import GLOBEX_SECRETS, GLOBEX_WORDS, TenantRows, parameter_values, tenant_rows, write_tenants
 from harness.cockpit import SECRET_KEY, Cockpit
+from harness.tenants import GLOBEX_SECRETS, GLOBEX_WORDS, TenantRows, parameter_values, tenant_rows, write_tenants
 
 EXAMPLES = int(os.environ.get("COCKPIT_FUZZ_EXAMPLES", "2"))
 SEED = int(os.environ.get("COCKPIT_FUZZ_SEED", "7207"))

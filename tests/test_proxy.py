@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from cockpit.store.engine import create_engine_for
 from fakes.openai import FakeOpenAI
-from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, issue_key, tenant
 from harness.cockpit import Cockpit
+from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, issue_key, tenant
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

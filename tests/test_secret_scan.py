@@ -74,9 +74,9 @@ from cockpit.store.engine import create_engine_for, is_sqlite, sqlite_path
 from cockpit.store.secrets import SecretBox
 from fakes.openobserve import FakeOpenObserve
 from fakes.zitadel import FakeZitadel
+from harness.cockpit import EXAMPLES
 from harness.tenants import parameter_values, route_requests, tenant_rows
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
 PROJECT = "301234567890123456"  # examples/acme's zitadel.project_id
 ORG = "301234567890120001"  # and its organization_id
 ZITADEL_CLIENT_ID = "cockpit-secret-scan@cockpit"

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import virtual_keys
-from harness.tenants import write_tenants
 from harness.cockpit import Cockpit
+from harness.tenants import write_tenants
 
 
 @pytest.fixture

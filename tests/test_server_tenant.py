@@ -22,8 +22,8 @@ from cockpit.server.tenant import TenantResolver, request_token
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts, virtual_keys
 from fakes.zitadel import FakeZitadel
-from harness.tenants import write_tenants
 from harness.cockpit import Cockpit
+from harness.tenants import write_tenants
 
 MASTER = "mk-tenant-tests-0123456789"
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL.
+"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL; `cockpit` is the CLI
+harness of `harness.cockpit` on a migrated database (the other shared helpers are in `harness/`).
 
 PostgreSQL tests create their own database on the server named by
 ``COCKPIT_TEST_DATABASE_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``) and drop
@@ -21,6 +22,8 @@ from sqlalchemy.engine import make_url
 
 from cockpit.store.engine import normalise_database_url
 from cockpit.store.migrate import upgrade
+from fakes.openai import FakeOpenAI, serve_openai
+from harness.cockpit import Cockpit
 
 TEST_SERVER_VARIABLE = "COCKPIT_TEST_DATABASE_URL"
 
@@ -75,6 +78,22 @@ def migrated_url(database_url: str) -> str:
     """`database_url` after `cockpit db upgrade`."""
     upgrade(database_url)
     return database_url
+
+
+@pytest.fixture
+def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
+    """The CLI in `tmp_path/tenant` against a migrated database (a test file may override it)."""
+    return Cockpit(migrated_url, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI provider on loopback, for the proxy's tests (stopped afterwards)."""
+    fake = serve_openai()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 # -- CI guard: PostgreSQL must really have been tested ---------------------------------------

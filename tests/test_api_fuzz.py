@@ -1,6 +1,6 @@
 """API fuzzing (hardening issue, "API fuzzing"): Schemathesis against the OpenAPI document of
 `cockpit serve`, called in-process (ASGI) over a database migrated and applied with
-`examples/acme` plus the `globex` tenant of `server_tenants`.
+`examples/acme` plus the `globex` tenant of `harness.tenants`.
 
 Every operation the document lists (so routes added later are fuzzed without touching this
 file; `EXCLUDED` names the ones that would call an upstream LLM) is called by every kind of
@@ -60,8 +60,8 @@ from cockpit.server.app import create_app
 from cockpit.store.engine import create_engine_for
 from cockpit.store.migrate import upgrade
 from fakes.zitadel import FakeZitadel
-from server_tenants import GLOBEX_SECRETS, GLOBEX_WORDS, TenantRows, parameter_values, tenant_rows, write_tenants
-from test_plan_apply import SECRET_KEY, Cockpit
+from harness.cockpit import SECRET_KEY, Cockpit
+from harness.tenants import GLOBEX_SECRETS, GLOBEX_WORDS, TenantRows, parameter_values, tenant_rows, write_tenants
 
 EXAMPLES = int(os.environ.get("COCKPIT_FUZZ_EXAMPLES", "2"))
 SEED = int(os.environ.get("COCKPIT_FUZZ_SEED", "7207"))

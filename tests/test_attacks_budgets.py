@@ -26,9 +26,8 @@ import sqlalchemy as sa
 from cockpit.budgets.counters import RedisCounters
 from cockpit.store.engine import create_engine_for
 from fakes.openai import FakeOpenAI
-from proxy_harness import InProcessServer, ServeProcess, issue_key
-from test_plan_apply import Cockpit
-from test_proxy import upstream  # noqa: F401  (the fake provider fixture)
+from harness.cockpit import Cockpit
+from harness.proxy import InProcessServer, ServeProcess, issue_key
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

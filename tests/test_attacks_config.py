@@ -25,8 +25,7 @@ from click.testing import CliRunner, Result
 
 from cockpit.cli import main
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
-from test_attacks_plans import snapshot as full_snapshot
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit, snapshot as full_snapshot
 
 CANARY = "canary-host-secret-7777"
 

@@ -24,8 +24,8 @@ from cockpit.proxy.guard import (
     INLINE_LIMIT, STREAM_WINDOW, GuardrailUnavailable, Hit, Rule, ScanTimeout, Screen, normalize, request_texts,
     response_texts, scan_texts, screen_of,
 )
+from harness.cockpit import EXAMPLES
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
 SSN = r"\b\d{3}-\d{2}-\d{4}\b"
 PASSWORD = r"(?i)\bpassword\b"
 PATTERNS = [

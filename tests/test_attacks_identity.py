@@ -34,7 +34,7 @@ from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts
 from cockpit.plan.zitadel_section import PlanFailed, plan_zitadel
 from fakes.zitadel import FakeZitadel
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
 
 PROJECT = "301234567890123456"
 ORG = "301234567890120001"

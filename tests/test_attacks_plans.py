@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from cockpit.store.engine import create_engine_for
 from cockpit.store.secrets import canonical_json
-from test_plan_apply import BASE, Cockpit
+from harness.cockpit import BASE, Cockpit, snapshot
 
 WITH_BASE = BASE.replace(
     'api_key: "${env:TEST_OPENAI_KEY}"',
@@ -44,21 +42,6 @@ def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     saved = cockpit.plan("--out", "plan.json")
     assert saved.exit_code == 2, saved.output
     return cockpit
-
-
-def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (but the schema version): what "nothing was written" compares."""
-    engine = create_engine_for(url)
-    try:
-        tables = sa.inspect(engine).get_table_names()
-        with engine.connect() as connection:
-            return {
-                table: sorted((tuple(str(v) for v in row) for row in connection.execute(sa.text(f"SELECT * FROM {table}"))))
-                for table in tables
-                if table != "alembic_version"
-            }
-    finally:
-        engine.dispose()
 
 
 def plan_file(cockpit: Cockpit) -> Path:

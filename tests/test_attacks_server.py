@@ -33,8 +33,8 @@ import pytest
 from cockpit.store.migrate import upgrade
 from fakes.openai import FakeOpenAI, serve_openai
 from fakes.zitadel import FakeZitadel
-from proxy_harness import InProcessServer, free_port, issue_key, tenant
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
+from harness.proxy import InProcessServer, free_port, issue_key, tenant
 
 MIB = 1024 * 1024
 HEAD_BOUND = 24 * MIB

@@ -17,8 +17,8 @@ from cockpit.budgets.usage import UTC, cycle_window
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts, budget_cycles, usage_ledger
 from fakes.openai import FakeOpenAI, serve_openai
-from proxy_harness import InProcessServer, chat, issue_key, tenant
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
+from harness.proxy import InProcessServer, chat, issue_key, tenant
 
 
 @pytest.fixture

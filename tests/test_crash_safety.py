@@ -1,6 +1,6 @@
 """Crash safety, the CI slice: `cockpit apply` killed with SIGKILL on PostgreSQL.
 
-A few trials of `tests/crash_trials.py` (the benchmark `tests/bench/bench_crash.py` runs 50 and
+A few trials of `tests/harness/crash.py` (the benchmark `tests/bench/bench_crash.py` runs 50 and
 more): the apply of a changed tenant is killed inside its DB transaction (held at the first
 write of a random table, and at the audit events, written last), in its Zitadel phase, and at
 a random time. Each time the database must hold the whole old or the whole new state, no lock
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from crash_trials import KillPoint, Lab, Shape, database_name, describe
+from harness.crash import KillPoint, Lab, Shape, database_name, describe
 
 SHAPE = Shape(users=120, orgs=4, teams=3, agents=6, presets=4, connections=3)
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from cockpit.config.types import SECRET_REF_PATTERN
 from cockpit.config.validate import ValidationResult, validate_path
 from cockpit.config.registry import build_registry
+from harness.cockpit import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ACME = EXAMPLES / "acme"
 
 

@@ -20,7 +20,7 @@ from cockpit.budgets.usage import Used, cycle_window, ledger_scopes
 from cockpit.config.scopes import Scope
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts, usage_ledger
-from test_plan_apply import BASE, EXAMPLES, Cockpit
+from harness.cockpit import BASE, EXAMPLES, Cockpit
 
 ALICE = "alice.nguyen@acme.com"
 
@@ -159,10 +159,6 @@ def test_explain_errors_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 # -- from the database -----------------------------------------------------------------------------
-
-@pytest.fixture
-def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
-    return Cockpit(migrated_url, tmp_path, monkeypatch)
 
 
 def apply_acme_and_globex(cockpit: Cockpit, tmp_path: Path) -> None:

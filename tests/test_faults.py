@@ -49,7 +49,7 @@ from fakes.openobserve import FakeOpenObserve
 from fakes.zitadel import FakeZitadel
 from fakes.zitadel.faults import Failure
 from fakes.zitadel.routing import Request, Response
-from test_plan_apply import BASE, SECRET_KEY, Cockpit
+from harness.cockpit import BASE, SECRET_KEY, Cockpit
 
 PROJECT = "301234567890123456"
 ORG = "301234567890120001"

@@ -1,6 +1,6 @@
 """Config fuzzing (issue 7 §1): valid tenants, broken on purpose, never crash validate or plan.
 
-Strategies start from the valid BASE tenant of test_plan_apply and break it: structured
+Strategies start from the valid BASE tenant of harness.cockpit and break it: structured
 mutations of the parsed documents (wrong types, dangling references, duplicate documents,
 over-allocated budgets, bad regexes, odd Unicode, deep nesting, huge numbers, unknown fields)
 and text mutations of the YAML (delete, duplicate or swap lines, insert tabs or odd characters,
@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from cockpit.cli import main
 from cockpit.store.engine import create_engine_for
 from cockpit.store.migrate import upgrade
-from test_plan_apply import BASE, SECRET_KEY
+from harness.cockpit import BASE, SECRET_KEY
 
 DOCS: list[dict[str, Any]] = list(yaml.safe_load_all(BASE))
 LINE = re.compile(r"^[^:\n]+:\d+:\d+: (error|warning): .+$")

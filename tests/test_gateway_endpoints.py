@@ -12,18 +12,15 @@ import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterator
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from cockpit.proxy.endpoints import ROUTING_PARAMETERS
-from cockpit.store.engine import create_engine_for
-from fakes.openai import FakeOpenAI, serve_openai
-from proxy_harness import InProcessServer, issue_key, tenant
-from test_plan_apply import Cockpit
+from fakes.openai import FakeOpenAI
+from harness.cockpit import Cockpit
+from harness.proxy import LEDGER_PLACES, InProcessServer, issue_key, ledger_rows, tenant
 
 EXTRA_MODELS = """
 ---
@@ -48,17 +45,6 @@ grants: [{model: vllm, scope: org:research}, {model: dense, scope: org:research}
 PRICED = {"priced": (Decimal("2.5"), Decimal(10)), "vllm": (Decimal("2.5"), Decimal(10))}
 """Input and output prices per million tokens of the models whose charges are checked."""
 FACTOR = Decimal("1.25")
-LEDGER_PLACES = Decimal("0.00000001")
-"""The ledger keeps raw costs and credits to 8 places."""
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeOpenAI]:
-    fake = serve_openai()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
@@ -79,16 +65,6 @@ def server(applied: Cockpit) -> Iterator[InProcessServer]:
 
 def post(base: str, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, json=body, timeout=30)
-
-
-def ledger_rows(url: str) -> list[Any]:
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT * FROM usage_ledger ORDER BY created_at")).all()
-    finally:
-        engine.dispose()
-    return [SimpleNamespace(**{**row._asdict(), "metadata": row.metadata if isinstance(row.metadata, dict) else json.loads(row.metadata)}) for row in rows]
 
 
 def expected_credits(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:

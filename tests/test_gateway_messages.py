@@ -5,7 +5,6 @@ official anthropic SDK sees it."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -16,10 +15,9 @@ import httpx
 import pytest
 
 from fakes.anthropic import FakeAnthropic, serve_anthropic
-from fakes.openai import FakeOpenAI, serve_openai
-from proxy_harness import InProcessServer, issue_key, tenant
-from test_gateway_endpoints import LEDGER_PLACES, ledger_rows
-from test_plan_apply import Cockpit
+from fakes.openai import FakeOpenAI
+from harness.cockpit import Cockpit
+from harness.proxy import LEDGER_PLACES, InProcessServer, issue_key, ledger_rows, tenant
 
 CLAUDE = """
 ---
@@ -49,15 +47,6 @@ def credits_for(model: str, input_tokens: int, output_tokens: int) -> Decimal:
     input_price, output_price = PRICES[model]
     raw = ((input_tokens * input_price + output_tokens * output_price) / Decimal(1_000_000)).quantize(LEDGER_PLACES)
     return (raw * FACTOR).quantize(LEDGER_PLACES)
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeOpenAI]:
-    fake = serve_openai()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

@@ -17,20 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from cockpit.store.engine import create_engine_for
-from fakes.openai import FakeOpenAI, serve_openai
-from proxy_harness import InProcessServer, ServeProcess, chat, chat_many, issue_key, tenant
-from test_plan_apply import Cockpit
+from fakes.openai import FakeOpenAI
+from harness.cockpit import Cockpit
+from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, issue_key, tenant
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeOpenAI]:
-    fake = serve_openai()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

@@ -11,13 +11,8 @@ import sqlalchemy as sa
 
 from cockpit.store.tables import audit_events
 
-from test_plan_apply import Cockpit
-from test_read_api_budgets import ACME, GLOBEX, SUPER, Api
-
-
-@pytest.fixture
-def cockpit(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
-    return Cockpit(migrated_url, tmp_path, monkeypatch)
+from harness.budgets_api import ACME, GLOBEX, SUPER, Api
+from harness.cockpit import Cockpit
 
 
 @pytest.fixture

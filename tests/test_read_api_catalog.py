@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from cockpit.server.app import create_app
 from cockpit.store.engine import create_engine_for
-from test_plan_apply import EXAMPLES, Cockpit
+from harness.cockpit import EXAMPLES, Cockpit
 
 
 @pytest.fixture

@@ -5,9 +5,19 @@ marketplace discover; and the cached graph following a new apply."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from test_read_api_lists import Api, api  # noqa: F401  (the fixture)
+import pytest
+
+from harness.cockpit import Cockpit
+from harness.lists_api import Api, open_api
+
+
+@pytest.fixture
+def api(cockpit: Cockpit) -> Iterator[Api]:
+    with open_api(cockpit) as opened:
+        yield opened
 
 
 def ids(api: Api, domain: str = "copilot") -> dict[str, str]:

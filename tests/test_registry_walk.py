@@ -22,7 +22,7 @@ from cockpit.resources.rows import ParentRef, ResourceType
 from cockpit.resources.types import resource_types
 from cockpit.store.tables import metadata
 
-from test_plan_apply import BASE, Cockpit
+from harness.cockpit import BASE, Cockpit
 
 
 def _with(name: str, **changes) -> list[Kind]:

@@ -74,9 +74,9 @@ from cockpit.store.engine import create_engine_for, is_sqlite, sqlite_path
 from cockpit.store.secrets import SecretBox
 from fakes.openobserve import FakeOpenObserve
 from fakes.zitadel import FakeZitadel
-from server_tenants import parameter_values, route_requests, tenant_rows
+from harness.cockpit import EXAMPLES
+from harness.tenants import parameter_values, route_requests, tenant_rows
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
 PROJECT = "301234567890123456"  # examples/acme's zitadel.project_id
 ORG = "301234567890120001"  # and its organization_id
 ZITADEL_CLIENT_ID = "cockpit-secret-scan@cockpit"
@@ -439,7 +439,7 @@ admins: [{email: hank@globex.test, role: account_admin}]
 def test_revoking_a_key_that_does_not_match_never_repeats_it(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, canaries: Canaries) -> None:
     """`cockpit keys revoke KEY` with a mistyped key, or another account's, used to answer
     "account 'acme' has no key 'ck-…the whole key…'" on stderr (into CI logs)."""
-    from test_plan_apply import Cockpit
+    from harness.cockpit import Cockpit
 
     cockpit = Cockpit(migrated_url, tmp_path, monkeypatch)
     cockpit.write(TWO_ACCOUNTS)

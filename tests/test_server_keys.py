@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import virtual_keys
-from server_tenants import write_tenants
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
+from harness.tenants import write_tenants
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The read API's security acceptance (seed-behaviour.md §18), on SQLite and PostgreSQL.
+"""The read API's security acceptance (tenant isolation, tokens, secrets), on SQLite and PostgreSQL.
 
 - the six cases of the old hardening tests;
 - an isolation matrix: every GET route of the OpenAPI document (so routes added later are
@@ -40,8 +40,8 @@ from cockpit.runtime.context import RequestContext
 from cockpit.server.guards import require_account_admin, require_domain_admin, require_super_admin
 from cockpit.store.engine import create_engine_for
 from fakes.zitadel import FakeZitadel
-from server_tenants import GLOBEX_SECRETS, GLOBEX_WORDS, parameter_values, route_requests, tenant_rows, write_tenants
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
+from harness.tenants import GLOBEX_SECRETS, GLOBEX_WORDS, parameter_values, route_requests, tenant_rows, write_tenants
 
 MASTER = "mk-security-tests-5f0c2a9e77"
 CANARIES = {

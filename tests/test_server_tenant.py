@@ -22,15 +22,10 @@ from cockpit.server.tenant import TenantResolver, request_token
 from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import accounts, virtual_keys
 from fakes.zitadel import FakeZitadel
-from server_tenants import write_tenants
-from test_plan_apply import Cockpit
+from harness.cockpit import Cockpit
+from harness.tenants import write_tenants
 
 MASTER = "mk-tenant-tests-0123456789"
-
-
-@pytest.fixture
-def cockpit(migrated_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Cockpit:
-    return Cockpit(migrated_url, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ import pytest
 import yaml
 
 from fakes.zitadel import FakeZitadel
-from test_plan_apply import SECRET_KEY, Cockpit
+from harness.cockpit import EXAMPLES, SECRET_KEY, Cockpit
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
 PROJECT = "301234567890123456"
 ORG = "301234567890120001"
 PAT = "pat-for-cockpit-tests-0123456789"

@@ -7,9 +7,9 @@ of the new tenant in a subprocess (with the fake Zitadel, slowed, on about half 
 kills it with SIGKILL and checks: the database holds the whole old or the whole new state; no
 lock outlives the process; the next apply exits 0 and leaves exactly the new state, and Zitadel
 exactly what an uninterrupted apply leaves; `cockpit plan` then shows no changes. See
-`tests/crash_trials.py`.
+`tests/harness/crash.py`.
 
-Kill points (see `crash_trials.KillPoint`): `--aim uniform` draws each kill time uniformly
+Kill points (see `harness.crash.KillPoint`): `--aim uniform` draws each kill time uniformly
 across an uninterrupted run, measured first. `--aim mixed` (the default) does that for half of
 the trials and aims the others: at the first write of a random table inside the DB
 transaction (a trigger holds the apply there, so it dies with its transaction half written;
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crash_trials import Lab, Shape, describe, summarise  # noqa: E402
+from harness.crash import Lab, Shape, describe, summarise  # noqa: E402
 
 SERVER = os.environ.get("COCKPIT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AIMS = {

@@ -37,7 +37,7 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
 from fakes.openai import serve_openai  # noqa: E402
-from proxy_harness import InProcessServer, issue_key  # noqa: E402
+from harness.proxy import InProcessServer, issue_key  # noqa: E402
 from test_attacks_budgets import ask, tenant  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")

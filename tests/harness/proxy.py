@@ -8,16 +8,20 @@ per completion token, so with `max_tokens: 2` a request costs 2 × 1.25 (the cre
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import uvicorn
 
 from cockpit.store.engine import create_engine_for
@@ -220,3 +224,18 @@ async def chat_many(bases: list[str], key: str, count: int, **extra: Any) -> lis
             return response.status_code
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+LEDGER_PLACES = Decimal("0.00000001")
+"""The ledger keeps raw costs and credits to 8 places."""
+
+
+def ledger_rows(url: str) -> list[Any]:
+    """The ledger's rows, oldest first, with `metadata` as a dict on both databases."""
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT * FROM usage_ledger ORDER BY created_at")).all()
+    finally:
+        engine.dispose()
+    return [SimpleNamespace(**{**row._asdict(), "metadata": row.metadata if isinstance(row.metadata, dict) else json.loads(row.metadata)}) for row in rows]

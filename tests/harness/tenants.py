@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cockpit.store.tables import accounts, metadata
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+from harness.cockpit import EXAMPLES
 
 GLOBEX = """\
 apiVersion: cockpit/v1

@@ -437,7 +437,7 @@ def test_a_killed_server_loses_no_ledger_row_and_its_holds_come_back(postgres_da
     with ServeProcess(environ, tmp_path) as second:
         # With Redis counters the rows waited in Redis, settled with the counters; the next
         # server moves them to the database.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while credits_in_ledger(postgres_database_url) != Decimal(5):
             assert time.monotonic() < deadline, "the killed server's ledger rows were lost"
             time.sleep(0.2)

@@ -238,7 +238,7 @@ def test_cockpit_serve_answers_with_the_environments_master_key(applied: sa.Engi
     command = [sys.executable, "-c", "from cockpit.cli import main; main()", "serve", "--port", str(port), "--no-access-log"]
     server = subprocess.Popen(command, cwd=cockpit.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90
         while True:
             try:
                 assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "healthy"}

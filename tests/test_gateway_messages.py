@@ -5,6 +5,7 @@ official anthropic SDK sees it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -180,3 +181,22 @@ def test_cached_input_is_charged_at_the_models_cached_price(server: InProcessSer
     raw = ((1 * Decimal(3) + 3 * Decimal("0.3") + 3 * Decimal(15)) / Decimal(1_000_000)).quantize(LEDGER_PLACES)
     assert [Decimal(str(row.credits)) for row in rows] == [(raw * FACTOR).quantize(LEDGER_PLACES)] * 2
     assert [row.metadata["cached_prompt_tokens"] for row in rows] == [3, 3]
+
+
+def test_responses_for_an_anthropic_model_are_translated_by_litellm(server: InProcessServer, applied: Cockpit, claude: FakeAnthropic) -> None:
+    bob = issue_key(applied.url, "bob@acme.com")
+    claude.reply = "one two three"
+    body = {"model": "claude", "input": "count to three please", "max_output_tokens": 10}
+    plain = httpx.post(f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {bob}"}, json=body, timeout=30)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["usage"]["output_tokens"] == 3 and plain.json()["model"] == "claude"
+    assert claude.requests[-1].path == "/v1/messages" and claude.requests[-1].body["max_tokens"] == 10
+    with httpx.stream("POST", f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {bob}"}, json={**body, "stream": True}, timeout=30) as streamed:
+        streamed.read()
+    events = [json.loads(line[len("data: "):]) for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == "one two three"
+    assert events[-1]["type"] == "response.completed"
+    server.flush()
+    rows = ledger_rows(applied.url)
+    assert [(row.metadata["endpoint"], row.metadata["stream"]) for row in rows] == [("responses", False), ("responses", True)]
+    assert [Decimal(str(row.credits)) for row in rows] == [credits_for("claude", 4, 3)] * 2

@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cockpit.budgets.ledger import LEDGER_QUEUE, encode_row
+from cockpit.budgets.ledger import encode_row, ledger_namespace, ledger_queue
 from cockpit.budgets.usage import UTC, Window
 from cockpit.store.inserts import insert_new
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
@@ -296,9 +296,11 @@ class RedisCounters:
 
     PREFIX = "cockpit:budget"
 
-    def __init__(self, url: str, hold_seconds: float = HOLD_SECONDS) -> None:
+    def __init__(self, url: str, hold_seconds: float = HOLD_SECONDS, namespace: str = "default") -> None:
         import redis
 
+        self.queue = ledger_queue(namespace)
+        """Where the settling script pushes the ledger row (the database's own queue)."""
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
         self.hold = hold_seconds
         self._reserve = self.client.register_script(_RESERVE)
@@ -336,7 +338,7 @@ class RedisCounters:
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         key = self._key(reservation.account_id, reservation.window)
         row = encode_row(ledger_row) if ledger_row is not None else ""
-        self._settle(keys=[key, self._open, LEDGER_QUEUE], args=[reservation.token, _units(reservation.amount), _units(cost), row, *reservation.scopes])
+        self._settle(keys=[key, self._open, self.queue], args=[reservation.token, _units(reservation.amount), _units(cost), row, *reservation.scopes])
         return ledger_row is not None
 
     def renew(self, reservations: Sequence[Reservation]) -> None:
@@ -393,4 +395,4 @@ def counters_from_environment(engine: Engine, environ: Mapping[str, str]) -> Cou
     """Redis when `REDIS_URL` is set (replicas share it), else the database."""
     url = (environ.get("REDIS_URL") or "").strip()
     hold = hold_seconds(environ)
-    return RedisCounters(url, hold) if url else SqlCounters(engine, hold)
+    return RedisCounters(url, hold, ledger_namespace(engine)) if url else SqlCounters(engine, hold)

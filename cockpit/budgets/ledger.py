@@ -11,6 +11,7 @@ everything still queued before it returns, so nothing is lost on a clean stop.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -32,12 +33,23 @@ log = logging.getLogger(__name__)
 
 CLOSE_ATTEMPTS = 10
 """Tries at shutdown before queued rows are given up (and named in the log)."""
-LEDGER_QUEUE = "cockpit:ledger:queue"
-"""The Redis list of ledger rows not yet in the database (Redis counters only)."""
-CLAIM_PREFIX = "cockpit:ledger:claimed:"
-"""+ a writer's id: the rows it took from the queue and is writing."""
-LEASE_PREFIX = "cockpit:ledger:alive:"
-"""+ a writer's id: present while that writer lives; its claimed rows go back when it is gone."""
+LEDGER_PREFIX = "cockpit:ledger:"
+"""+ the database's namespace (`ledger_namespace`), then `queue` (the Redis list of ledger rows
+not yet in the database), `claimed:<writer>` (the rows a writer took from the queue and is
+writing) or `alive:<writer>` (present while that writer lives; its claimed rows go back when
+it is gone)."""
+
+
+def ledger_namespace(engine: Engine) -> str:
+    """The part of the ledger's Redis keys that names the database the rows belong in, so that
+    deployments (or test runs) sharing one Redis never write each other's rows: the database's
+    URL without its password, hashed. Replicas of one deployment name the same URL."""
+    url = engine.url.set(password=None).render_as_string(hide_password=True)
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def ledger_queue(namespace: str) -> str:
+    return f"{LEDGER_PREFIX}{namespace}:queue"
 LEASE_SECONDS = 30
 UUIDS = ("id", "account_id")
 DECIMALS = ("raw_cost", "credit_factor", "credits")
@@ -165,8 +177,12 @@ class RedisLedgerWriter:
         self.interval = interval
         self.batch = batch
         self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._claimed = CLAIM_PREFIX + self.writer_id
-        self._lease = LEASE_PREFIX + self.writer_id
+        namespace = ledger_namespace(engine)
+        self.queue = ledger_queue(namespace)
+        self._claim_prefix = f"{LEDGER_PREFIX}{namespace}:claimed:"
+        self._lease_prefix = f"{LEDGER_PREFIX}{namespace}:alive:"
+        self._claimed = self._claim_prefix + self.writer_id
+        self._lease = self._lease_prefix + self.writer_id
         self._claim = client.register_script(_CLAIM)
         self._return = client.register_script(_RETURN)
         self._stop = threading.Event()
@@ -177,7 +193,7 @@ class RedisLedgerWriter:
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue a row that settles no hold (a call without budget limits)."""
-        self.client.rpush(LEDGER_QUEUE, encode_row(row))
+        self.client.rpush(self.queue, encode_row(row))
 
     @property
     def written(self) -> int:
@@ -187,7 +203,7 @@ class RedisLedgerWriter:
         """Wait until the queue is empty and this writer holds no claim; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.client.llen(LEDGER_QUEUE) and not self.client.exists(self._claimed):
+            if not self.client.llen(self.queue) and not self.client.exists(self._claimed):
                 return True
             time.sleep(0.02)
         return False
@@ -215,7 +231,7 @@ class RedisLedgerWriter:
     def _drain(self, until_empty: bool = False) -> None:
         self.client.set(self._lease, "1", ex=LEASE_SECONDS)
         while True:
-            items = self.client.lrange(self._claimed, 0, -1) or self._claim(keys=[LEDGER_QUEUE, self._claimed], args=[self.batch])
+            items = self.client.lrange(self._claimed, 0, -1) or self._claim(keys=[self.queue, self._claimed], args=[self.batch])
             if not items:
                 return
             rows = [decode_row(item) for item in items]
@@ -230,10 +246,10 @@ class RedisLedgerWriter:
 
     def _recover(self) -> None:
         """Give the claimed rows of writers that are gone back to the queue."""
-        for key in self.client.scan_iter(f"{CLAIM_PREFIX}*", count=100):
+        for key in self.client.scan_iter(f"{self._claim_prefix}*", count=100):
             name = key.decode() if isinstance(key, bytes) else key
-            writer = name[len(CLAIM_PREFIX):]
+            writer = name[len(self._claim_prefix):]
             if writer != self.writer_id:
-                returned = self._return(keys=[LEDGER_QUEUE, name, LEASE_PREFIX + writer])
+                returned = self._return(keys=[self.queue, name, self._lease_prefix + writer])
                 if returned:
                     log.warning("usage ledger: %d row(s) claimed by a writer that is gone were queued again", returned)

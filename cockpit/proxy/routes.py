@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, AsyncIterator, Mapping
 
@@ -138,44 +139,28 @@ async def count_message_tokens(request: Request) -> Response:
     """The input tokens of a Messages request, as Anthropic counts them (asked of an Anthropic
     upstream; counted by the model's tokenizer otherwise). The text goes to the provider, so
     model access and block patterns apply; counting is free, so no budget is held or charged."""
-    endpoint = MESSAGES_ENDPOINT
-    try:
-        proxy = proxy_of(request)
-        context = request.scope.get(SCOPE_KEY, EMPTY)
-        account_id = credential_of(context)
-        raw = await request.body()
-        body = endpoint.parse(raw)
-        snapshot = await account_snapshot(request, account_id)
-        caller = caller_of(snapshot, context, request.headers.get("x-cockpit-domain"))
-        catalog = await proxy.catalog_for(snapshot)
-        name = body["model"]
-        model = catalog.models.get(name)
-        if model is None:
-            raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
-        if name not in allowed_for(snapshot, caller):
-            raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
-        screen = screen_for(snapshot, caller.domain, caller.user, caller.agent)
-        blocked = _blocked(await scan_texts(screen, texts_of(body, endpoint.texts), "request"), "request")
-        if blocked is not None:
-            raise blocked
-        direct = catalog.direct.get(name)
-        if direct is not None and direct.wire == "anthropic":
-            try:
-                answer = await direct.answer(proxy.http, endpoint, {k: v for k, v in body.items() if k not in ("max_tokens", "stream")}, "/messages/count_tokens")
-            except Exception as exc:
-                raise upstream_error(exc, name, secrets=deployment_secrets(catalog.deployments[name])) from None
-            return JSONResponse({"input_tokens": int(answer.get("input_tokens") or 0)})
-        text = json.dumps([body.get(field) for field in endpoint.prompt_fields if body.get(field) is not None], ensure_ascii=False)
-        return JSONResponse({"input_tokens": await run_in_threadpool(count_tokens, model, text)})
-    except ProxyError as exc:
-        return error_response(endpoint, exc)
+    return await serve(request, MESSAGES_ENDPOINT, _count_tokens)
 
 
-async def serve(request: Request, endpoint: Endpoint) -> Response:
-    """One call of `endpoint`, governed; every failure is an answer in the endpoint's API's
-    error shape."""
+async def _count_tokens(request: Request, endpoint: Endpoint) -> Response:
+    admitted = await _admit(request, endpoint)
+    await _screened(admitted, endpoint)
+    proxy, body, name, direct = admitted.proxy, admitted.body, admitted.name, admitted.direct
+    if direct is not None:
+        try:
+            answer = await direct.answer(proxy.http, endpoint, {k: v for k, v in body.items() if k not in ("max_tokens", "stream")}, "/messages/count_tokens")
+        except Exception as exc:
+            raise upstream_error(exc, name, secrets=deployment_secrets(admitted.catalog.deployments[name])) from None
+        return JSONResponse({"input_tokens": int(answer.get("input_tokens") or 0)})
+    text = json.dumps([body.get(field) for field in endpoint.prompt_fields if body.get(field) is not None], ensure_ascii=False)
+    return JSONResponse({"input_tokens": await run_in_threadpool(count_tokens, admitted.model, text)})
+
+
+async def serve(request: Request, endpoint: Endpoint, handler: Any = None) -> Response:
+    """One call of `endpoint` (by `handler`, the governed call by default); every failure is
+    an answer in the endpoint's API's error shape."""
     try:
-        return await _serve(request, endpoint)
+        return await (handler or _serve)(request, endpoint)
     except ProxyError as exc:
         return error_response(endpoint, exc)
     except SQLAlchemyError as exc:
@@ -187,7 +172,24 @@ def error_response(endpoint: Endpoint, error: ProxyError) -> Response:
     return JSONResponse(endpoint.error_body(error), status_code=error.status, headers=error.headers)
 
 
-async def _serve(request: Request, endpoint: Endpoint) -> Response:
+@dataclass(frozen=True)
+class Admitted:
+    """A request past the checks every endpoint makes first: a credential of a person, a valid
+    body, a model of the catalog allowed for the caller."""
+
+    proxy: Proxy
+    raw: bytes
+    body: dict[str, Any]
+    snapshot: AccountSnapshot
+    caller: Caller
+    catalog: Any
+    name: str
+    model: Any
+    direct: Direct | None
+    """The model's direct route when its upstream speaks the endpoint's API, else None."""
+
+
+async def _admit(request: Request, endpoint: Endpoint) -> Admitted:
     proxy = proxy_of(request)
     context = request.scope.get(SCOPE_KEY, EMPTY)
     account_id = credential_of(context)
@@ -205,16 +207,29 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
         raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
     if name not in allowed_for(snapshot, caller):
         raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
-    if direct is None and (unknown := endpoint.unknown(body)):
-        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
+    return Admitted(proxy, raw, body, snapshot, caller, catalog, name, model, direct)
 
-    bound = endpoint.bound(body, len(raw), model.max_output_tokens)
-    screen = screen_for(snapshot, caller.domain, caller.user, caller.agent)
-    hits = await scan_texts(screen, texts_of(body, endpoint.texts), "request")
+
+async def _screened(admitted: Admitted, endpoint: Endpoint) -> tuple[Any, tuple[Hit, ...]]:
+    """The caller's screen and the hits of the request's texts; 400 on a block pattern."""
+    caller = admitted.caller
+    screen = screen_for(admitted.snapshot, caller.domain, caller.user, caller.agent)
+    hits = await scan_texts(screen, texts_of(admitted.body, endpoint.texts), "request")
     blocked = _blocked(hits, "request")
     if blocked is not None:
         log.info("request of %s blocked by guardrail %s", caller.user, next(h for h in hits if h.action == "block").preset)
         raise blocked
+    return screen, hits
+
+
+async def _serve(request: Request, endpoint: Endpoint) -> Response:
+    admitted = await _admit(request, endpoint)
+    proxy, raw, body, snapshot, caller, catalog = admitted.proxy, admitted.raw, admitted.body, admitted.snapshot, admitted.caller, admitted.catalog
+    name, model, direct = admitted.name, admitted.model, admitted.direct
+    if direct is None and (unknown := endpoint.unknown(body)):
+        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
+    bound = endpoint.bound(body, len(raw), model.max_output_tokens)
+    screen, hits = await _screened(admitted, endpoint)
 
     started = now()
     cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)

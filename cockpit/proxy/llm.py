@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
-from cockpit.proxy.upstream import lines_of, sse_events
+from cockpit.proxy.upstream import sse_events
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -149,7 +149,7 @@ class TranslatedStream:
         self.stream = stream
         # One reading of the stream, however often iterated. litellm's Messages streams are
         # server-sent events as bytes already: they are parsed as a direct upstream's.
-        self._iterator = self._events() if sse_final_events is None else sse_events(lines_of(stream), sse_final_events)
+        self._iterator = self._events() if sse_final_events is None else sse_events(stream, sse_final_events)
 
     def __aiter__(self) -> Any:
         return self._iterator

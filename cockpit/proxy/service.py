@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
-import httpx
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +23,7 @@ from cockpit.budgets.ledger import LedgerWriter, RedisLedgerWriter
 from cockpit.budgets.usage import UTC, iso
 from cockpit.policy.model_access import allowed_models
 from cockpit.proxy.errors import ProxyError
+from cockpit.proxy.http1 import Client
 from cockpit.runtime.context import RequestContext
 from cockpit.runtime.snapshots import AccountSnapshot
 from cockpit.store.secrets import SecretBox
@@ -117,7 +117,7 @@ class Proxy:
         self.ledger: LedgerWriter | RedisLedgerWriter = (
             RedisLedgerWriter(engine, self.counters.client) if isinstance(self.counters, RedisCounters) else LedgerWriter(engine)
         )
-        self.http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
+        self.http = Client()
         """The one client of every direct upstream call (its connections are kept alive)."""
         self.open: dict[uuid.UUID, Reservation] = {}
         """This server's holds whose calls are still running (renewed until settled)."""

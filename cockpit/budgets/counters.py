@@ -15,6 +15,15 @@ Two stores keep the counters, with the same semantics:
   ledger row onto a Redis list in the same script (`cockpit.budgets.ledger.RedisLedgerWriter`
   moves it to the database), so here too a kill cannot part counters from ledger.
 
+A server does not take every request to the shared counters. While a scope has plenty of
+credit left, it is *leased*: `acquire` grants the server a share (`LEASE_SHARE`, a sixteenth) of
+what the scope has free, held in the counters like any reservation, and the server then holds
+and settles requests against its leases in memory (`cockpit.budgets.leases`), folding what they
+cost into the counters in batches (`absorb`: used += cost, the lease's hold −= cost). As the
+scope's free credit falls, so do the shares granted; once a sixteenth of it no longer covers a
+request, `acquire` reserves that request alone, as above, and its settlement writes its ledger
+row with the counters. Either way the holds of all servers together never pass a limit.
+
 Counters start from the usage ledger the first time a window's scope is touched (`seed`), so a
 flushed Redis or a new replica picks up where the ledger is. A reservation is a lease: it
 expires `hold_seconds` (60) after it was taken unless the server that holds it renews it
@@ -32,18 +41,21 @@ import datetime as dt
 import json
 import threading
 import uuid
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from dataclasses import dataclass, replace
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from cockpit.budgets.ledger import encode_row, ledger_namespace, ledger_queue
 from cockpit.budgets.usage import UTC, Window
 from cockpit.store.inserts import insert_new
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
 
+LEASE_SHARE = 16
+"""A lease is granted 1/LEASE_SHARE of what its scope has free; a request that such a share
+would not cover is reserved alone."""
 QUANTUM = Decimal("0.00000001")
 """The ledger's precision: credits carry 8 decimals."""
 HOLD_SECONDS = 60.0
@@ -95,6 +107,38 @@ class Refusal:
         return max(Decimal(0), self.limit - self.used - self.reserved)
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What `acquire` leased to a server: per scope, the lease (a reservation of that scope
+    alone, renewed like any) and the credits it grew by."""
+
+    leases: Mapping[str, tuple[Reservation, Decimal]]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A call settled against leases, as the spool keeps it until `absorb` folds it in: its
+    ledger row and, per leased scope, the lease it was held on."""
+
+    row: Mapping[str, Any]
+    window_start: dt.datetime
+    leases: tuple[tuple[str, uuid.UUID, str], ...]
+    """(scope, lease id, lease token) per scope the call was held on."""
+
+    @property
+    def credits(self) -> Decimal:
+        return Decimal(self.row["credits"])
+
+
+@dataclass(frozen=True)
+class Release:
+    """Credits a server gives back from a lease; `close` gives back all it holds and ends it."""
+
+    lease: Reservation
+    amount: Decimal
+    close: bool = False
+
+
 class Counters(Protocol):
     def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal: ...
 
@@ -108,9 +152,24 @@ class Counters(Protocol):
 
     def release_expired(self, now: dt.datetime | None = None) -> int: ...
 
+    def acquire(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, returned: Sequence[Release], seed: Seed) -> Grant | Reservation | Refusal:
+        """In one atomic step: give back `returned`, then lease a share of every scope of the
+        chain when each share covers `amount`, else reserve `amount` alone, else refuse."""
+        ...
+
+    def absorb(self, settled: Sequence[Settled], releases: Sequence[Release] = ()) -> None:
+        """Write the calls' ledger rows and move what they cost from their leases' holds to
+        `used`, once per row however often a batch is retried; give back `releases`."""
+        ...
+
     def used(self, account_id: uuid.UUID, window: Window, scopes: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]: ...
 
     def close(self) -> None: ...
+
+
+def share_of(free: Decimal) -> Decimal:
+    """The credits a lease is granted of what its scope has free."""
+    return (free / LEASE_SHARE).quantize(QUANTUM, rounding=ROUND_FLOOR) if free > 0 else Decimal(0)
 
 
 def first_refusal(limits: Sequence[Limit], amount: Decimal, found: Mapping[str, tuple[Decimal, Decimal]]) -> Refusal | None:
@@ -202,6 +261,73 @@ class SqlCounters:
                     )
         return len(expired)
 
+    def acquire(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, returned: Sequence[Release], seed: Seed) -> Grant | Reservation | Refusal:
+        scopes = sorted({limit.scope for limit in limits})
+        c = budget_counters.c
+        for _ in range(3):
+            with self._serial, self.engine.connect() as connection:
+                transaction = connection.begin()
+                self._release(connection, returned)
+                # A no-op UPDATE … RETURNING reads the chain and takes its row locks (the write
+                # lock on SQLite) until the transaction ends, as `reserve` does.
+                rows = connection.execute(self._rows(account_id, window, scopes).values(reserved=c.reserved).returning(c.scope, c.used, c.reserved)).all()
+                found = {row.scope: (credits(row.used), credits(row.reserved)) for row in rows}
+                missing = [scope for scope in scopes if scope not in found]
+                if missing:
+                    transaction.commit()
+                    returned = ()  # given back already
+                    self._seed(account_id, window, missing, seed)
+                    continue
+                refusal = first_refusal(limits, amount, found)
+                if refusal is not None:
+                    transaction.commit()  # what was given back stays given back
+                    return refusal
+                shares = {limit.scope: share_of(limit.limit - sum(found[limit.scope])) for limit in limits}
+                expires = dt.datetime.now(UTC) + self.hold
+                if all(share >= amount for share in shares.values()):
+                    leases = {}
+                    for scope, share in shares.items():
+                        lease = Reservation(uuid.uuid4(), account_id, window, (scope,), share)
+                        connection.execute(budget_reservations.insert().values(id=lease.id, account_id=account_id, window_start=window.start, scopes=[scope], amount=share, expires_at=expires))
+                        connection.execute(self._rows(account_id, window, [scope]).values(reserved=c.reserved + share))
+                        leases[scope] = (lease, share)
+                    transaction.commit()
+                    return Grant(leases)
+                reservation = Reservation(uuid.uuid4(), account_id, window, tuple(scopes), amount)
+                connection.execute(self._rows(account_id, window, scopes).values(reserved=c.reserved + amount))
+                connection.execute(budget_reservations.insert().values(id=reservation.id, account_id=account_id, window_start=window.start, scopes=list(scopes), amount=amount, expires_at=expires))
+                transaction.commit()
+                return reservation
+        raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
+
+    def absorb(self, settled: Sequence[Settled], releases: Sequence[Release] = ()) -> None:
+        with self._serial, self.engine.begin() as connection:
+            inserted: set[str] = set()
+            if settled:
+                statement = insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)).returning(usage_ledger.c.request_id)
+                inserted = set(connection.execute(statement).scalars())
+            for (account_id, window_start, scope, lease_id), cost in _costs(call for call in settled if call.row["request_id"] in inserted).items():
+                held = connection.execute(
+                    budget_reservations.update().where(budget_reservations.c.id == lease_id).values(amount=budget_reservations.c.amount - cost)
+                ).rowcount
+                c = budget_counters.c
+                values: dict[str, Any] = {"used": c.used + cost}
+                if held:  # else the lease expired and gave back its whole hold, this cost included
+                    values["reserved"] = c.reserved - cost
+                connection.execute(self._rows(account_id, Window(window_start, window_start), [scope]).values(**values))
+            self._release(connection, releases)
+
+    def _release(self, connection: Connection, releases: Sequence[Release]) -> None:
+        r, c = budget_reservations.c, budget_counters.c
+        for release in releases:
+            lease = release.lease
+            if release.close:
+                amount = connection.execute(budget_reservations.delete().where(r.id == lease.id).returning(r.amount)).scalar()
+            else:
+                amount = release.amount if connection.execute(budget_reservations.update().where(r.id == lease.id).values(amount=r.amount - release.amount)).rowcount else None
+            if amount:
+                connection.execute(self._rows(lease.account_id, lease.window, lease.scopes).values(reserved=c.reserved - amount))
+
     def used(self, account_id: uuid.UUID, window: Window, scopes: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
         c = budget_counters.c
         with self.engine.connect() as connection:
@@ -226,6 +352,17 @@ class SqlCounters:
         ]
         with self.engine.begin() as connection:
             connection.execute(insert_new(connection, budget_counters, rows, ("account_id", "window_start", "scope")))
+
+
+def _costs(settled: Iterable[Settled]) -> dict[tuple[uuid.UUID, dt.datetime, str, uuid.UUID], Decimal]:
+    """What the calls cost per lease: (account, window start, scope, lease id) → credits."""
+    costs: dict[tuple[uuid.UUID, dt.datetime, str, uuid.UUID], Decimal] = {}
+    for call in settled:
+        account_id = uuid.UUID(str(call.row["account_id"]))
+        for scope, lease_id, _token in call.leases:
+            key = (account_id, call.window_start, scope, lease_id)
+            costs[key] = costs.get(key, Decimal(0)) + call.credits
+    return costs
 
 
 # -- Redis ------------------------------------------------------------------------------------
@@ -279,6 +416,130 @@ if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
 return held
 """
 
+_NEGATE = """
+local function negate(x)
+  if string.sub(x, 1, 1) == '-' then return string.sub(x, 2) end
+  return '-' .. x
+end
+"""
+
+_ACQUIRE = _NEGATE + """
+local amount = tonumber(ARGV[1])
+local share = tonumber(ARGV[2])
+local n = tonumber(ARGV[6])
+local m = tonumber(ARGV[7])
+local base = 7
+local rbase = base + 4 * n
+for j = 0, m - 1 do
+  local scope, id, member, amt, close = ARGV[rbase + 5*j + 1], ARGV[rbase + 5*j + 2], ARGV[rbase + 5*j + 3], ARGV[rbase + 5*j + 4], ARGV[rbase + 5*j + 5]
+  local held = redis.call('HGET', KEYS[1], 'l:' .. id)
+  if held then
+    if close == '1' then
+      amt = held
+      redis.call('HDEL', KEYS[1], 'l:' .. id)
+      redis.call('ZREM', KEYS[2], member)
+    else
+      redis.call('HINCRBY', KEYS[1], 'l:' .. id, negate(amt))
+    end
+    redis.call('HINCRBY', KEYS[1], 'r:' .. scope, negate(amt))
+  end
+end
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', KEYS[1], 'u:' .. ARGV[base + 4*i + 1]) == 0 then return {'missing'} end
+end
+local shares = {}
+local roomy = true
+for i = 0, n - 1 do
+  local scope = ARGV[base + 4*i + 1]
+  local limit = tonumber(ARGV[base + 4*i + 2])
+  local used = tonumber(redis.call('HGET', KEYS[1], 'u:' .. scope))
+  local reserved = tonumber(redis.call('HGET', KEYS[1], 'r:' .. scope) or '0')
+  if used + reserved >= limit or used + reserved + amount > limit then
+    return {'refused', scope, tostring(used), tostring(reserved)}
+  end
+  shares[i] = math.floor((limit - used - reserved) / share)
+  if shares[i] < amount then roomy = false end
+end
+local out = {'lease'}
+for i = 0, n - 1 do
+  local scope = ARGV[base + 4*i + 1]
+  if roomy then
+    local granted = string.format('%.0f', shares[i])
+    redis.call('HINCRBY', KEYS[1], 'r:' .. scope, granted)
+    redis.call('HSET', KEYS[1], 'l:' .. ARGV[base + 4*i + 3], granted)
+    redis.call('ZADD', KEYS[2], ARGV[3], ARGV[base + 4*i + 4])
+    table.insert(out, granted)
+  else
+    redis.call('HINCRBY', KEYS[1], 'r:' .. scope, ARGV[1])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if roomy then return out end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+return {'ok'}
+"""
+"""Give back what the server returns of its leases, then lease a share of every scope (when
+each share covers the request), else reserve the request alone, else refuse."""
+
+_ABSORB = _NEGATE + """
+local i = 2
+local calls = tonumber(ARGV[i])
+i = i + 1
+for c = 1, calls do
+  local fresh = redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[1])
+  local k = tonumber(ARGV[i + 1])
+  i = i + 2
+  for e = 1, k do
+    local hash, scope, id, cost = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    i = i + 4
+    if fresh then
+      if redis.call('HEXISTS', hash, 'l:' .. id) == 1 then
+        redis.call('HINCRBY', hash, 'l:' .. id, negate(cost))
+        redis.call('HINCRBY', hash, 'r:' .. scope, negate(cost))
+      end
+      redis.call('HINCRBY', hash, 'u:' .. scope, cost)
+    end
+  end
+end
+local r = tonumber(ARGV[i])
+i = i + 1
+for j = 1, r do
+  local hash, scope, id, member, amt, close = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  i = i + 6
+  local held = redis.call('HGET', hash, 'l:' .. id)
+  if held then
+    if close == '1' then
+      amt = held
+      redis.call('HDEL', hash, 'l:' .. id)
+      redis.call('ZREM', KEYS[1], member)
+    else
+      redis.call('HINCRBY', hash, 'l:' .. id, negate(amt))
+    end
+    redis.call('HINCRBY', hash, 'r:' .. scope, negate(amt))
+  end
+end
+return 1
+"""
+"""Fold settled calls into the counters, each once (a guard key per request id), and give back
+what the server returns of its leases."""
+
+_RELEASE_LEASE = _NEGATE + """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local held = redis.call('HGET', KEYS[1], 'l:' .. ARGV[3])
+if held then
+  redis.call('HDEL', KEYS[1], 'l:' .. ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[4], negate(held))
+end
+return 1
+"""
+"""Give back what an expired lease (of a server that died) still holds."""
+
+APPLIED_SECONDS = 7 * 86400
+"""How long Redis remembers that a call's cost was folded in (a spool replayed later than this
+would count it again; spools are drained within seconds of a restart)."""
+
 UNITS = Decimal(10) ** 8
 """Redis counts integers: credits × 10^8 (exact at the ledger's precision)."""
 
@@ -296,9 +557,11 @@ class RedisCounters:
 
     PREFIX = "cockpit:budget"
 
-    def __init__(self, url: str, hold_seconds: float = HOLD_SECONDS, namespace: str = "default") -> None:
+    def __init__(self, url: str, hold_seconds: float = HOLD_SECONDS, namespace: str = "default", engine: Engine | None = None) -> None:
         import redis
 
+        self.engine = engine
+        """Where `absorb` writes ledger rows."""
         self.queue = ledger_queue(namespace)
         """Where the settling script pushes the ledger row (the database's own queue)."""
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
@@ -306,6 +569,10 @@ class RedisCounters:
         self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
         self._release = self.client.register_script(_RELEASE)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._absorb = self.client.register_script(_ABSORB)
+        self._release_lease = self.client.register_script(_RELEASE_LEASE)
+        self._applied = f"{self.PREFIX}:applied:{namespace}:"
         self._open = f"{self.PREFIX}:open"
 
     def _key(self, account_id: uuid.UUID, window: Window) -> str:
@@ -327,13 +594,16 @@ class RedisCounters:
                 scope = answer[1]
                 limit = next(limit.limit for limit in limits if limit.scope == scope)
                 return Refusal(scope, limit, _credits(answer[2]), _credits(answer[3]))
-            # Seed every scope of the chain: HSETNX leaves those that exist alone.
-            used = seed(scopes)
-            pipeline = self.client.pipeline()
-            for scope in scopes:
-                pipeline.hsetnx(key, f"u:{scope}", _units(credits(used.get(scope, 0))))
-            pipeline.execute()
+            self._seed_scopes(key, scopes, seed)
         raise RuntimeError("budget counters could not be created")  # pragma: no cover
+
+    def _seed_scopes(self, key: str, scopes: Sequence[str], seed: Seed) -> None:
+        """Seed every scope of the chain from the ledger: HSETNX leaves those that exist alone."""
+        used = seed(scopes)
+        pipeline = self.client.pipeline()
+        for scope in scopes:
+            pipeline.hsetnx(key, f"u:{scope}", _units(credits(used.get(scope, 0))))
+        pipeline.execute()
 
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         key = self._key(reservation.account_id, reservation.window)
@@ -355,9 +625,65 @@ class RedisCounters:
         released = 0
         for member in self.client.zrangebyscore(self._open, "-inf", moment):
             held = json.loads(member)
-            if self._release(keys=[held["key"], self._open], args=[member, held["amount"], moment, *held["scopes"]]):
-                released += 1
+            if held.get("lease"):
+                done = self._release_lease(keys=[held["key"], self._open], args=[member, moment, held["id"], held["scopes"][0]])
+            else:
+                done = self._release(keys=[held["key"], self._open], args=[member, held["amount"], moment, *held["scopes"]])
+            released += bool(done)
         return released
+
+    def acquire(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, returned: Sequence[Release], seed: Seed) -> Grant | Reservation | Refusal:
+        key = self._key(account_id, window)
+        scopes = tuple(sorted({limit.scope for limit in limits}))
+        reservation_id = uuid.uuid4()
+        member = json.dumps({"id": str(reservation_id), "key": key, "scopes": scopes, "amount": _units(amount)})
+        leases = {limit.scope: self._lease(key, account_id, window, limit.scope) for limit in limits}
+        head: list[Any] = [_units(amount), LEASE_SHARE, _epoch() + self.hold, self._ttl(window), member, len(limits)]
+        body: list[Any] = []
+        for limit in limits:
+            lease = leases[limit.scope]
+            body += [limit.scope, _units(limit.limit), str(lease.id), lease.token]
+        for _ in range(3):
+            tail: list[Any] = [len(returned)]
+            for release in returned:
+                tail += [release.lease.scopes[0], str(release.lease.id), release.lease.token, _units(release.amount), int(release.close)]
+            answer = [part.decode() if isinstance(part, bytes) else part for part in self._acquire(keys=[key, self._open], args=[*head, *tail[:1], *body, *tail[1:]])]
+            returned = ()  # given back already, whatever the answer
+            if answer[0] == "ok":
+                return Reservation(reservation_id, account_id, window, scopes, amount, member)
+            if answer[0] == "lease":
+                granted = [_credits(units) for units in answer[1:]]
+                return Grant({limit.scope: (replace(leases[limit.scope], amount=share), share) for limit, share in zip(limits, granted)})
+            if answer[0] == "refused":
+                scope = answer[1]
+                limit = next(limit.limit for limit in limits if limit.scope == scope)
+                return Refusal(scope, limit, _credits(answer[2]), _credits(answer[3]))
+            self._seed_scopes(key, scopes, seed)
+        raise RuntimeError("budget counters could not be created")  # pragma: no cover
+
+    def _lease(self, key: str, account_id: uuid.UUID, window: Window, scope: str) -> Reservation:
+        lease_id = uuid.uuid4()
+        member = json.dumps({"id": str(lease_id), "key": key, "scopes": [scope], "lease": True})
+        return Reservation(lease_id, account_id, window, (scope,), Decimal(0), member)
+
+    def absorb(self, settled: Sequence[Settled], releases: Sequence[Release] = ()) -> None:
+        if settled:
+            if self.engine is None:
+                raise RuntimeError("RedisCounters.absorb needs the engine its ledger rows go to")
+            with self.engine.begin() as connection:
+                connection.execute(insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)))
+        args: list[Any] = [APPLIED_SECONDS, len(settled)]
+        for call in settled:
+            account_id = uuid.UUID(str(call.row["account_id"]))
+            hash_key = f"{self.PREFIX}:{account_id}:{int(call.window_start.timestamp())}"
+            args += [self._applied + str(call.row["request_id"]), len(call.leases)]
+            for scope, lease_id, _token in call.leases:
+                args += [hash_key, scope, str(lease_id), _units(call.credits)]
+        args.append(len(releases))
+        for release in releases:
+            lease = release.lease
+            args += [self._key(lease.account_id, lease.window), lease.scopes[0], str(lease.id), lease.token, _units(release.amount), int(release.close)]
+        self._absorb(keys=[self._open], args=args)
 
     def used(self, account_id: uuid.UUID, window: Window, scopes: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
         key = self._key(account_id, window)
@@ -395,4 +721,4 @@ def counters_from_environment(engine: Engine, environ: Mapping[str, str]) -> Cou
     """Redis when `REDIS_URL` is set (replicas share it), else the database."""
     url = (environ.get("REDIS_URL") or "").strip()
     hold = hold_seconds(environ)
-    return RedisCounters(url, hold, ledger_namespace(engine)) if url else SqlCounters(engine, hold)
+    return RedisCounters(url, hold, ledger_namespace(engine), engine) if url else SqlCounters(engine, hold)

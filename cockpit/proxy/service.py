@@ -2,7 +2,8 @@
 of a call that do not depend on HTTP (who may, how much to hold, what to charge, what to log).
 
 Made on first use or at start-up (`start`, which also imports and warms litellm before the
-server reports ready); `close` at graceful shutdown writes the ledger rows still queued.
+server reports ready, and absorbs what killed servers left in the spool); `close` at graceful
+shutdown absorbs this server's spool and gives its leases back.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,8 +20,20 @@ from typing import Any, Mapping
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from cockpit.budgets.counters import Counters, Limit, RedisCounters, Refusal, Reservation, ceiling_credits, counters_from_environment, credits, hold_seconds
-from cockpit.budgets.ledger import LedgerWriter, RedisLedgerWriter
+from cockpit.budgets.counters import (
+    Counters,
+    Limit,
+    RedisCounters,
+    Refusal,
+    Reservation,
+    ceiling_credits,
+    counters_from_environment,
+    credits,
+    hold_seconds,
+)
+from cockpit.budgets.leases import Hold, Leases
+from cockpit.budgets.ledger import RedisLedgerWriter
+from cockpit.budgets.spool import Spool, read_calls, spool_dir
 from cockpit.budgets.usage import UTC, iso
 from cockpit.policy.model_access import allowed_models
 from cockpit.proxy.errors import ProxyError
@@ -32,7 +46,11 @@ from cockpit.store.tables import DOMAINS
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 10.0
-"""How often, at most, expired holds (of servers that died) are looked for and given back."""
+"""How often, at most, expired holds and spools (of servers that died) are looked for."""
+ABSORB_SECONDS = 0.1
+"""How often the calls settled against leases go from the spool into the ledger and counters."""
+ABSORB_BATCH = 1000
+"""Calls per absorbing transaction."""
 
 
 @dataclass(frozen=True)
@@ -114,34 +132,84 @@ class Proxy:
         hold = hold_seconds(environ)
         self.renew_seconds = hold / 4  # a hold is renewed several times before it could expire
         self.sweep_seconds = min(SWEEP_SECONDS, hold / 2)
-        self.ledger: LedgerWriter | RedisLedgerWriter = (
-            RedisLedgerWriter(engine, self.counters.client) if isinstance(self.counters, RedisCounters) else LedgerWriter(engine)
-        )
+        self.leases = Leases(self.counters, Spool(spool_dir(engine, environ)))
+        self.ledger: RedisLedgerWriter | None = RedisLedgerWriter(engine, self.counters.client) if isinstance(self.counters, RedisCounters) else None
+        """Moves the rows that Redis settlements queued (calls reserved alone) to the database."""
         self.http = Client()
         """The one client of every direct upstream call (its connections are kept alive)."""
         self.open: dict[uuid.UUID, Reservation] = {}
         """This server's holds whose calls are still running (renewed until settled)."""
-        self._sweeper: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._absorbing = asyncio.Lock()
 
     async def start(self) -> None:
         from cockpit.proxy.llm import warm_up
 
+        self._loop = asyncio.get_running_loop()
         await warm_up()
         try:
             await run_in_threadpool(self.catalog.refresh)
         except Exception as exc:  # requests retry the load; the read API must come up regardless
             log.error("model catalog not loaded at start-up: %s", type(exc).__name__)
-        self._sweeper = asyncio.create_task(self._sweep())
-        self._renewer = asyncio.create_task(self._renew())
+        await self._absorb_orphans()
+        self._tasks = [asyncio.create_task(task) for task in (self._sweep(), self._renew(), self._absorb_loop())]
 
     async def close(self) -> None:
-        for task in (self._sweeper, self._renewer):
-            if task is not None:
-                task.cancel()
-        await run_in_threadpool(self.ledger.close)
+        for task in self._tasks:
+            task.cancel()
+        absorbed = await self.absorb(ending=True)
+        self.leases.spool.close(absorbed)
+        if self.ledger is not None:
+            await run_in_threadpool(self.ledger.close)
         self.counters.close()
         await self.http.aclose()
+
+    async def absorb(self, ending: bool = False) -> bool:
+        """Move what was settled against leases into the ledger and the counters, and give back
+        the credit of idle leases (of all of them when `ending`); False when it failed (the
+        calls stay spooled and are tried again)."""
+        async with self._absorbing:
+            calls = self.leases.pending()
+            releases = self.leases.ending() if ending else self.leases.idle() + self.leases.drained()
+            if not calls and not releases:
+                return True
+            try:
+                for start in range(0, max(len(calls), 1), ABSORB_BATCH):
+                    batch = calls[start:start + ABSORB_BATCH]
+                    await asyncio.to_thread(self.counters.absorb, batch, releases if start == 0 else ())
+                    self.leases.absorbed(batch)
+            except Exception as exc:  # the calls stay in the spool; unreturned credit expires
+                log.error("usage ledger: could not absorb %d settled call(s), will retry: %s", len(calls), type(exc).__name__)
+                return False
+            return True
+
+    async def _absorb_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ABSORB_SECONDS)
+            await self.absorb()
+
+    async def _absorb_orphans(self) -> None:
+        """Absorb the spools of servers that died (killed before they absorbed their calls)."""
+        for path, fd in self.leases.spool.orphans():
+            try:
+                calls = await asyncio.to_thread(read_calls, fd)
+                for start in range(0, len(calls), ABSORB_BATCH):
+                    await asyncio.to_thread(self.counters.absorb, calls[start:start + ABSORB_BATCH])
+                path.unlink(missing_ok=True)
+                if calls:
+                    log.warning("usage ledger: absorbed %d call(s) a stopped server had spooled in %s", len(calls), path.name)
+            except Exception as exc:  # left for the next sweep
+                log.error("usage ledger: could not absorb the spool %s: %s", path.name, type(exc).__name__)
+            finally:
+                os.close(fd)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """From another thread: absorb now, and wait until Redis's queued rows are written."""
+        assert self._loop is not None, "the proxy has not started"
+        if not asyncio.run_coroutine_threadsafe(self.absorb(), self._loop).result(timeout):
+            return False
+        return self.ledger.flush(timeout) if self.ledger is not None else True
 
     async def _sweep(self) -> None:
         while True:
@@ -152,12 +220,13 @@ class Proxy:
                     log.warning("released %d budget reservation(s) left by requests that never settled", released)
             except Exception as exc:  # the sweeper must outlive a database or Redis hiccup
                 log.error("could not release expired budget reservations: %s", type(exc).__name__)
+            await self._absorb_orphans()
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.renew_seconds)
             try:
-                await run_in_threadpool(self.counters.renew, list(self.open.values()))
+                await run_in_threadpool(self.counters.renew, [*self.open.values(), *self.leases.reservations()])
             except Exception as exc:  # a hold not renewed in time is released: the call still settles
                 log.error("could not renew budget reservations: %s", type(exc).__name__)
 
@@ -167,22 +236,33 @@ class Proxy:
             return await run_in_threadpool(self.catalog.refresh, version)
         return self.catalog.current
 
-    async def reserve(self, account_id: uuid.UUID, window: Any, limits: tuple[Limit, ...], amount: Decimal, seed: Any) -> Reservation | None:
+    async def reserve(self, account_id: uuid.UUID, window: Any, limits: tuple[Limit, ...], amount: Decimal, seed: Any) -> Hold | Reservation | None:
+        """Hold the call's maximum cost on every limit of its chain: on this server's leases
+        when they cover it (no I/O), else through the counters; 429 when a limit has no room."""
         if not limits:
             return None
+        amount = ceiling_credits(amount)
+        hold = self.leases.take(account_id, window, limits, amount)
+        if hold is not None:
+            return hold
         try:
-            found = await run_in_threadpool(self.counters.reserve, account_id, window, limits, ceiling_credits(amount), seed)
+            found = await self.leases.acquire(account_id, window, limits, amount, seed)
         except Exception as exc:
             log.error("budget counters unavailable: %s", type(exc).__name__)
             raise ProxyError(503, "Budgets cannot be checked right now (the counter store is unavailable); retry later.", "budget_store_unavailable") from None
         if isinstance(found, Refusal):
             raise refusal_error(found, window.start, amount)
-        self.open[found.id] = found
+        if isinstance(found, Reservation):
+            self.open[found.id] = found
         return found
 
-    async def settle(self, reservation: Reservation | None, charged: Decimal, row: dict[str, Any] | None = None) -> None:
-        """Charge the call and write its ledger row: with the counters in one transaction where
-        the store can (the database), else queued to the ledger writer."""
+    async def settle(self, reservation: Hold | Reservation | None, charged: Decimal, row: dict[str, Any] | None = None) -> None:
+        """Charge the call and record its ledger row: on leases, spooled (durable at once,
+        absorbed in a batch); a call reserved alone, with the counters in one step (the row in
+        the same transaction, or queued in Redis by the same script); without limits, spooled."""
+        if isinstance(reservation, Hold):
+            self.leases.settle(reservation, charged, row)
+            return
         recorded = False
         if reservation is not None:
             self.open.pop(reservation.id, None)
@@ -192,12 +272,9 @@ class Proxy:
                 log.error("could not settle budget reservation %s: %s", reservation.id, type(exc).__name__)
         if row is not None and not recorded:
             try:
-                self.ledger.record(row)
-            except Exception as exc:  # Redis is down: the hold was not settled either, and expires
-                log.error("usage ledger row %s not queued: %s", row.get("request_id"), type(exc).__name__)
-
-    def record(self, row: dict[str, Any]) -> None:
-        self.ledger.record(row)
+                self.leases.record(row)
+            except OSError as exc:  # the spool's disk failed: say so loudly, the answer goes on
+                log.error("usage ledger row %s not spooled: %s", row.get("request_id"), type(exc).__name__)
 
 
 async def start_proxy(engine: Engine, box: SecretBox | None, environ: Mapping[str, str]) -> Proxy | None:

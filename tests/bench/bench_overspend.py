@@ -68,7 +68,7 @@ async def fire(base: str, requests: list[tuple[str, dict]]) -> list[int]:
 
 def charged(server: InProcessServer) -> tuple[dict[str, Decimal], int]:
     """Credits per scope in the ledger (which the counters equal), and the clamped charges."""
-    assert server.app.state.proxy.ledger.flush()
+    assert server.app.state.proxy.flush()
     with server.engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT user_email, credits, metadata FROM usage_ledger")).all()
     per_user: dict[str, Decimal] = {}

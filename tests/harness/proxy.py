@@ -166,7 +166,7 @@ class InProcessServer:
 
     def flush(self) -> None:
         """Wait for the queued ledger rows (the writer batches them)."""
-        assert self.app.state.proxy.ledger.flush()
+        assert self.app.state.proxy.flush()
 
 
 class ServeProcess:

@@ -19,18 +19,29 @@ translation run their real HTTP and SSE code, and answers deterministically:
 
     with FakeAnthropic(reply="Hi") as fake:
         litellm_params = {"model": "anthropic/claude-x", "api_base": fake.url, "api_key": fake.api_key}
+
+Benchmarks run the same app under uvicorn (httptools, no access log, no recording):
+
+    python tests/fakes/anthropic.py --port 8901 [--reply TEXT] [--api-key KEY]
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
+import socket
+import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from .server import LoopbackServer, Scope, serve_asgi
+if TYPE_CHECKING:
+    from .server import LoopbackServer, Scope
+
+HOST = "127.0.0.1"
 
 DEFAULT_API_KEY = "sk-ant-fake-upstream"
 DEFAULT_REPLY = "Hello from the fake Anthropic."
@@ -61,9 +72,10 @@ def _text(content: Any) -> str:
 
 
 class FakeAnthropic:
-    def __init__(self, *, api_key: str = DEFAULT_API_KEY, reply: str = DEFAULT_REPLY) -> None:
+    def __init__(self, *, api_key: str = DEFAULT_API_KEY, reply: str = DEFAULT_REPLY, record: bool = True) -> None:
         self.api_key = api_key
         self.reply = reply
+        self.record = record  # benchmarks turn it off: the list would grow without bound
         self.cache_read = 0
         self._lock = threading.Lock()
         self._requests: list[MessagesRequest] = []
@@ -77,6 +89,9 @@ class FakeAnthropic:
         return self._server.url
 
     def start(self) -> FakeAnthropic:
+        # Imported here so that running this file as a script needs no package around it.
+        from .server import serve_asgi
+
         self._server = serve_asgi(self.app) if self._server is None else self._server.start()
         return self
 
@@ -84,7 +99,7 @@ class FakeAnthropic:
         if self._server is not None:
             self._server.stop()
 
-    def __enter__(self) -> FakeAnthropic:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
@@ -114,8 +129,9 @@ class FakeAnthropic:
         except ValueError:
             body = None
         path = scope["path"]
-        with self._lock:
-            self._requests.append(MessagesRequest(path, body, headers))
+        if self.record:
+            with self._lock:
+                self._requests.append(MessagesRequest(path, body, headers))
         try:
             if scope["method"] != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
                 raise AnthropicError(404, "not_found_error", f"Not found: {scope['method']} {path}")
@@ -187,3 +203,38 @@ async def _send(send: Any, status: int, content: bytes) -> None:
 
 def serve_anthropic(**options: Any) -> FakeAnthropic:
     return FakeAnthropic(**options).start()
+
+
+# -- standalone, for benchmarks ----------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Serve the fake Anthropic upstream under uvicorn.")
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument("--reply", default=DEFAULT_REPLY)
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    args = parser.parse_args(argv)
+
+    # Bound here and handed to uvicorn as a socket, as tests/fakes/openai.py does (TCP_NODELAY).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)
+    print(f"http://{args.host}:{sock.getsockname()[1]}", flush=True)
+
+    fake = FakeAnthropic(api_key=args.api_key, reply=args.reply, record=False)
+    config = uvicorn.Config(
+        fake.app, http="httptools", access_log=False, log_level="warning", lifespan="off", interface="asgi3", backlog=2048
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    if not __package__:
+        # `python tests/fakes/anthropic.py`: sys.path[0] is tests/fakes/, where this very file would
+        # shadow the real `anthropic` package for anything imported from now on.
+        sys.path[0] = str(Path(__file__).resolve().parent.parent)
+    main()

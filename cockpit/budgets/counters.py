@@ -199,6 +199,7 @@ class SqlCounters:
         for _ in range(3):
             with self._serial, self.engine.connect() as connection:
                 transaction = connection.begin()
+                self._lock(connection, [(account_id, window.start, scope) for scope in scopes])
                 # Hold the amount on every scope at once; the UPDATE also locks the rows (the
                 # write lock on SQLite) until the transaction ends, so the check below sees
                 # what every other request has taken, and a refusal rolls the hold back.
@@ -227,6 +228,7 @@ class SqlCounters:
 
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         with self._serial, self.engine.begin() as connection:
+            self._lock(connection, [(reservation.account_id, reservation.window.start, scope) for scope in reservation.scopes])
             held = connection.execute(
                 budget_reservations.delete().where(budget_reservations.c.id == reservation.id)
             ).rowcount
@@ -253,6 +255,7 @@ class SqlCounters:
         r = budget_reservations.c
         with self.engine.begin() as connection:
             expired = connection.execute(sa.select(r.id, r.account_id, r.window_start, r.scopes, r.amount).where(r.expires_at < now)).all()
+            self._lock(connection, [(row.account_id, row.window_start, scope) for row in expired for scope in row.scopes])
             for row in expired:  # re-checked at delete: a renewal since the SELECT keeps the hold
                 if connection.execute(budget_reservations.delete().where(r.id == row.id, r.expires_at < now)).rowcount:
                     window = Window(row.window_start, row.window_start)
@@ -267,6 +270,7 @@ class SqlCounters:
         for _ in range(3):
             with self._serial, self.engine.connect() as connection:
                 transaction = connection.begin()
+                self._lock(connection, [(account_id, window.start, scope) for scope in {*scopes, *(r.lease.scopes[0] for r in returned)}])
                 self._release(connection, returned)
                 # A no-op UPDATE … RETURNING reads the chain and takes its row locks (the write
                 # lock on SQLite) until the transaction ends, as `reserve` does.
@@ -302,6 +306,10 @@ class SqlCounters:
 
     def absorb(self, settled: Sequence[Settled], releases: Sequence[Release] = ()) -> None:
         with self._serial, self.engine.begin() as connection:
+            self._lock(connection, [
+                *((uuid.UUID(str(call.row["account_id"])), call.window_start, scope) for call in settled for scope, _id, _token in call.leases),
+                *((r.lease.account_id, r.lease.window.start, r.lease.scopes[0]) for r in releases),
+            ])
             inserted: set[str] = set()
             if settled:
                 statement = insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)).returning(usage_ledger.c.request_id)
@@ -338,6 +346,22 @@ class SqlCounters:
 
     def close(self) -> None:
         pass
+
+    @staticmethod
+    def _lock(connection: Connection, keys: Iterable[tuple[uuid.UUID, dt.datetime, str]]) -> None:
+        """On PostgreSQL, lock the counters a transaction will change first, all in one order
+        (account, window, scope), so transactions that change several never deadlock. SQLite
+        has one write lock (taken by the transaction's first write) and needs none."""
+        if connection.dialect.name != "postgresql":
+            return
+        groups: dict[tuple[uuid.UUID, dt.datetime], set[str]] = {}
+        for account_id, window_start, scope in keys:
+            groups.setdefault((account_id, window_start), set()).add(scope)
+        c = budget_counters.c
+        for (account_id, window_start), scopes in sorted(groups.items()):
+            connection.execute(
+                sa.select(c.id).where(c.account_id == account_id, c.window_start == window_start, c.scope.in_(sorted(scopes))).order_by(c.scope).with_for_update()
+            )
 
     @staticmethod
     def _rows(account_id: uuid.UUID, window: Window, scopes: Sequence[str]) -> sa.Update:
@@ -418,6 +442,7 @@ return held
 
 _NEGATE = """
 local function negate(x)
+  if x == '0' then return '0' end  -- Redis does not take '-0' for an integer
   if string.sub(x, 1, 1) == '-' then return string.sub(x, 2) end
   return '-' .. x
 end

@@ -12,7 +12,8 @@ the ledger and the counters in batches (`Leases.absorb`).
 Exactness holds because a lease is itself a hold in the shared counters: every credit a request
 can spend is covered by a lease, every lease by the counters' check against the limit, so
 however many servers run, what they can spend together never passes a limit. When a lease runs
-short the server asks for more, giving back what it has left in the same atomic step; near the
+short the server asks for more for the whole chain, giving back what its leases of the chain
+have left in the same atomic step; near the
 limit the counters reserve single requests instead (a share would no longer cover one), so the
 last credits go to whichever server asks, as they did before leases. Leases idle for
 `IDLE_SECONDS` give their free credit back (to other servers) and, holding nothing more, end;
@@ -128,7 +129,7 @@ class Leases:
             hold = self.take(account_id, window, limits, amount)
             if hold is not None:
                 return hold
-            returned = self._return_short(account_id, window, limits, amount)
+            returned = self._return_chain(account_id, window, limits)
             found = await asyncio.to_thread(self.counters.acquire, account_id, window, limits, amount, returned, seed)
             if isinstance(found, Grant):
                 for scope, (reservation, granted) in found.leases.items():
@@ -138,13 +139,13 @@ class Leases:
                 return hold
             return found
 
-    def _return_short(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal) -> list[Release]:
-        """The leases of the chain that cannot cover `amount` end: their free credit goes back
-        with the request for more, so the counters see all of it."""
+    def _return_chain(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> list[Release]:
+        """The chain's leases end: their free credit goes back with the request for more (so
+        the counters see all of it), and the grant, if any, replaces every one of them."""
         returned = []
         for limit in limits:
             lease = self._leases.get((account_id, window.start, limit.scope))
-            if lease is not None and (lease.free < amount or lease.ended):
+            if lease is not None:
                 returned.append(self._end(lease))
         return returned
 

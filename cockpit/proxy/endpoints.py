@@ -10,9 +10,10 @@ so screening and metering are written once per endpoint, not once per upstream.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
+
+import orjson
 
 from cockpit.proxy.bounds import Bound, completions_bound, embeddings_bound, messages_bound, request_bound, responses_bound
 from cockpit.proxy.errors import ProxyError
@@ -107,8 +108,8 @@ class Endpoint:
     def parse(self, raw: bytes) -> dict[str, Any]:
         """The request body, checked: 400 for what the gateway cannot serve or must not pass on."""
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             raise ProxyError(400, "The request body is not valid JSON.", "invalid_json") from None
         if not isinstance(body, dict):
             raise ProxyError(400, "The request body must be a JSON object.", "invalid_json")

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, AsyncIterator, Mapping
 
 import anyio
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,7 +33,7 @@ from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for
 from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, MESSAGES_ENDPOINT, RESPONSES_ENDPOINT, Endpoint, Usage
 from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
 from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, scan_texts, screen_for, texts_of
-from cockpit.proxy.llm import EmptyAnswer, count_tokens, translated_answer, translated_stream
+from cockpit.proxy.llm import count_tokens, translated_answer, translated_stream
 from cockpit.proxy.upstream import Direct
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
 from cockpit.runtime.context import EMPTY, SCOPE_KEY
@@ -169,7 +170,7 @@ async def serve(request: Request, endpoint: Endpoint, handler: Any = None) -> Re
 
 
 def error_response(endpoint: Endpoint, error: ProxyError) -> Response:
-    return JSONResponse(endpoint.error_body(error), status_code=error.status, headers=error.headers)
+    return Response(orjson.dumps(endpoint.error_body(error)), status_code=error.status, headers=error.headers, media_type="application/json")
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ async def _close(stream: Any) -> None:
 
 def _event(name: str | None, data: Mapping[str, Any]) -> bytes:
     """One server-sent event."""
-    payload = b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    payload = b"data: " + orjson.dumps(data) + b"\n\n"
     return b"event: " + name.encode() + b"\n" + payload if name else payload
 
 
@@ -410,7 +411,7 @@ class Call:
         blocked = _blocked(hits, "response")
         if blocked is not None:
             return error_response(self.endpoint, blocked)
-        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json", headers=self.headers)
+        return Response(orjson.dumps(answer), media_type="application/json", headers=self.headers)
 
     async def relay(self, events: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
         usage, chunks, failure, seen = None, 0, None, []

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -205,10 +206,19 @@ class Proxy:
                 os.close(fd)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """From another thread: absorb now, and wait until Redis's queued rows are written."""
+        """From another thread: absorb now and give every lease back (the counters then show
+        what was used and what calls in flight hold, nothing more), and wait until Redis's
+        queued rows are written. Serving goes on: the next call leases anew."""
         assert self._loop is not None, "the proxy has not started"
-        if not asyncio.run_coroutine_threadsafe(self.absorb(), self._loop).result(timeout):
-            return False
+        deadline = time.monotonic() + timeout
+        while True:  # calls still settling give back to ended leases: absorb until none holds
+            if not asyncio.run_coroutine_threadsafe(self.absorb(ending=True), self._loop).result(timeout):
+                return False
+            if not self.leases.reservations():
+                break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
         return self.ledger.flush(timeout) if self.ledger is not None else True
 
     async def _sweep(self) -> None:

@@ -1,7 +1,9 @@
 """The ASGI app of `cockpit serve`: assembly only (middleware order, routers, read-only rule).
 
 Middleware, outermost first: request limits (body size, header count, JSON POSTs), so an
-oversized request is refused before a credential is looked up; then the tenant context."""
+oversized request is refused before a credential is looked up; then the tenant context; then
+the gateway's fast lane (`cockpit.server.lane`), which hands its POST endpoints their requests
+without FastAPI's routing."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from starlette.routing import Match
 from sqlalchemy.engine import Engine
 
 from cockpit import __version__
+from cockpit.server.lane import GatewayLane, post_handlers
 from cockpit.server.limits import RequestLimitMiddleware, max_body_bytes
 from cockpit.server.routes import routers
 from cockpit.server.tenant import TenantMiddleware, TenantResolver
@@ -93,6 +96,7 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
 
     app.router.default = unmatched
 
+    app.add_middleware(GatewayLane, lanes=post_handlers(served))
     app.add_middleware(TenantMiddleware, resolver=resolver)
     app.add_middleware(RequestLimitMiddleware, max_body_bytes=body_limit)
     return app

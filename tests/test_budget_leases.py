@@ -1,0 +1,286 @@
+"""Budget leases: calls held and settled in a server's memory, never past a limit.
+
+The counters' own steps (acquire, absorb, release of an expired lease) on SQLite, PostgreSQL
+and Redis; then real `cockpit serve` processes: two replicas spending one budget through
+leases, and a replica killed with `kill -9` whose spooled charges and leased credit come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from cockpit.budgets.counters import Grant, Limit, RedisCounters, Refusal, Reservation, SqlCounters, counters_from_environment, share_of
+from cockpit.budgets.leases import Hold, Leases
+from cockpit.budgets.spool import Spool, read_calls
+from cockpit.budgets.usage import UTC, Window
+from cockpit.store.engine import create_engine_for
+from cockpit.store.tables import usage_ledger
+from fakes.openai import FakeOpenAI
+from harness.cockpit import Cockpit
+from harness.proxy import ServeProcess, chat_many, issue_key, tenant
+
+REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+WINDOW = Window(dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture(params=["database", "redis"])
+def store(request: pytest.FixtureRequest, migrated_url: str) -> Iterator[SqlCounters | RedisCounters]:
+    engine = create_engine_for(migrated_url)
+    counters = counters_from_environment(engine, {"REDIS_URL": REDIS_URL if request.param == "redis" else ""})
+    yield counters
+    counters.close()
+    engine.dispose()
+
+
+def nothing_used(scopes):
+    return {}
+
+
+def row(account_id: uuid.UUID, credits: Decimal) -> dict:
+    return {
+        "id": uuid.uuid4(), "account_id": account_id, "domain": "copilot", "org_key": None, "team_key": None,
+        "user_email": "bob@acme.com", "agent_name": None, "model_name": "chat", "connection_name": None,
+        "guardrail_code": None, "raw_cost": credits, "credit_factor": Decimal(1), "credits": credits,
+        "request_id": f"ck-{uuid.uuid4().hex}", "metadata": {}, "created_at": dt.datetime.now(UTC),
+    }
+
+
+def ledger_credits(engine: sa.Engine, account_id: uuid.UUID) -> Decimal:
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(sa.func.coalesce(sa.func.sum(usage_ledger.c.credits), 0)).where(usage_ledger.c.account_id == account_id)).scalar()
+    return Decimal(str(found))
+
+
+def test_a_lease_is_a_share_of_what_is_free_and_near_the_limit_calls_are_held_alone(store, tmp_path: Path) -> None:
+    account = uuid.uuid4()
+    limits = [Limit("team:research/ml", Decimal(160)), Limit("account", Decimal(1600))]
+    granted = store.acquire(account, WINDOW, limits, Decimal(2), [], nothing_used)
+    assert isinstance(granted, Grant)
+    assert {scope: share for scope, (_lease, share) in granted.leases.items()} == {"team:research/ml": Decimal(10), "account": Decimal(100)}
+    assert store.used(account, WINDOW, ["team:research/ml", "account"]) == {"team:research/ml": (Decimal(0), Decimal(10)), "account": (Decimal(0), Decimal(100))}
+    # A request a sixteenth of the team's free credit does not cover is reserved alone.
+    alone = store.acquire(account, WINDOW, limits, Decimal(9.5), [], nothing_used)
+    assert isinstance(alone, Reservation) and alone.amount == Decimal("9.5")
+    refused = store.acquire(account, WINDOW, limits, Decimal(141), [], nothing_used)
+    assert isinstance(refused, Refusal) and refused.scope == "team:research/ml"
+    assert share_of(Decimal(150)) == Decimal("9.375")
+
+
+def test_absorbing_twice_counts_each_call_once_and_moves_its_cost_out_of_the_lease(store, migrated_url: str, tmp_path: Path) -> None:
+    engine = create_engine_for(migrated_url)
+    account = uuid.uuid4()
+    limits = [Limit("team:research/ml", Decimal(160))]
+    leases = Leases(store, Spool(tmp_path / "spool"))
+
+    async def spend() -> None:
+        for cost in (Decimal("1.5"), Decimal("2"), Decimal("0.25")):
+            hold = leases.take(account, WINDOW, limits, Decimal(2)) or await leases.acquire(account, WINDOW, limits, Decimal(2), nothing_used)
+            assert isinstance(hold, Hold)
+            leases.settle(hold, cost, row(account, cost))
+
+    asyncio.run(spend())
+    calls = leases.pending()
+    assert len(calls) == 3 and len(read_calls(os.open(leases.spool.path, os.O_RDONLY))) == 3
+    store.absorb(calls)
+    store.absorb(calls)  # a batch retried, or a spool replayed after a kill: nothing twice
+    leases.absorbed(calls)
+    assert ledger_credits(engine, account) == Decimal("3.75")
+    used, reserved = store.used(account, WINDOW, ["team:research/ml"])["team:research/ml"]
+    assert used == Decimal("3.75") and reserved == Decimal(10) - Decimal("3.75")
+    store.absorb([], leases.ending())
+    assert store.used(account, WINDOW, ["team:research/ml"])["team:research/ml"] == (Decimal("3.75"), Decimal(0))
+    engine.dispose()
+
+
+def test_a_dead_servers_lease_gives_back_its_hold_and_its_spool_still_charges(store, migrated_url: str, tmp_path: Path) -> None:
+    """The order a replica's death plays out in does not matter: the lease expiring before or
+    after its spool is absorbed, the counters end at exactly what was spent."""
+    engine = create_engine_for(migrated_url)
+    limits = [Limit("account", Decimal(1600))]
+    for expire_first in (True, False):
+        account = uuid.uuid4()
+        leases = Leases(store, Spool(tmp_path / f"spool-{expire_first}"))
+
+        async def spend() -> None:
+            hold = await leases.acquire(account, WINDOW, limits, Decimal(4), nothing_used)
+            leases.settle(hold, Decimal(3), row(account, Decimal(3)))
+            leases.take(account, WINDOW, limits, Decimal(4))  # in flight when the server dies
+
+        asyncio.run(spend())
+        spooled = read_calls(os.open(leases.spool.path, os.O_RDONLY))
+        later = dt.datetime.now(UTC) + dt.timedelta(hours=1)
+        if expire_first:
+            assert store.release_expired(later) >= 1  # other tests' holds in this Redis may go too
+            store.absorb(spooled)
+        else:
+            store.absorb(spooled)
+            assert store.release_expired(later) >= 1  # other tests' holds in this Redis may go too
+        assert store.used(account, WINDOW, ["account"])["account"] == (Decimal(3), Decimal(0))
+        assert ledger_credits(engine, account) == Decimal(3)
+    engine.dispose()
+
+
+def test_threads_racing_for_leases_never_pass_the_limit(store, migrated_url: str, tmp_path: Path) -> None:
+    """Four servers' worth of leases (each its own `Leases`) spending one scope at once: the
+    counters' check covers every lease, so the sum of what they charge stays within it."""
+    account = uuid.uuid4()
+    limits = [Limit("team:research/ml", Decimal(100))]
+    servers = [Leases(store, Spool(tmp_path / f"spool-{i}")) for i in range(4)]
+
+    async def server(leases: Leases) -> int:
+        admitted = 0
+        for _ in range(40):
+            found = leases.take(account, WINDOW, limits, Decimal(1)) or await leases.acquire(account, WINDOW, limits, Decimal(1), nothing_used)
+            if isinstance(found, Refusal):
+                continue
+            admitted += 1
+            if isinstance(found, Hold):
+                leases.settle(found, Decimal(1), row(account, Decimal(1)))
+            else:
+                store.settle(found, Decimal(1), row(account, Decimal(1)))
+            await asyncio.sleep(0)
+        return admitted
+
+    async def all_servers() -> list[int]:
+        return await asyncio.gather(*(server(leases) for leases in servers))
+
+    admitted = sum(asyncio.run(all_servers()))
+    for leases in servers:
+        store.absorb(leases.pending(), leases.ending())
+    used, reserved = store.used(account, WINDOW, ["team:research/ml"])["team:research/ml"]
+    assert used == Decimal(admitted) <= Decimal(100) and reserved == 0
+    assert admitted >= 96, admitted  # what leases strand near the limit is less than a call each
+
+
+# -- real servers ----------------------------------------------------------------------------
+
+ROOMY = ("{scope: team:research/ml, credits: 25}", "{scope: team:research/ml, credits: 100}")
+"""Bob's team gets 100 credits: a sixteenth of that covers a call (2.5 credits), so the first
+calls are held on leases and the last ones alone."""
+
+
+def roomy_tenant(upstream: str) -> str:
+    return tenant(upstream).replace(*ROOMY)
+
+
+def counters_rows(url: str) -> dict[str, tuple[Decimal, Decimal]]:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT scope, used, reserved FROM budget_counters")).all()
+    finally:
+        engine.dispose()
+    return {r.scope: (Decimal(str(r.used)).normalize(), Decimal(str(r.reserved)).normalize()) for r in rows}
+
+
+def redis_counters(account_scope: str) -> dict[str, tuple[Decimal, Decimal]]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    found: dict[str, tuple[Decimal, Decimal]] = {}
+    for key in client.scan_iter("cockpit:budget:*"):
+        if key.count(b":") != 3:
+            continue
+        fields = client.hgetall(key)
+        for field, value in fields.items():
+            kind, _, scope = field.decode().partition(":")
+            if scope == account_scope and kind in ("u", "r"):
+                used, reserved = found.get(scope, (Decimal(0), Decimal(0)))
+                amount = Decimal(int(value)) / Decimal(10) ** 8
+                found[scope] = (used + amount, reserved) if kind == "u" else (used, reserved + amount)
+    return found
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("redis_url", ["", REDIS_URL], ids=["database", "redis"])
+def test_two_servers_spending_through_leases_never_pass_the_budget(postgres_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> None:
+    from cockpit.store.migrate import upgrade
+
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    upgrade(postgres_database_url)
+    monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
+    runner = Cockpit(postgres_database_url, tmp_path, monkeypatch)
+    runner.write(roomy_tenant(upstream.url))
+    assert runner.apply().exit_code == 0
+    bob = issue_key(postgres_database_url, "bob@acme.com")
+    environ = {**os.environ, "DATABASE_URL": postgres_database_url, "REDIS_URL": redis_url}
+    upstream.delay = 0.02
+    with ServeProcess(environ, tmp_path) as one, ServeProcess(environ, tmp_path) as two:
+        first = asyncio.run(chat_many([one.url, two.url], bob, 8, max_tokens=2))
+        assert first == [200] * 8
+        # Leases are out: the counters hold more than the calls in flight (none).
+        held = redis_counters("team:research/ml") if redis_url else counters_rows(postgres_database_url)
+        assert held["team:research/ml"][1] > 0, held
+        statuses = asyncio.run(chat_many([one.url, two.url], bob, 60, max_tokens=2))
+    admitted = 8 + statuses.count(200)
+    assert set(statuses) <= {200, 429}
+    rows_credits = sum(Decimal(str(r)) for r in _ledger_credits(postgres_database_url))
+    assert rows_credits == Decimal("2.5") * admitted <= Decimal(100)
+    assert admitted >= 38, admitted  # at most one call's worth stranded per server near the end
+    final = redis_counters("team:research/ml") if redis_url else counters_rows(postgres_database_url)
+    assert final["team:research/ml"] == (rows_credits.normalize(), Decimal(0)), final
+
+
+def _ledger_credits(url: str) -> list:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.text("SELECT credits FROM usage_ledger")).scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("redis_url", ["", REDIS_URL], ids=["database", "redis"])
+def test_a_killed_server_loses_no_leased_charge_and_its_leases_come_back(postgres_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> None:
+    from cockpit.store.migrate import upgrade
+
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    upgrade(postgres_database_url)
+    monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
+    runner = Cockpit(postgres_database_url, tmp_path, monkeypatch)
+    runner.write(roomy_tenant(upstream.url))
+    assert runner.apply().exit_code == 0
+    bob = issue_key(postgres_database_url, "bob@acme.com")
+    environ = {**os.environ, "DATABASE_URL": postgres_database_url, "REDIS_URL": redis_url, "COCKPIT_BUDGET_HOLD_SECONDS": "3", "COCKPIT_SPOOL_DIR": str(tmp_path / "spool")}
+    with ServeProcess(environ, tmp_path) as first:
+        assert asyncio.run(chat_many([first.url], bob, 6, max_tokens=2)) == [200] * 6
+        first.process.send_signal(signal.SIGKILL)  # at once: before its spool is absorbed, or as it is
+        first.process.wait(10)
+    assert list((tmp_path / "spool").glob("*.spool")), "the killed server's spool is on disk"
+    with ServeProcess(environ, tmp_path) as second:
+        deadline = time.monotonic() + 30
+        while sum(Decimal(str(c)) for c in _ledger_credits(postgres_database_url)) != Decimal(15):
+            assert time.monotonic() < deadline, "the killed server's spooled charges were lost"
+            time.sleep(0.2)
+        assert not list((tmp_path / "spool").glob("*.spool"))[1:], "the dead server's spool was absorbed and removed"
+        # Its leases expire (3 s) and are given back: bob's team can spend the rest, 85 credits.
+        deadline = time.monotonic() + 20
+        while True:
+            answer = httpx.post(f"{second.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"}, json={"model": "chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 68}, timeout=30)
+            if answer.status_code == 200:
+                break
+            assert time.monotonic() < deadline, f"the killed server's leases were never given back: {answer.text}"
+            time.sleep(0.5)
+    # Six calls cut at two words, then the whole answer of five words, at 1.25 credits a word.
+    assert sum(Decimal(str(c)) for c in _ledger_credits(postgres_database_url)) == Decimal("21.25")
+    final = redis_counters("team:research/ml") if redis_url else counters_rows(postgres_database_url)
+    assert final["team:research/ml"] == (Decimal("21.25"), Decimal(0)), final

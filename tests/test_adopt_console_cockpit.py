@@ -157,7 +157,7 @@ def test_explain_agrees_with_the_old_algorithms_except_where_the_report_says_why
     applied = run("apply", str(adopted.out), "--auto-approve", "--skip-zitadel")
     assert applied.exit_code == 0, applied.output
     _, imports = import_console_cockpit(old_url)
-    parity = re.findall(r"^- `(\S+) user:(\S+)`: (\w+) \((\w+)\): (\S+): ", adopted.report, re.M)
+    parity = re.findall(r"^- `(\S+) user:(\S+)`: (\w+) \((\w+)\): (\S+): ", adopted.report, re.MULTILINE)
     explained = set(parity)
     compared = differences = 0
     for account in imports:

@@ -65,8 +65,8 @@ def read_console_cockpit(url: str, accounts: tuple[str, ...] = ()) -> tuple[Rows
     ImportFailure naming the ones that exist."""
     try:
         engine = sa.create_engine(normalise_database_url(url))
-    except Exception as exc:  # a malformed URL: say so without echoing credentials
-        raise ImportFailure(f"cannot use the database URL: {type(exc).__name__}") from None
+    except Exception:  # noqa: BLE001 — a malformed URL; its text may hold a password
+        raise ImportFailure("cannot use the database URL: check its form (postgresql://USER@HOST:PORT/NAME)") from None
     try:
         with engine.connect() as connection, connection.begin():
             connection.execute(sa.text("SET TRANSACTION READ ONLY"))

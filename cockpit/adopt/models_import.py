@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cockpit.adopt.names import slug
 from cockpit.adopt.output import TenantTree
 from cockpit.adopt.report import row_at
+from cockpit.adopt.values import json_object
 from cockpit.config.models import API_VERSION
 from cockpit.config.secrets import env_problem
 from cockpit.config.types import MODEL_NAME_PATTERN
@@ -138,7 +140,7 @@ def catalog_models(rows: list[dict[str, Any]], tree: TenantTree) -> set[str]:
         if name in names:
             tree.report.add("dropped", at, f"a second catalog row for model {name!r}: {DEPLOYMENTS_NOTE}")
             continue
-        params, info = _json(row.get("litellm_params")), _json(row.get("model_info"))
+        params, info = json_object(row.get("litellm_params")), json_object(row.get("model_info"))
         if info.get("is_active") is False:
             tree.report.add("review", at, f"model {name} was inactive in the old catalog; Cockpit has no inactive models, so it is declared: leave it out of model grants, or delete it from models.yaml")
         document = model_document(name, params, {k: v for k, v in info.items() if k != "is_active"}, at, tree)
@@ -154,14 +156,3 @@ DEPLOYMENTS_NOTE = "several deployments of one model are not carried over yet (M
 def _per_million(per_token: float) -> float | int:
     value = round(per_token * 1_000_000, 6)
     return int(value) if value.is_integer() else value
-
-
-def _json(value: Any) -> dict[str, Any]:
-    import json
-
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return dict(value) if isinstance(value, dict) else {}

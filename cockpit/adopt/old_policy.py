@@ -24,8 +24,9 @@ mapping is one to one, so the algorithms decide as they did on ids.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 Row = dict[str, Any]
 ACCOUNT = "account"

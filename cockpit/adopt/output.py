@@ -13,9 +13,10 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cockpit.adopt.report import Report
 from cockpit.config.validate import validate_path

@@ -12,8 +12,8 @@ explanation of its answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from cockpit.adopt import old_policy
 from cockpit.adopt.console_cockpit import DOMAINS, AccountImport

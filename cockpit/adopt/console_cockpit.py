@@ -18,7 +18,7 @@ from typing import Any
 from cockpit.adopt import models_import
 from cockpit.adopt.console_budgets import PlanBudget
 from cockpit.adopt.console_tables import ACCOUNTS, read_console_cockpit
-from cockpit.adopt.names import UniqueNames, is_name, slug
+from cockpit.adopt.names import UniqueNames, slug
 from cockpit.adopt.old_policy import OldAccount
 from cockpit.adopt.output import TenantTree
 from cockpit.adopt.report import Report, row_at
@@ -668,4 +668,4 @@ class _Importer:
             self.tree.add(f"{self.prefix}budgets/{name}.yaml", doc)
 
 
-__all__ = ["AccountImport", "import_console_cockpit", "is_name"]
+__all__ = ["AccountImport", "import_console_cockpit"]

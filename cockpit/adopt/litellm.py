@@ -152,6 +152,12 @@ def _read_database(url: str) -> dict[str, list[Row]]:
         engine.dispose()
 
 
+def _listed(row: Row) -> set[str] | None:
+    """A models list as LiteLLM reads it: None for "every model"."""
+    models = {m for m in (row.get("models") or []) if m}
+    return None if not models or models & set(ALL_MODELS) else models
+
+
 class _Directory:
     """LiteLLM's organizations, teams and users → a console Directory and ModelAccess."""
 
@@ -302,12 +308,28 @@ class _Directory:
             if any(m["user"] == email for m in team["members"]):
                 continue
             team["members"].append({"user": email, **({"role": "admin"} if role == "admin" else {})})
+        self._narrower_lists(roles)
         for row in self.rows["LiteLLM_OrganizationMembership"]:
             org, email = orgs.get(row["organization_id"]), self.emails.get(row["user_id"])
             if org is None or email is None:
                 continue
             if row.get("user_role") in ("org_admin", "proxy_admin") and email not in org["admins"]:
                 org["admins"].append(email)
+
+    def _narrower_lists(self, memberships: dict[tuple[str, str], str]) -> None:
+        """LiteLLM intersects a user's list with their team's, and a team's with its org's;
+        Cockpit's most specific grant decides. Report where the two part ways."""
+        lists = {("team", r["team_id"]): _listed(r) for r in self.rows["LiteLLM_TeamTable"]}
+        lists.update({("org", r["organization_id"]): _listed(r) for r in self.rows["LiteLLM_OrganizationTable"]})
+        pairs = [(("user", u), ("team", t)) for t, u in memberships]
+        pairs += [(("team", r["team_id"]), ("org", r.get("organization_id"))) for r in self.rows["LiteLLM_TeamTable"]]
+        users = {("user", r["user_id"]): _listed(r) for r in self.rows["LiteLLM_UserTable"]}
+        for inner, outer in pairs:
+            own, parent = users.get(inner) or lists.get(inner), lists.get(outer)
+            wider = sorted((own or set()) - parent) if own and parent else []
+            wider = [m for m in wider if m in self.catalog]
+            if wider:
+                self.report.add("review", f"LiteLLM_{'User' if inner[0] == 'user' else 'Team'}Table {inner[0]}_id={inner[1]}", f"lists {', '.join(wider)}, which its {outer[0]} {outer[1]} does not: LiteLLM intersected the two, Cockpit's more specific grant allows them")
 
     def _keys(self) -> None:
         owners: dict[str, list[str]] = defaultdict(list)

@@ -79,7 +79,7 @@ _ROWS = [
     ("LiteLLM_TeamTable", {"team_id": "t-ops", "team_alias": "ops", "models": ["gpt-4o-mini", "o1-preview"], "blocked": True}),
     ("LiteLLM_UserTable", {"user_id": "u-ann", "user_email": "Ann@Initech.com", "user_alias": "Ann", "user_role": "proxy_admin", "teams": ["t-plat"], "password": PASSWORD_HASH}),
     ("LiteLLM_UserTable", {"user_id": "u-ben", "user_email": "ben@initech.com", "user_role": "internal_user", "teams": ["t-plat", "t-data"], "models": ["gpt-4o"], "max_budget": 50, "budget_duration": "7d", "rpm_limit": 10}),
-    ("LiteLLM_UserTable", {"user_id": "u-cat", "user_email": "cat@initech.com", "user_role": "internal_user", "teams": ["t-ops"]}),
+    ("LiteLLM_UserTable", {"user_id": "u-cat", "user_email": "cat@initech.com", "user_role": "internal_user", "teams": ["t-ops"], "models": ["gpt-4o-mini", "claude-haiku"]}),
     ("LiteLLM_UserTable", {"user_id": "u-dan", "user_email": "dan@initech.com", "user_role": "internal_user"}),
     ("LiteLLM_UserTable", {"user_id": "default_user_id", "user_role": "proxy_admin"}),
     ("LiteLLM_TeamMembership", {"user_id": "u-ben", "team_id": "t-data", "budget_id": "b-mem"}),
@@ -106,11 +106,14 @@ def build(url: str) -> None:
             connection.execute(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', list(values.values()))
 
 
+USER_IDS = {"ann@initech.com": "u-ann", "ben@initech.com": "u-ben", "cat@initech.com": "u-cat", "dan@initech.com": "u-dan"}
+
+
 def allowed_models(user: str, catalog: set[str]) -> set[str]:
     """What LiteLLM let the fixture's users call, by its rules for these lists: a key of the user
     in a team may call the team's models (empty = all), narrowed by the user's own list."""
     teams = {"ann@initech.com": [{"gpt-4o", "claude-haiku"}], "ben@initech.com": [{"gpt-4o", "claude-haiku"}, set(catalog)],
              "cat@initech.com": [{"gpt-4o-mini"}], "dan@initech.com": []}[user]
-    own = {"ben@initech.com": {"gpt-4o"}}.get(user, set(catalog))
+    own = {"ben@initech.com": {"gpt-4o"}, "cat@initech.com": {"gpt-4o-mini", "claude-haiku"}}.get(user, set(catalog))
     reachable = set().union(*teams) if teams else set(catalog)
     return reachable & own

@@ -238,6 +238,7 @@ def test_every_quirk_is_carried_over_or_reported(adopted: Adopted) -> None:
     assert models["titan"]["litellm"]["api_key"] == "${env:TENANT_AWS_SECRET_ACCESS_KEY}"
     assert "nw-private" not in models and "'nw-private' belongs to account id acc-nw-0001" in report
     assert "copilot grant of 'llama-local' to team:research/ml: the model is not in the catalog" in report
+    assert "`Alchemi_FeatureEntitlementTable id=fe-4`: feature entitlement in domain 'Copilot', which is neither copilot nor console" in report
     # two accounts: each in export's layout under its own directory, the catalog shared
     assert (adopted.out / "globex" / "account.yaml").is_file()
 

@@ -526,7 +526,13 @@ class _Importer:
 
     # --- Model access, features, marketplace --------------------------------------------------
 
+    def _other_domains(self, table: str, what: str) -> None:
+        for row in self.rows[table]:
+            if row.get("domain") not in DOMAINS:
+                self.report.add("dropped", where(table, row), f"{what} in domain {row.get('domain')!r}, which is neither copilot nor console")
+
     def _model_access(self) -> None:
+        self._other_domains("Alchemi_ModelGrantTable", "model grant")
         for domain in DOMAINS:
             decided: dict[tuple[str, str], tuple[str, Row]] = {}
             for row in self.rows["Alchemi_ModelGrantTable"]:
@@ -570,6 +576,7 @@ class _Importer:
 
     def _features(self) -> None:
         pack = set(self.feature_pack)
+        self._other_domains("Alchemi_FeatureEntitlementTable", "feature entitlement")
         for domain in DOMAINS:
             entitlements = []
             for row in self.rows["Alchemi_FeatureEntitlementTable"]:

@@ -146,6 +146,7 @@ def rows() -> list[tuple[str, dict[str, Any]]]:
         # --- features -------------------------------------------------------------------------------
         r("Alchemi_FeatureEntitlementTable", id="fe-1", account_id=NW, domain="copilot", feature_code="image_generation", scope_type="team", scope_id="ct-ml", config_json={"size": 1024}),
         r("Alchemi_FeatureEntitlementTable", id="fe-2", account_id=NW, domain="copilot", feature_code="image_generation", scope_type="user", scope_id="cu-bob", enabled=False),
+        r("Alchemi_FeatureEntitlementTable", id="fe-4", account_id=NW, domain="Copilot", feature_code="create_agents", scope_type="account", scope_id=NW, enabled=False),
         r("Alchemi_FeatureEntitlementTable", id="fe-3", account_id=NW, domain="copilot", feature_code="Voice Mode", scope_type="user", scope_id="cu-dave"),
         # --- marketplace ------------------------------------------------------------------------------
         r("Alchemi_CopilotMarketplaceTable", id="mk-1", account_id=NW, entity_type="agent", entity_id="ag-help-1", title="Helpdesk (old)"),

@@ -123,6 +123,7 @@ def test_the_report_says_what_was_not_carried_over(adopted: tuple[Path, Result])
     assert "1 virtual key(s) of ann@initech.com (ann-laptop) are not moved" in report
     assert "section general_settings (database_url, master_key, salt_key)" in report
     assert "org:engineering: max_budget 800.0 per 30d is not carried over" in report
+    assert "model 'gemini-flash' was added through LiteLLM's UI or API (store_model_in_db)" in report
     account = yaml.safe_load((out / "account.yaml").read_text())
     assert account["allocation"] == {"monthly_credits": 2500} and account["admins"] == [{"email": "ann@initech.com"}]
     models = {m["name"]: m for m in yaml.safe_load_all((out / "models.yaml").read_text())}

@@ -12,7 +12,9 @@ account of a tenant repo.
   `max_budget`/`budget_duration` → the account's `monthly_credits` and a `BudgetPlan` that sets
   the cycle (Cockpit caps console spend account-wide; budgets of orgs, teams and users below it
   are copilot's, so those are reported); `rpm`/`tpm` are reported (RateLimits is on its way);
-  virtual keys are not moved: the report says whose they were.
+  virtual keys are not moved: the report says whose they were; models stored in the database
+  (`store_model_in_db`) are named in the report but not read, their parameters being encrypted
+  with LiteLLM's salt key.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ TABLES = {
     "LiteLLM_BudgetTable": "budget_id",
     "LiteLLM_VerificationToken": "token",
 }
+
+
+STORED_MODELS = "LiteLLM_ProxyModelTable"
 
 
 def import_litellm(config: Path, database_url: str | None, account: str) -> TenantTree:
@@ -140,10 +145,15 @@ def _read_database(url: str) -> dict[str, list[Row]]:
     try:
         with engine.connect() as connection, connection.begin():
             connection.execute(sa.text("SET TRANSACTION READ ONLY"))
-            return {
+            rows = {
                 table: [dict(r._mapping) for r in connection.execute(sa.text(f'SELECT * FROM "{table}" ORDER BY "{order}"'))]
                 for table, order in TABLES.items()
             }
+            stored = connection.execute(sa.text("""SELECT to_regclass('"LiteLLM_ProxyModelTable"')""")).scalar()
+            rows[STORED_MODELS] = [] if stored is None else [
+                dict(r._mapping) for r in connection.execute(sa.text(f'SELECT model_id, model_name FROM "{STORED_MODELS}" ORDER BY model_name'))
+            ]
+            return rows
     except ProgrammingError as exc:
         raise ImportFailure(f"the database does not look like LiteLLM's: {str(exc.orig).splitlines()[0]}") from None
     except DBAPIError as exc:
@@ -173,6 +183,8 @@ class _Directory:
         orgs, team_scopes = self._orgs_and_teams()
         self._members(orgs, team_scopes)
         self._keys()
+        for row in self.rows[STORED_MODELS]:
+            self.report.add("dropped", row_at(STORED_MODELS, row, "model_id"), f"model {row['model_name']!r} was added through LiteLLM's UI or API (store_model_in_db); its litellm_params are encrypted with LiteLLM's salt key, so it is not read: add it to model_list and import again")
         org_list = []
         for org in orgs.values():
             for team in org["teams"]:

@@ -87,6 +87,7 @@ _ROWS = [
     ("LiteLLM_OrganizationMembership", {"user_id": "u-ben", "organization_id": "o-eng", "user_role": "internal_user"}),
     ("LiteLLM_VerificationToken", {"token": KEY_TOKEN, "key_name": "sk-...a0c2", "key_alias": "ann-laptop", "user_id": "u-ann", "team_id": "t-plat"}),
     ("LiteLLM_VerificationToken", {"token": "hashed-2", "key_alias": "ci", "team_id": "t-ops"}),
+    ("LiteLLM_ProxyModelTable", {"model_id": "db-1", "model_name": "gemini-flash", "litellm_params": {"model": "gemini/gemini-2.0-flash", "api_key": "gAAAAB-encrypted"}, "created_by": "admin", "updated_by": "admin"}),
 ]
 
 

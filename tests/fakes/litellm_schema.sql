@@ -58,3 +58,9 @@ CREATE TABLE "LiteLLM_VerificationToken" (
     max_budget DOUBLE PRECISION, budget_duration TEXT, organization_id TEXT,
     created_at TIMESTAMP(3) DEFAULT now(), created_by TEXT
 );
+CREATE TABLE "LiteLLM_ProxyModelTable" (
+    model_id TEXT PRIMARY KEY, model_name TEXT NOT NULL, litellm_params JSONB NOT NULL,
+    model_info JSONB, blocked BOOLEAN NOT NULL DEFAULT false,
+    created_at TIMESTAMP(3) NOT NULL DEFAULT now(), created_by TEXT NOT NULL,
+    updated_at TIMESTAMP(3) NOT NULL DEFAULT now(), updated_by TEXT NOT NULL
+);

@@ -26,6 +26,7 @@ from cockpit.adopt.values import json_object, number
 from cockpit.config.models import API_VERSION
 from cockpit.config.types import DOMAIN_PATTERN, EMAIL_PATTERN
 from cockpit.credits import is_whole_cents, to_cents
+from cockpit.export.documents import DEFAULT_GLOBAL_DESCRIPTION
 from cockpit.patterns import pattern_problem
 
 Row = dict[str, Any]
@@ -196,6 +197,8 @@ class _Importer:
             if role not in BASE_ROLES:
                 self.report.add("dropped", at, f"admin {email} has role {role!r}, which is none of Cockpit's roles ({', '.join(BASE_ROLES)}); the old guards gave that role no admin right either")
                 continue
+            if email != row["user_email"]:
+                self.report.add("renamed", at, f"admin {row['user_email']!r} is {email} (e-mail addresses are compared case-insensitively)")
             if role in TEAM_ADMIN_ROLES:
                 self.report.add("review", at, f"admin {email} has role {role}: in the old system org and team admin roles were account-wide admins of their domain (no check of which org or team). Cockpit keeps the role as an account admin entry, account-wide as before; to narrow it, list {email} as an org admin or a team member with role: admin and remove the admin entry")
             admins.append({"email": email, "role": role} if role != "account_admin" else {"email": email})
@@ -289,7 +292,8 @@ class _Importer:
             if name != row["name"]:
                 self.report.add("renamed", at, f"{domain} org {row['name']!r} is named {name!r}")
             self.a.orgs[domain][row["id"]] = name
-            orgs[row["id"]] = {"name": name, **({"description": row["description"]} if row.get("description") and name != "global" else {}), "admins": [], "teams": []}
+            keep = row.get("description") and not (name == "global" and row["description"] == DEFAULT_GLOBAL_DESCRIPTION)
+            orgs[row["id"]] = {"name": name, **({"description": row["description"]} if keep else {}), "admins": [], "teams": []}
         team_docs: dict[str, dict[str, Any]] = {}
         team_names: dict[str, UniqueNames] = defaultdict(UniqueNames)
         for row in self.rows[f"{prefix}TeamTable"]:

@@ -106,6 +106,7 @@ def import_console_cockpit(url: str, accounts: tuple[str, ...] = ()) -> tuple[Te
         f"{sum(len(a.agents) for a in imports)} agent(s)", f"{sum(len(a.connections) for a in imports)} connection(s)",
     ]
     tree.report.add("review", "Alchemi_CopilotUsageLedgerTable, Alchemi_CopilotBudgetCycleTable, LiteLLM_AuditLog", "usage, cycle history and audit are runtime data: they stay in the old database and are not imported")
+    tree.report.add("review", "LiteLLM_Config alchemi_zitadel_onboarding_defaults", "the old UI's Zitadel onboarding defaults only prefilled a form; each account's own zitadel settings are imported")
     return tree, imports
 
 

@@ -180,6 +180,46 @@ def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
 
 
 
+@main.group("import")
+def import_() -> None:
+    """Adopt Cockpit: a tenant repo, and a report of what changed, from the system in use today."""
+
+
+@import_.command("console-cockpit")
+@click.option("--database-url", required=True, help="The console-cockpit PostgreSQL database (read in one READ ONLY transaction).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="A new or empty directory for the tenant repo.")
+@click.option("--account", "accounts", multiple=True, help="Import only this account (by its account_name; repeatable). Default: all.")
+def import_console_cockpit(database_url: str, out: Path, accounts: tuple[str, ...]) -> None:
+    """Write the accounts of a running console-cockpit as a tenant repo, with IMPORT-REPORT.md."""
+    from cockpit.adopt import run_console_cockpit
+
+    _run_import(lambda: run_console_cockpit(database_url, out, accounts), out)
+
+
+@import_.command("litellm")
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path), help="LiteLLM's proxy config.yaml (its model_list).")
+@click.option("--database-url", default=None, help="LiteLLM's PostgreSQL database: organizations, teams, users and budgets (read only).")
+@click.option("--account", required=True, help="The Cockpit account to create (a config name).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="A new or empty directory for the tenant repo.")
+def import_litellm(config: Path, database_url: str | None, account: str, out: Path) -> None:
+    """Write LiteLLM's models (and, with --database-url, its directory and budgets) as a tenant repo."""
+    from cockpit.adopt import run_litellm
+
+    _run_import(lambda: run_litellm(config, database_url, account, out), out)
+
+
+def _run_import(run, out: Path) -> None:
+    from cockpit import runner
+    from cockpit.adopt import ImportFailure
+
+    try:
+        report, written = run()
+    except ImportFailure as exc:
+        runner.fail(str(exc))
+    click.echo(report.render(), nl=False)
+    click.echo(f"Wrote {len(written)} file(s) to {out}; the report is {out / 'IMPORT-REPORT.md'}.", err=True)
+
+
 @main.group()
 def zitadel() -> None:
     """The Zitadel identity provider."""

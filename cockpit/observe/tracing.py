@@ -75,7 +75,6 @@ def configure_tracing(environ: Mapping[str, str], service_name: str = "cockpit")
     endpoint = (environ.get(ENDPOINT_VARIABLE) or "").strip()
     if not endpoint or _tracer is not None:
         return _tracer is not None
-    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -86,8 +85,7 @@ def configure_tracing(environ: Mapping[str, str], service_name: str = "cockpit")
     resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME") or service_name, "service.version": __version__})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")))
-    trace.set_tracer_provider(provider)
-    _provider = provider
+    _provider = provider  # not installed globally: `shutdown_tracing` can turn it off again
     _tracer = provider.get_tracer("cockpit")
     return True
 

@@ -379,6 +379,35 @@ def keys_revoke(key: str, account: str) -> None:
 
 
 @main.group()
+def audit() -> None:
+    """The audit trail outside the database."""
+
+
+@audit.command("ship")
+def audit_ship() -> None:
+    """Send the audit events OpenObserve has not received yet (those an outage left behind,
+    or a budget renewal wrote), oldest first, once each. `cockpit apply` does this too; run it
+    from a schedule to catch up without an apply. Exit 1 when some could not be sent."""
+    from cockpit import runner
+    from cockpit.audit import OpenObserveConfigError, OpenObserveSettings
+    from cockpit.workspace.audit_shipping import ship_audit
+
+    engine, _box, environ = runner.open_store()
+    try:
+        if OpenObserveSettings.from_environment(environ) is None:
+            runner.fail("OpenObserve is not configured: set OPENOBSERVE_URL, OPENOBSERVE_USER, OPENOBSERVE_PASSWORD, OPENOBSERVE_ORG and OPENOBSERVE_STREAM")
+    except OpenObserveConfigError as exc:
+        runner.fail(str(exc))
+    said = ship_audit(engine, environ, after=None)
+    if said is None:
+        click.echo("No audit events wait to be shipped.", err=True)
+    elif said.startswith("warning:"):
+        runner.fail(said[len("warning: "):])
+    else:
+        click.echo(said, err=True)
+
+
+@main.group()
 def budgets() -> None:
     """Credit budgets at run time: close a cycle."""
 

@@ -242,6 +242,7 @@ def test_spans_reach_an_otlp_collector_with_genai_attributes(migrated_url: str) 
             try:
                 with TestClient(create_app(engine, {"COCKPIT_SECRET_KEY": SECRET_KEY})) as client:
                     assert client.get("/health/liveliness").status_code == 200
+                    assert client.get("/v1/me/context", headers={"Authorization": "Bearer nobody-knows-this"}).status_code == 200
                     with span("chat m-1", {GEN_AI_OPERATION_NAME: "chat", GEN_AI_REQUEST_MODEL: "m-1"}) as current:
                         current.set_attribute(GEN_AI_USAGE_OUTPUT_TOKENS, 30)
                         with span("cockpit.budget.reserve", scope="team:research/ml"):
@@ -256,6 +257,10 @@ def test_spans_reach_an_otlp_collector_with_genai_attributes(migrated_url: str) 
     assert http.attributes["http.route"] == "/health/liveliness"
     assert http.attributes["http.response.status_code"] == 200
     assert http.resource["service.name"] == "cockpit-test"
+    auth = spans["cockpit.auth"]
+    assert auth.attributes == {"cockpit.auth.provider": "none"}
+    assert auth.trace_id == spans["GET /v1/me/context"].trace_id and auth.parent_span_id
+    assert "nobody-knows-this" not in repr(collector.spans())
     call = spans["chat m-1"]
     assert call.attributes == {GEN_AI_OPERATION_NAME: "chat", GEN_AI_REQUEST_MODEL: "m-1", GEN_AI_USAGE_OUTPUT_TOKENS: 30}
     child = spans["cockpit.budget.reserve"]

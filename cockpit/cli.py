@@ -505,6 +505,7 @@ def _multiprocess_metrics_dir() -> None:
 
     given = os.environ.get(MULTIPROC_VARIABLE)
     if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
         for stale in Path(given).glob("*.db"):
             stale.unlink()
         return

@@ -71,7 +71,7 @@ EXCLUDED = frozenset({"POST /v1/chat/completions"})
 """Operations that call an upstream LLM: fuzzing them would send traffic out (or need a fake
 upstream); the LLM proxy's own tests cover them."""
 
-PUBLIC = frozenset({"/health", "/v1/me/context", "/v1/auth/zitadel/status"})
+PUBLIC = frozenset({"/health", "/health/liveliness", "/health/readiness", "/v1/me/context", "/v1/auth/zitadel/status"})
 """Routes that answer 200 to anybody (with the empty context when there is no credential)."""
 
 EDGE_STRINGS = ["\x00", "acme\x00", "%", "_", "'", "\\", "💥", "x" * 3000]

@@ -16,7 +16,7 @@ not import each other). `lint-imports` checks it (pyproject.toml, tests/test_arc
     policy | store                        effective access and impact; the database
     resources                             the state model and the desired state of a tenant
     config                                the config language: models, registry of kinds, scopes, validation
-    memory | patterns | shipped | credits  helpers with no cockpit imports
+    memory | patterns | shipped | credits | observe  helpers with no cockpit imports; metrics, traces, logs
 """
 
 __version__ = "0.1.0"

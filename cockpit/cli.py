@@ -419,6 +419,35 @@ def keys_revoke(key: str, account: str) -> None:
 
 
 @main.group()
+def audit() -> None:
+    """The audit trail outside the database."""
+
+
+@audit.command("ship")
+def audit_ship() -> None:
+    """Send the audit events OpenObserve has not received yet (those an outage left behind,
+    or a budget renewal wrote), oldest first, once each. `cockpit apply` does this too; run it
+    from a schedule to catch up without an apply. Exit 1 when some could not be sent."""
+    from cockpit import runner
+    from cockpit.audit import OpenObserveConfigError, OpenObserveSettings
+    from cockpit.workspace.audit_shipping import ship_audit
+
+    engine, _box, environ = runner.open_store()
+    try:
+        if OpenObserveSettings.from_environment(environ) is None:
+            runner.fail("OpenObserve is not configured: set OPENOBSERVE_URL, OPENOBSERVE_USER, OPENOBSERVE_PASSWORD, OPENOBSERVE_ORG and OPENOBSERVE_STREAM")
+    except OpenObserveConfigError as exc:
+        runner.fail(str(exc))
+    said = ship_audit(engine, environ, after=None)
+    if said is None:
+        click.echo("No audit events wait to be shipped.", err=True)
+    elif said.startswith("warning:"):
+        runner.fail(said[len("warning: "):])
+    else:
+        click.echo(said, err=True)
+
+
+@main.group()
 def budgets() -> None:
     """Credit budgets at run time: close a cycle."""
 
@@ -467,22 +496,34 @@ def budgets_renew(account: str, previous: bool, rollover_cap: float | None, acto
     show_default=True,
     help="HTTP/1.1 parser (auto: httptools when installed); both refuse request heads over 64 KiB or 100 fields.",
 )
-def serve(host: str, port: int, workers: int, access_log: bool, http: str) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: one JSON object per line, with the request id.")
+def serve(host: str, port: int, workers: int, access_log: bool, http: str, log_format: str) -> None:
     """Serve the read API (OpenAPI at /openapi.json) and the OpenAI-compatible LLM proxy
     (`/v1/chat/completions`, `/v1/models`) over the applied state. Request bodies are limited
-    to COCKPIT_MAX_BODY_BYTES (default 4 MiB)."""
+    to COCKPIT_MAX_BODY_BYTES (default 4 MiB).
+
+    A database that is not reachable yet, or not migrated yet, does not stop the server: it
+    starts, says so, and answers 503 on /health/readiness until it is (so it can start beside
+    the migration job). Probes: /health/liveliness, /health/readiness; metrics: /metrics."""
     import uvicorn
 
     from cockpit import runner
-    from cockpit.server.app import create_app
+    from cockpit.observe.logs import log_config
     from cockpit.server.limits import LimitSettingError, max_body_bytes, server_options
 
-    engine, box, environ = runner.open_store()
+    if workers > 1:
+        _multiprocess_metrics_dir()
+    from cockpit.server.app import create_app
+
+    engine, box, environ = runner.open_store(wait_for_database=True)
     try:
         max_body_bytes(environ)
     except LimitSettingError as exc:
         runner.fail(str(exc))
     options = {"host": host, "port": port, "access_log": access_log, **server_options(http)}
+    logging_config = log_config(log_format)
+    if logging_config is not None:
+        options["log_config"] = logging_config
     if workers == 1:
         uvicorn.run(create_app(engine, environ, box=box), **options)
     else:
@@ -490,12 +531,35 @@ def serve(host: str, port: int, workers: int, access_log: bool, http: str) -> No
         uvicorn.run("cockpit.cli:serve_app", factory=True, workers=workers, **options)
 
 
+def _multiprocess_metrics_dir() -> None:
+    """Workers share /metrics through files in a fresh directory (prometheus-client's
+    multiprocess mode), named before any of them imports prometheus-client and removed when
+    the server stops. A directory the operator names in PROMETHEUS_MULTIPROC_DIR is used as
+    is (emptied first: values of an earlier run would be counted again)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from cockpit.observe.metrics import MULTIPROC_VARIABLE
+
+    given = os.environ.get(MULTIPROC_VARIABLE)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return
+    directory = tempfile.mkdtemp(prefix="cockpit-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = directory
+    atexit.register(shutil.rmtree, directory, True)
+
+
 def serve_app():
     """The app for one worker process of `cockpit serve --workers N` (a uvicorn factory)."""
     from cockpit import runner
     from cockpit.server.app import create_app
 
-    engine, box, environ = runner.open_store()
+    engine, box, environ = runner.open_store(wait_for_database=True)
     return create_app(engine, environ, box=box)
 
 

@@ -41,25 +41,30 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def open_store():
-    """(engine, secret box, environment) for the configured database, or exit 1 saying why."""
+def open_store(wait_for_database: bool = False):
+    """(engine, secret box, environment) for the configured database, or exit 1 saying why.
+
+    `wait_for_database` (the server): a database not reachable or not migrated yet is said on
+    stderr and not fatal; the server's readiness probe answers 503 until it is. A bad URL or a
+    missing secret key still stops it: waiting would not fix those."""
     from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, effective_environment, resolve_database_url
-    from cockpit.store.migrate import require_current
+    from cockpit.store.migrate import SchemaNotCurrent, require_current
     from cockpit.store.secrets import SecretBox, SecretKeyError
 
     environ = effective_environment()
     url = resolve_database_url()
     try:
         engine = create_engine_for(url)
-        connect_check(engine)
-        require_current(engine)
+        try:
+            connect_check(engine)
+            require_current(engine)
+        except (DatabaseNotConnected, SchemaNotCurrent) as exc:
+            if not wait_for_database:
+                raise
+            click.echo(f"warning: {exc}; serving anyway, /health/readiness answers 503 until it is fixed", err=True)
         box = SecretBox.from_environment(url, environ)
-    except (DatabaseNotConnected, SecretKeyError) as exc:
+    except (DatabaseNotConnected, SecretKeyError, SchemaNotCurrent) as exc:
         fail(str(exc))
-    except Exception as exc:  # SchemaNotCurrent and friends carry their own advice
-        if type(exc).__name__ == "SchemaNotCurrent":
-            fail(str(exc))
-        raise
     return engine, box, environ
 
 

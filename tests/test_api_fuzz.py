@@ -71,15 +71,15 @@ EXCLUDED = frozenset({"POST /v1/chat/completions"})
 """Operations that call an upstream LLM: fuzzing them would send traffic out (or need a fake
 upstream); the LLM proxy's own tests cover them."""
 
-PUBLIC = frozenset({"/health", "/v1/me/context", "/v1/auth/zitadel/status"})
+PUBLIC = frozenset({"/health", "/health/liveliness", "/health/readiness", "/v1/me/context", "/v1/auth/zitadel/status"})
 """Routes that answer 200 to anybody (with the empty context when there is no credential)."""
 
 EDGE_STRINGS = ["\x00", "acme\x00", "%", "_", "'", "\\", "💥", "x" * 3000]
 """Mixed into every pool of real values: NUL (PostgreSQL refuses it in text), LIKE and quote
 characters, a non-BMP character, a long string."""
 
-GLOBAL_ROUTES = ("/v1/accounts", "/v1/super/", "/v1/budgets/account-allocation")
-"""Super-admin routes over every account: a super admin naming acme still sees globex there."""
+GLOBAL_ROUTES = ("/v1/accounts", "/v1/super/", "/v1/budgets/account-allocation", "/metrics")
+"""Super-admin routes over every account (and the platform's metrics): a super admin naming acme still sees globex there."""
 
 CHECKS = (
     "not_a_server_error",

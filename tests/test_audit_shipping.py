@@ -74,7 +74,7 @@ def test_events_arrive_in_batches_complete_and_in_order(fake, client):
 
     result = ship(events, settings_for(fake), client=client, batch_size=500)
 
-    assert result == ShipResult(sent=1200, failed=0, error=None)
+    assert result == ShipResult(sent=1200, failed=0, error=None, answered=1200)
     assert result.ok
     assert [(r.path, r.record_count, r.status) for r in fake.requests] == [
         (f"/api/{ORG}/{STREAM}/_json", 500, 200),
@@ -87,7 +87,7 @@ def test_events_arrive_in_batches_complete_and_in_order(fake, client):
 def test_without_a_client_ship_makes_and_closes_its_own(fake):
     events = audit_events(3)
 
-    assert ship(events, settings_for(fake)) == ShipResult(sent=3, failed=0)
+    assert ship(events, settings_for(fake)) == ShipResult(sent=3, failed=0, answered=3)
     assert fake.records(ORG, STREAM) == events
 
 
@@ -117,7 +117,7 @@ def test_retries_overload_and_server_errors_then_succeeds_without_duplicates(fak
 
     result = ship(events, settings_for(fake), client=client, batch_size=500, **FAST)
 
-    assert result == ShipResult(sent=700, failed=0)
+    assert result == ShipResult(sent=700, failed=0, answered=700)
     assert [(r.record_count, r.status) for r in fake.requests] == [
         (None, status),
         (None, status),
@@ -158,7 +158,7 @@ def test_failure_after_a_delivered_batch_counts_both(fake, client):
 
     result = ship(events, settings_for(fake), client=client, max_attempts=2, **FAST)
 
-    assert (result.sent, result.failed) == (500, 700)
+    assert (result.sent, result.failed, result.answered) == (500, 700, 500)
     assert [(r.record_count, r.status) for r in fake.requests] == [
         (500, 200),
         (None, 503),
@@ -376,3 +376,48 @@ def test_fake_answers_like_openobserve(fake, client):
     assert elsewhere.status_code == 404
     assert fake.records(ORG, STREAM) == [{"a": 1}, {"b": 2}]
     assert fake.records(ORG, "other") == []
+
+
+# -- catching up: events that did not reach OpenObserve go later, once --------------------------
+
+
+def _openobserve_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenObserve) -> None:
+    for name, value in {"OPENOBSERVE_URL": fake.url, "OPENOBSERVE_USER": USER, "OPENOBSERVE_PASSWORD": PASSWORD, "OPENOBSERVE_ORG": ORG, "OPENOBSERVE_STREAM": STREAM}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_cockpit_audit_ship_sends_what_an_outage_left_behind_once(cockpit, fake, monkeypatch):
+    from harness import BASE
+
+    _openobserve_environment(monkeypatch, fake)
+    fake.stop()
+    cockpit.write(BASE)
+    applied = cockpit.apply()
+    assert applied.exit_code == 0 and "were not shipped" in applied.output, applied.output
+    written = cockpit.scalar("SELECT count(*) FROM audit_events")
+    assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE shipped_at IS NULL") == written > 0
+
+    still_down = cockpit.run("audit", "ship")  # OpenObserve still failing: exit 1, nothing marked
+    assert still_down.exit_code == 1 and f"{written} audit events were not shipped" in still_down.output, still_down.output
+    assert PASSWORD not in still_down.output
+    assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE shipped_at IS NULL") == written
+
+    fake.start()
+    shipped = cockpit.run("audit", "ship")
+    assert shipped.exit_code == 0, shipped.output
+    assert f"{written} audit event(s) shipped to OpenObserve" in shipped.output
+    records = fake.records(ORG, STREAM)
+    assert len(records) == len({r["id"] for r in records}) == written
+    assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE shipped_at IS NULL") == 0
+
+    again = cockpit.run("audit", "ship")
+    assert again.exit_code == 0 and "No audit events wait to be shipped." in again.output
+    assert len(fake.records(ORG, STREAM)) == written
+
+
+def test_cockpit_audit_ship_without_openobserve_says_how_to_configure_it(cockpit, monkeypatch):
+    for name in ("OPENOBSERVE_URL", "OPENOBSERVE_USER", "OPENOBSERVE_PASSWORD", "OPENOBSERVE_ORG", "OPENOBSERVE_STREAM"):
+        monkeypatch.delenv(name, raising=False)
+    result = cockpit.run("audit", "ship")
+    assert result.exit_code == 1
+    assert "OpenObserve is not configured: set OPENOBSERVE_URL" in result.output

@@ -14,7 +14,7 @@ duplicated, and the next run converges (its re-plan is empty). Zitadel and OpenO
 | the plan read Zitadel, then its writes answer 429 (Retry-After) / 503 / 500, hang, or Zitadel goes down at the first write | the database part commits (audit events included); exit 1, `the database is applied, but 10 Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first`, with `9 more step(s) for … not tried`: the first step that exhausts its retries ends the Zitadel phase, so the time is one step's retries, not every step's; the next apply finishes the journal first: every role and grant once, no new audit event, re-plan empty |
 | a saved plan applied while Zitadel is unreachable | exit 1, `cannot check the saved plan against Zitadel: … Nothing was applied`; the same plan applies once Zitadel is back |
 | slow Zitadel (every request late) | completes; every role and grant once; re-plan empty |
-| OpenObserve down / answering 500 / never answering (`OPENOBSERVE_TIMEOUT`) | apply exits 0 with `warning: the apply succeeded, but OpenObserve …; N audit events were not shipped; they are in the audit_events table`, without the password; the events are in the database; nothing ships them later (no re-ship mechanism: the next apply ships only its own events) |
+| OpenObserve down / answering 500 / never answering (`OPENOBSERVE_TIMEOUT`) | apply exits 0 with `warning: the apply succeeded, but OpenObserve …; N audit events were not shipped; they are in the audit_events table`, without the password; the events are in the database, unshipped; the next apply (or `cockpit audit ship`) ships them with its own, each once |
 | OpenObserve answering only after the client's timeout | reported as not shipped, yet OpenObserve stores the batch once per attempt (4 copies of each event, same `id`): at-least-once delivery, as `cockpit.audit.openobserve` documents |
 | PostgreSQL restarted (`-m fast`, `-m immediate`) between `plan --out` and `apply plan.json` | the saved plan applies (it is not stale: the data did not change); re-plan empty |
 | PostgreSQL stopped (`-m immediate`, then started) or a backend killed (crash recovery) inside the apply's inserts | exit 1, `error: Database not connected: …; nothing of this apply was written (its transaction was rolled back); run `cockpit apply` again`; nothing in the database; the same saved plan then applies; re-plan empty |
@@ -428,8 +428,8 @@ def test_openobserve_failing_never_fails_the_apply_and_loses_no_event(
         return
     assert openobserve.records("cockpit", "audit") == []
 
-    # OpenObserve is back: the next apply ships its own events; the earlier ones stay only in
-    # the database (Cockpit has no re-ship mechanism).
+    # OpenObserve is back: the next apply ships the events the outage left behind with its own,
+    # oldest first, each once; the one after ships only its own.
     openobserve.release()
     openobserve.start()
     monkeypatch.delenv("OPENOBSERVE_TIMEOUT", raising=False)
@@ -437,10 +437,16 @@ def test_openobserve_failing_never_fails_the_apply_and_loses_no_event(
     later = cockpit.apply()
     output = clean(later)
     assert later.exit_code == 0, output
-    assert "1 audit event(s) shipped to OpenObserve" in output, output
+    assert f"{written + 1} audit event(s) shipped to OpenObserve ({written} left unshipped by earlier runs)" in output, output
     records = openobserve.records("cockpit", "audit")
-    assert [r["key"] for r in records] == ["acme/alice@acme.com"]
+    assert len(records) == len({r["id"] for r in records}) == written + 1
+    assert records[-1]["key"] == "acme/alice@acme.com"
     assert cockpit.scalar("SELECT count(*) FROM audit_events") == written + 1
+    assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE shipped_at IS NULL") == 0
+    cockpit.write(BASE)
+    again = cockpit.apply()
+    assert "1 audit event(s) shipped to OpenObserve" in clean(again)
+    assert len(openobserve.records("cockpit", "audit")) == written + 2
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------

@@ -164,6 +164,7 @@ def _audit(change: ResourceChange, account_ids: Mapping[str, uuid.UUID], run: Ru
         "commit_sha": run.commit_sha,
         "apply_run_id": run.run_id,
         "created_at": now,
+        "shipped_at": None,  # OpenObserve gets it after the commit (`workspace.audit_shipping`)
     }
 
 

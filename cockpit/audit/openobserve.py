@@ -117,6 +117,9 @@ class ShipResult:
     sent: int
     failed: int
     error: str | None = None
+    answered: int = 0
+    """How many events, from the first, were in batches OpenObserve answered (accepted, or
+    refused as records it will never take): the ones not to send again."""
 
     @property
     def ok(self) -> bool:
@@ -129,6 +132,7 @@ class _BatchOutcome:
     rejected: int
     problem: str | None = None
     give_up: bool = False  # the service cannot take events now; do not try later batches
+    answered: bool = False  # OpenObserve took the batch (and judged its records)
 
 
 def ship(
@@ -156,7 +160,7 @@ def ship(
         return ShipResult(sent=0, failed=0)
     own_client = client is None
     http = client if client is not None else httpx.Client(timeout=timeout)
-    sent = failed = 0
+    sent = failed = answered = 0
     problems: list[str] = []
     try:
         for start in range(0, len(events), batch_size):
@@ -164,6 +168,8 @@ def ship(
             outcome = _ship_batch(http, batch, settings, max_attempts, backoff, timeout)
             sent += outcome.accepted
             failed += outcome.rejected
+            if outcome.answered and answered == start:
+                answered += len(batch)
             if outcome.problem:
                 problems.append(outcome.problem)
             if outcome.give_up:
@@ -173,12 +179,12 @@ def ship(
         if own_client:
             http.close()
     if not failed:
-        return ShipResult(sent=sent, failed=0)
+        return ShipResult(sent=sent, failed=0, answered=answered)
     if failed == 1:
         summary = "1 audit event was not shipped; it is in the audit_events table"
     else:
         summary = f"{failed} audit events were not shipped; they are in the audit_events table"
-    return ShipResult(sent=sent, failed=failed, error="; ".join([*problems, summary]))
+    return ShipResult(sent=sent, failed=failed, error="; ".join([*problems, summary]), answered=answered)
 
 
 def _ship_batch(
@@ -232,21 +238,21 @@ def _read_ingestion_answer(
     try:
         answer = response.json()
     except ValueError:
-        return _BatchOutcome(batch_length, 0)
+        return _BatchOutcome(batch_length, 0, answered=True)
     statuses = answer.get("status") if isinstance(answer, dict) else None
     if not isinstance(statuses, list):
-        return _BatchOutcome(batch_length, 0)
+        return _BatchOutcome(batch_length, 0, answered=True)
     entries = [entry for entry in statuses if isinstance(entry, dict)]
     rejected = min(max(sum(int(entry.get("failed") or 0) for entry in entries), 0), batch_length)
     if not rejected:
-        return _BatchOutcome(batch_length, 0)
+        return _BatchOutcome(batch_length, 0, answered=True)
     errors = (str(entry["error"]) for entry in entries if entry.get("error"))
     reasons = "; ".join(dict.fromkeys(errors))
     problem = settings.scrub(
         f"OpenObserve rejected {rejected} of {batch_length} audit events in stream "
         f"{settings.org}/{settings.stream}" + (f": {reasons}" if reasons else "")
     )
-    return _BatchOutcome(batch_length - rejected, rejected, problem)
+    return _BatchOutcome(batch_length - rejected, rejected, problem, answered=True)
 
 
 def _describe_transport_error(

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.memory import paused_gc
+from cockpit.observe.metrics import record_snapshot_checked
 from cockpit.runtime import scopes
 from cockpit.policy.graph import AccountGraph, build_graphs
 from cockpit.config.scopes import Scope
@@ -175,6 +176,7 @@ class SnapshotCache:
                 return current
             loaded = load_snapshot(self.engine, account_id)
             loaded.checked_at = checked
+            record_snapshot_checked(loaded.name, time.time())
             with self._guard:
                 self._snapshots[account_id] = loaded
                 self._snapshots.move_to_end(account_id)
@@ -189,8 +191,10 @@ class SnapshotCache:
             if found is not None and found.version == version:
                 found.checked_at = max(found.checked_at, checked)
                 self._snapshots.move_to_end(account_id)
-                return found
-        return None
+            else:
+                return None
+        record_snapshot_checked(found.name, time.time())
+        return found
 
 
 def settle() -> None:

@@ -1,6 +1,7 @@
 """The ASGI app of `cockpit serve`: assembly only (middleware order, routers, read-only rule).
 
-Middleware, outermost first: request limits (body size, header count, JSON POSTs), so an
+Middleware, outermost first: observing (metrics, request id, server span: it sees every
+request, refused ones included); request limits (body size, header count, JSON POSTs), so an
 oversized request is refused before a credential is looked up; then the tenant context; then
 the gateway's fast lane (`cockpit.server.lane`), which hands its POST endpoints their requests
 without FastAPI's routing."""
@@ -16,11 +17,13 @@ from starlette.routing import Match
 from sqlalchemy.engine import Engine
 
 from cockpit import __version__
+from cockpit.observe.tracing import configure_tracing, flush_tracing
 from cockpit.server.lane import GatewayLane, post_handlers
+from cockpit.server.observing import ObservingMiddleware
 from cockpit.server.limits import RequestLimitMiddleware, max_body_bytes
 from cockpit.server.routes import routers
 from cockpit.server.tenant import TenantMiddleware, TenantResolver
-from cockpit.store.secrets import SecretBox
+from cockpit.store.secrets import SecretBox, SecretKeyError
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", *WRITE_METHODS]
@@ -61,6 +64,7 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
             if proxy is not None:
                 await proxy.close()
             resolver.close()
+            flush_tracing()
 
     app = FastAPI(
         title="Cockpit",
@@ -70,6 +74,9 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
     )
     app.state.engine = engine
     app.state.resolver = resolver
+    app.state.environ = environ
+    app.state.box = box or _box_or_none(engine, environ)
+    configure_tracing(environ)
     included = routers()
     for router in included:
         app.include_router(router)
@@ -99,4 +106,14 @@ def create_app(engine: Engine, environ: Mapping[str, str], *, resolver: TenantRe
     app.add_middleware(GatewayLane, lanes=post_handlers(served))
     app.add_middleware(TenantMiddleware, resolver=resolver)
     app.add_middleware(RequestLimitMiddleware, max_body_bytes=body_limit)
+    app.add_middleware(ObservingMiddleware)
     return app
+
+
+def _box_or_none(engine: Engine, environ: Mapping[str, str]) -> SecretBox | None:
+    """The secret box the metrics key user labels with; None (user scopes left out) without a
+    secret key, which the proxy reports on its own."""
+    try:
+        return SecretBox.from_environment(engine.url.render_as_string(hide_password=False), environ)
+    except SecretKeyError:
+        return None

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from cockpit.server.backends import AccountRef, MasterKeyBackend, Refused, VirtualKeyBackend, ZitadelBackend, ZitadelAuthSettings
 from cockpit.server.claims import tenant_role_keys
 from cockpit.runtime.context import EMPTY, SCOPE_KEY, RequestContext
+from cockpit.observe.tracing import span
 from cockpit.server.limits import respond
 from cockpit.store.queries import credentials
 
@@ -234,7 +235,12 @@ class TenantMiddleware:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
-            context = EMPTY if scope["path"].rstrip("/") in PUBLIC_PATHS else await self._context(scope)
+            if scope["path"].rstrip("/") in PUBLIC_PATHS:
+                context = EMPTY
+            else:
+                with span("cockpit.auth") as current:
+                    context = await self._context(scope)
+                    current.set_attribute("cockpit.auth.provider", getattr(context, "auth_provider", None) or "none")
             if isinstance(context, Refused):
                 await respond(send, context.status, context.message, context.code, close=False)
                 return

@@ -6,6 +6,8 @@ The Alembic configuration is built in code: the migrations directory ships with 
 
 from __future__ import annotations
 
+import functools
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -32,8 +34,10 @@ def alembic_config() -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision the shipped migrations know."""
+    """The newest revision the shipped migrations know (read once: they ship with the
+    package, and readiness probes ask every few seconds)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError("the shipped migrations directory has no revisions")

@@ -129,6 +129,6 @@ def apply_plan(
             "right after: its audit events are in the database but not shipped, and any Zitadel "
             "steps wait in the journal for the next `cockpit apply`"
         ) from None
-    shipping = ship_audit(events, plan, environ)
+    shipping = ship_audit(engine, environ, written=len(events))
     journal = run_journal(engine, ZitadelSettings.from_environment(environ)) if plan.zitadel.changes else JournalOutcome()
     return ApplyOutcome(len(events), shipping, journal)

@@ -87,6 +87,9 @@ audit_events = sa.Table(
     sa.Column("commit_sha", sa.String(64)),
     sa.Column("apply_run_id", sa.Uuid(), index=True),
     created_at_column(),
+    # When the event reached OpenObserve; NULL: not yet (the next apply or `cockpit audit ship`
+    # sends it).
+    sa.Column("shipped_at", UtcDateTime(), index=True),
     sa.Index("ix_audit_events_account_id_created_at", "account_id", "created_at"),
 )
 

@@ -170,6 +170,14 @@ def test_metrics_after_proxy_calls_count_requests_and_budgets_match_the_ledger(s
     assert re.fullmatch(r"user:[0-9a-f]{12}", alice_label)
     assert value(after, "cockpit_budget_used_credits", scope=alice_label, **budget) == 2.5
 
+    # The gateway's own families: calls by endpoint and model, and credits equal to the ledger's.
+    call = {"endpoint": "chat.completions", "domain": "copilot", "model": "chat"}
+    assert value(after, "cockpit_llm_requests_total", status="200", **call) - value(before, "cockpit_llm_requests_total", status="200", **call) == 5
+    assert value(after, "cockpit_llm_requests_total", status="403", **{**call, "model": "locked"}) - value(before, "cockpit_llm_requests_total", status="403", **{**call, "model": "locked"}) == 1
+    credited = value(after, "cockpit_credits_total", account="acme", model="chat") - value(before, "cockpit_credits_total", account="acme", model="chat")
+    assert credited == pytest.approx(float(everything))
+    assert value(after, "cockpit_budget_reservations_in_flight") == value(before, "cockpit_budget_reservations_in_flight")  # every hold settled
+
     assert value(after, "cockpit_snapshot_checked_timestamp_seconds", account="acme") > 0
     assert "@" not in text
     for secret in (alice, bob, dave, MASTER_KEY, METRICS_TOKEN):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.budgets.counters import credits
+from cockpit.observe import metrics
 from cockpit.budgets.usage import Spend, caller_spend, iso, scope_usage
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
@@ -157,16 +159,43 @@ async def _count_tokens(request: Request, endpoint: Endpoint) -> Response:
     return JSONResponse({"input_tokens": await run_in_threadpool(count_tokens, admitted.model, text)})
 
 
+class Facts:
+    """What the metrics say of a call, filled in as it is learnt (`FACTS_KEY` in the scope)."""
+
+    __slots__ = ("started", "domain", "model", "account", "upstream_seconds")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.domain, self.model, self.account = "none", "unknown", "none"
+        self.upstream_seconds: float | None = None
+
+
+FACTS_KEY = "cockpit.call"
+REFUSALS = frozenset({"guardrail_blocked", "insufficient_quota", "rate_limit_exceeded"})
+"""Error codes counted as the gateway's refusals (by `cockpit_refusals_total`)."""
+
+
 async def serve(request: Request, endpoint: Endpoint, handler: Any = None) -> Response:
     """One call of `endpoint` (by `handler`, the governed call by default); every failure is
-    an answer in the endpoint's API's error shape."""
+    an answer in the endpoint's API's error shape. Counted in the metrics when it ends (a
+    stream when its last chunk is sent)."""
+    facts = request.scope[FACTS_KEY] = Facts(time.perf_counter())
     try:
-        return await (handler or _serve)(request, endpoint)
+        response = await (handler or _serve)(request, endpoint)
     except ProxyError as exc:
-        return error_response(endpoint, exc)
+        response = error_response(endpoint, exc)
+        if exc.code in REFUSALS:
+            metrics.record_refusal(facts.account, exc.code)
+        elif exc.code and exc.code.startswith("upstream_"):
+            metrics.record_upstream_error(facts.model, exc.code)
     except SQLAlchemyError as exc:
         log.error("proxy: database error: %s", type(exc).__name__)
-        return error_response(endpoint, ProxyError(503, "The gateway's database is unavailable; retry later.", "database_unavailable"))
+        response = error_response(endpoint, ProxyError(503, "The gateway's database is unavailable; retry later.", "database_unavailable"))
+    if isinstance(response, SettledStream):
+        response.facts = facts
+    else:
+        metrics.record_call(endpoint.name, facts.domain, facts.model, response.status_code, time.perf_counter() - facts.started, facts.upstream_seconds)
+    return response
 
 
 def error_response(endpoint: Endpoint, error: ProxyError) -> Response:
@@ -206,6 +235,9 @@ async def _admit(request: Request, endpoint: Endpoint) -> Admitted:
         direct = None  # another API: litellm translates
     if model is None:
         raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
+    facts = request.scope.get(FACTS_KEY)
+    if facts is not None:
+        facts.domain, facts.model, facts.account = caller.domain, name, snapshot.name
     if name not in allowed_for(snapshot, caller):
         raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
     return Admitted(proxy, raw, body, snapshot, caller, catalog, name, model, direct)
@@ -240,7 +272,7 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
     reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
 
     # From here on a hold is taken: every way out settles it (Call.finish runs once).
-    call = Call(proxy, endpoint, caller, snapshot, name, model, reservation, started, hits, factor, body)
+    call = Call(proxy, endpoint, caller, snapshot, name, model, reservation, started, hits, factor, body, request.scope[FACTS_KEY].started)
     deployment = catalog.deployments[name]
     streamed = bool(body.get("stream"))
     try:
@@ -253,10 +285,12 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
             else:
                 events = await translated_stream(endpoint, deployment, _params(body))
             return SettledStream(call, events, call.relay(events, want_usage, screen.stream()), media_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"})
+        asked = time.perf_counter()
         if direct is not None:
             answer = await direct.answer(proxy.http, endpoint, body)
         else:
             answer = await translated_answer(endpoint.translate, deployment, _params(body))
+        request.scope[FACTS_KEY].upstream_seconds = time.perf_counter() - asked
         return await call.answer(answer, screen)
     except Exception as exc:
         error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=deployment_secrets(deployment))
@@ -284,11 +318,14 @@ class SettledStream(StreamingResponse):
     def __init__(self, call: "Call", upstream: Any, content: AsyncIterator[bytes], **options: Any) -> None:
         super().__init__(content, **options)
         self.call, self.upstream = call, upstream
+        self.facts: Facts | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if self.facts is not None:
+                metrics.record_call(self.call.endpoint.name, self.facts.domain, self.facts.model, self.status_code, time.perf_counter() - self.facts.started)
             with anyio.CancelScope(shield=True):
                 closing = getattr(self.body_iterator, "aclose", None)
                 if closing is not None:
@@ -329,9 +366,11 @@ class Call:
     """One upstream call after its hold was taken: charge it (exactly once), log it, shape the
     answer."""
 
-    def __init__(self, proxy: Proxy, endpoint: Endpoint, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any]) -> None:
+    def __init__(self, proxy: Proxy, endpoint: Endpoint, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any], clock: float) -> None:
         self.proxy, self.endpoint, self.caller, self.snapshot, self.name, self.model = proxy, endpoint, caller, snapshot, name, model
         self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
+        self.clock = clock
+        """`time.perf_counter()` when the request arrived (for time to first chunk)."""
         self.request_id = f"ck-{uuid.uuid4().hex}"
         self.row_id = uuid.uuid4()
         self.opening: Usage | None = None
@@ -380,6 +419,7 @@ class Call:
             row["raw_cost"] = credits(self.reservation.amount / self.factor) if self.factor else row["raw_cost"]
         wanted = raw_cost > 0 or self.hits or "error" not in metadata
         await self.proxy.settle(self.reservation, row["credits"], row if wanted else None)
+        metrics.record_usage(self.snapshot.name, self.name, int(metadata.get("prompt_tokens") or 0), int(metadata.get("completion_tokens") or 0), float(row["credits"]))
 
     async def finish_abandoned(self, chunks: int, text: str, failure: BaseException | None) -> None:
         """A stream that ended without the upstream's usage (broken, cut by a guardrail, or the
@@ -410,6 +450,7 @@ class Call:
         await self.finish(raw_cost, _usage_metadata(usage, stream=False))
         blocked = _blocked(hits, "response")
         if blocked is not None:
+            metrics.record_refusal(self.snapshot.name, "guardrail_blocked")
             return error_response(self.endpoint, blocked)
         return Response(orjson.dumps(answer), media_type="application/json", headers=self.headers)
 
@@ -443,6 +484,8 @@ class Call:
                     yield self.error_event(_blocked((hit,), "response"))
                     return
                 _rename(data, self.name)
+                if chunks == 1:
+                    metrics.record_first_chunk(self.name, time.perf_counter() - self.clock)
                 yield _event(name, data)
             last = await _finish_screen(screen, seen)
             if last is not None:
@@ -455,6 +498,7 @@ class Call:
             failure = exc
             error = ProxyError(502, f"The upstream provider of model `{self.name}` broke off the answer after {chunks} chunk(s); what arrived is charged. Retry the request.", "upstream_stream_broken")
             log.warning("stream of %s from %s broke after %d chunk(s): %s", self.name, self.caller.user, chunks, type(exc).__name__)
+            metrics.record_upstream_error(self.name, error.code or "upstream_stream_broken")
             yield self.error_event(error)
         finally:
             with anyio.CancelScope(shield=True):

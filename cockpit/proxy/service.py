@@ -36,6 +36,7 @@ from cockpit.budgets.leases import Hold, Leases
 from cockpit.budgets.ledger import RedisLedgerWriter
 from cockpit.budgets.spool import Spool, read_calls, spool_dir
 from cockpit.budgets.usage import UTC, iso
+from cockpit.observe import metrics
 from cockpit.policy.model_access import allowed_models
 from cockpit.proxy.errors import ProxyError
 from cockpit.proxy.http1 import Client
@@ -182,7 +183,10 @@ class Proxy:
                     self.leases.absorbed(batch)
             except Exception as exc:  # the calls stay in the spool; unreturned credit expires
                 log.error("usage ledger: could not absorb %d settled call(s), will retry: %s", len(calls), type(exc).__name__)
+                metrics.record_ledger_write_failure()
                 return False
+            finally:
+                metrics.set_spool_depth(len(self.leases.pending()))
             return True
 
     async def _absorb_loop(self) -> None:
@@ -254,6 +258,7 @@ class Proxy:
         amount = ceiling_credits(amount)
         hold = self.leases.take(account_id, window, limits, amount)
         if hold is not None:
+            metrics.reservation_opened()
             return hold
         try:
             found = await self.leases.acquire(account_id, window, limits, amount, seed)
@@ -264,12 +269,15 @@ class Proxy:
             raise refusal_error(found, window.start, amount)
         if isinstance(found, Reservation):
             self.open[found.id] = found
+        metrics.reservation_opened()
         return found
 
     async def settle(self, reservation: Hold | Reservation | None, charged: Decimal, row: dict[str, Any] | None = None) -> None:
         """Charge the call and record its ledger row: on leases, spooled (durable at once,
         absorbed in a batch); a call reserved alone, with the counters in one step (the row in
         the same transaction, or queued in Redis by the same script); without limits, spooled."""
+        if reservation is not None:
+            metrics.reservation_closed()
         if isinstance(reservation, Hold):
             self.leases.settle(reservation, charged, row)
             return

@@ -24,25 +24,26 @@ from cockpit.server.limits import ASGIApp, Receive, Scope, Send
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def post_handlers(routes: Iterable[Any]) -> dict[str, Handler]:
-    """Path → handler of the POST routes whose handler takes the request alone."""
-    lanes: dict[str, Handler] = {}
-    for route in routes:
-        if isinstance(route, APIRoute) and "POST" in route.methods and not route.dependant.dependencies and not route.param_convertors:
-            lanes[route.path] = route.endpoint
-    return lanes
+def post_handlers(routes: Iterable[Any]) -> dict[str, APIRoute]:
+    """Path → route, of the POST routes whose handler takes the request alone."""
+    return {
+        route.path: route for route in routes
+        if isinstance(route, APIRoute) and "POST" in route.methods and not route.dependant.dependencies and not route.param_convertors
+    }
 
 
 class GatewayLane:
-    def __init__(self, app: ASGIApp, lanes: dict[str, Handler]) -> None:
+    def __init__(self, app: ASGIApp, lanes: dict[str, APIRoute]) -> None:
         self.app = app
         self.lanes = lanes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.lanes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if handler is None:
+        route = self.lanes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
             await self.app(scope, receive, send)
             return
+        scope["route"] = route  # as routing would have set it (metrics label requests by it)
+        handler: Handler = route.endpoint
         try:
             response = await handler(Request(scope, receive))
         except HTTPException as exc:  # what FastAPI's own handler would have answered

@@ -31,6 +31,7 @@ import contextlib
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -221,7 +222,7 @@ class SqlRates:
         c = rate_counters.c
         with self._serial, self.engine.connect() as connection:
             transaction = connection.begin()
-            fresh = [{"key": key, "window": window, "requests": 0, "tokens": 0} for key in keys]
+            fresh = [{"id": uuid.uuid4(), "key": key, "window": window, "requests": 0, "tokens": 0} for key in keys]
             if connection.execute(insert_new(connection, rate_counters, fresh, ("key", "window"))).rowcount:
                 connection.execute(rate_counters.delete().where(c.key.in_(keys), c.window < window))
             rows = connection.execute(

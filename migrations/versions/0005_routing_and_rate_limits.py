@@ -99,11 +99,13 @@ def upgrade() -> None:
 
     op.create_table(
         "rate_counters",
+        sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("key", sa.String(1024), nullable=False),
         sa.Column("window", sa.BigInteger(), nullable=False),
         sa.Column("requests", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.PrimaryKeyConstraint("key", "window", name=op.f("pk_rate_counters")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_counters")),
+        sa.UniqueConstraint("key", "window", name=op.f("uq_rate_counters_key_window")),
     )
 
 

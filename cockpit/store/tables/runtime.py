@@ -201,8 +201,10 @@ budget_reservations = sa.Table(
 rate_counters = sa.Table(
     "rate_counters",
     metadata,
-    sa.Column("key", sa.String(1024), primary_key=True),
-    sa.Column("window", sa.BigInteger(), primary_key=True),
+    id_column(),
+    sa.Column("key", sa.String(1024), nullable=False),
+    sa.Column("window", sa.BigInteger(), nullable=False),
     sa.Column("requests", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     sa.Column("tokens", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+    sa.UniqueConstraint("key", "window"),
 )

@@ -20,6 +20,7 @@ PER_USER = "user"
 """The `per` key part of a limit counted per user (`cockpit.resources.kinds.rate_limits`)."""
 
 
+
 @dataclass(frozen=True)
 class EffectiveRateLimit:
     """One limit the caller's call must pass."""
@@ -33,6 +34,18 @@ class EffectiveRateLimit:
     key: str
     """The counter this call counts on (`counter_key`)."""
     source: Source
+
+    @property
+    def why(self) -> str:
+        """For people: `team:research/ml limits its gpt-4o calls to 120 requests a minute`."""
+        rates = " and ".join(
+            f"{value:,} {unit} a minute"
+            for value, unit in ((self.rpm, "requests"), (self.tpm, "tokens"))
+            if value is not None
+        )
+        whose = "each user's" if self.per_user else "its"
+        calls = f"{self.model} calls" if self.model else "calls"
+        return f"{self.scope} limits {whose} {calls} to {rates}"
 
     @property
     def label(self) -> str:
@@ -51,10 +64,11 @@ def counter_key(account: str, domain: str, scope: Scope, model: str | None, user
 
 
 def effective_rate_limits(
-    graph: AccountGraph, domain: str, user: str, agent: str | None, model: str
+    graph: AccountGraph, domain: str, user: str, agent: str | None, model: str | None
 ) -> list[EffectiveRateLimit]:
     """The limits a call of `user` (through `agent`, if any) to `model` in `domain` must pass,
-    most specific scope first (agent, user, teams, orgs, account), all models before one."""
+    most specific scope first (agent, user, teams, orgs, account). `model=None` lists every
+    limit on the chain, whichever model it is for (what `explain` and the read API show)."""
     by_scope = graph.rate_limits.get(domain, {})
     if not by_scope:
         return []
@@ -68,7 +82,7 @@ def effective_rate_limits(
     for scope in scopes:
         for limit in sorted(by_scope.get(scope, ()), key=lambda r: r.key):
             _, _, _, limit_model, per = limit.key
-            if limit_model and limit_model != model:
+            if limit_model and model is not None and limit_model != model:
                 continue
             per_user = per == PER_USER
             key = counter_key(graph.name, domain, scope, limit_model or None, email if per_user else None)
@@ -80,3 +94,4 @@ def effective_rate_limits(
                 )
             )
     return result
+

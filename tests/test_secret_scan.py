@@ -396,6 +396,9 @@ def _matches(node: Any, parts: tuple[str, ...], path: tuple[str, ...]) -> Iterat
     if not parts:
         yield path, node
         return
+    if isinstance(node, list) and parts[0] == "*":  # `deployments.*.litellm.api_key`
+        for index, value in enumerate(node):
+            yield from _matches(value, parts[1:], (*path, index))
     if isinstance(node, Mapping):
         for key, value in node.items():
             if isinstance(key, str) and fnmatchcase(key.lower(), parts[0]):

@@ -158,6 +158,9 @@ class Deployment(Strict):
 
 
 class Model(Document):
+    # One of the two ways to give its deployments; the semantic pass says which is wrong.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["litellm"]}, {"required": ["deployments"]}]})
+
     kind: Literal["Model"]
     name: ModelName
     description: str | None = None

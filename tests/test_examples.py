@@ -51,7 +51,9 @@ def test_acme_secrets_are_file_references_to_fake_values(acme: ValidationResult)
     """Every secret field is a ${file:…} reference to a file shipped beside the tenant."""
     references = []
     for declared in acme.tenant.of("Model"):
-        references.append((declared, declared.model.litellm.api_key))
+        model = declared.model
+        for litellm in [model.litellm] if model.litellm else [d.litellm for d in model.deployments]:
+            references.append((declared, litellm.api_key))
     for declared in acme.tenant.of("Connection"):
         references.extend((declared, value) for value in declared.model.secret.values())
     for declared in acme.tenant.of("Account"):

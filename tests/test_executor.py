@@ -94,7 +94,7 @@ def test_creating_a_tenant_writes_what_the_plan_says_and_plans_to_nothing_after(
     plan = plan_to(engine, desired, context)
     assert {c.action for c in plan.changes} == {Action.CREATE}
     events = apply(engine, plan)
-    assert len(events) == len(plan.changes) == 309
+    assert len(events) == len(plan.changes) == 319
     again = plan_to(engine, desired, context)
     assert again.changes == ()
     assert count(engine, "SELECT count(*) FROM copilot_team_members") == sum(1 for c in plan.changes if c.type == "copilot_team_member")
@@ -103,7 +103,7 @@ def test_creating_a_tenant_writes_what_the_plan_says_and_plans_to_nothing_after(
 def test_new_accounts_and_models_belong_to_the_run_workspace(engine: Engine, acme) -> None:
     applied(engine, acme)
     assert count(engine, "SELECT count(*) FROM accounts WHERE workspace = :w", w=WORKSPACE) == 1
-    assert count(engine, "SELECT count(*) FROM models WHERE workspace = :w", w=WORKSPACE) == 4
+    assert count(engine, "SELECT count(*) FROM models WHERE workspace = :w", w=WORKSPACE) == 5
     assert count(engine, "SELECT count(*) FROM accounts WHERE protect") == 1
 
 

@@ -28,10 +28,15 @@ def test_super_admin_lists_the_catalog_without_keys(client: TestClient) -> None:
     answer = client.get("/v1/super/models", headers={"Authorization": "Bearer mk"})
     assert answer.status_code == 200
     body = answer.json()
-    assert body["total"] == 4 and len(body["items"]) == 4
+    assert body["total"] == 5 and len(body["items"]) == 5
     assert {m["model_name"] for m in body["items"]} >= {"gpt-4o", "gpt-4o-mini"}
     assert "api_key" not in answer.text and "secrets/" not in answer.text
-    assert client.get("/v1/super/models?limit=1", headers={"Authorization": "Bearer mk"}).json()["total"] == 4
+    pair = next(m for m in body["items"] if m["model_name"] == "gpt-4.1")
+    assert [(d["name"], d["weight"], d["rpm"], d["litellm_params"]["model"]) for d in pair["deployments"]] == [
+        ("eu", 3, 600, "azure/acme-gpt41-weu"), ("us", 1, None, "openai/gpt-4.1"),
+    ]
+    assert (pair["fallbacks"], pair["timeout_seconds"], pair["deployment_name"]) == (["gpt-4o-mini"], 60, None)
+    assert client.get("/v1/super/models?limit=1", headers={"Authorization": "Bearer mk"}).json()["total"] == 5
 
 
 def test_others_are_refused(client: TestClient) -> None:

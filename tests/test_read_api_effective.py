@@ -67,8 +67,8 @@ def test_effective_models_by_email_and_by_ids(api: Api) -> None:
 
     # every model for a user: the catalog, with a decision each
     chen = model(api, email="chen.wei@acme.com")
-    assert chen["allowed_models"] == ["claude-sonnet", "gpt-4o", "gpt-4o-mini"]
-    assert chen["total"] == 4 and [i["model_name"] for i in chen["items"]] == ["azure-gpt-4o", "claude-sonnet", "gpt-4o", "gpt-4o-mini"]
+    assert chen["allowed_models"] == ["claude-sonnet", "gpt-4.1", "gpt-4o", "gpt-4o-mini"]
+    assert chen["total"] == 5 and [i["model_name"] for i in chen["items"]] == ["azure-gpt-4o", "claude-sonnet", "gpt-4.1", "gpt-4o", "gpt-4o-mini"]
     by_name = {i["model_name"]: i for i in chen["items"]}
     assert by_name["gpt-4o"]["level"] == "team" and by_name["gpt-4o"]["resolved_from"]["scope_key"] == "sales/solutions"
     assert by_name["claude-sonnet"]["level"] == "user"
@@ -187,3 +187,32 @@ def test_the_cached_graph_follows_an_apply(api: Api) -> None:
     assert reloaded is not snapshot and reloaded.version != snapshot.version
     assert model(api, email="grace.kim@acme.com", model_name="gpt-4o") == after
     assert cache._snapshots[snapshot.account_id] is reloaded, "an unchanged version keeps the graph"
+
+
+def test_effective_rate_limits(api: Api) -> None:
+    known = ids(api)
+
+    def limits(domain: str = "copilot", **params: Any) -> dict[str, Any]:
+        return api.ok(f"/v1/{domain}/rate-limits/effective", **params)
+
+    alice = limits(email="alice.nguyen@acme.com", agent_id="helpdesk", model_name="gpt-4o")
+    assert [(i["scope"], i["per_user"], i["model_name"], i["rpm"], i["tpm"]) for i in alice["items"]] == [
+        ("agent:helpdesk", False, None, 100, None),
+        ("user:alice.nguyen@acme.com", False, None, 300, None),
+        ("team:research/ml", False, "gpt-4o", 120, None),
+        ("account", False, None, 6000, 2000000),
+        ("account", True, None, 30, 60000),
+    ]
+    assert alice["items"][1]["scope_id"] == known["alice.nguyen@acme.com"] and alice["items"][0]["scope_id"] == known["helpdesk"]
+    assert alice["items"][4]["counter"] == "acme:copilot:account::*:user:alice.nguyen@acme.com"
+    team = alice["items"][2]
+    assert team["sources"][0]["type"] == "rate_limit" and team["sources"][0]["scope_id"] == known["research/ml"]
+    assert "gpt-4o calls to 120 requests a minute" in team["why"]
+    # another model: the team's gpt-4o limit does not count; without a model: every limit
+    assert "team:research/ml" not in [i["scope"] for i in limits(email="alice.nguyen@acme.com", model_name="gpt-4o-mini")["items"]]
+    assert limits(email="alice.nguyen@acme.com")["total"] == 4
+    assert [i["scope"] for i in limits(team_id="research/ml")["items"]] == ["team:research/ml", "account", "account"]
+    console = limits("console", email="svc-ci@acme.com")
+    assert [(i["scope"], i["per_user"], i["rpm"]) for i in console["items"]] == [("account", True, 60)]
+    assert api.get("/v1/console/rate-limits/effective", agent_id="helpdesk").status_code == 400
+    assert api.get("/v1/copilot/rate-limits/effective", email="nobody@acme.com").status_code == 404

@@ -337,7 +337,7 @@ def write_canary_tenant(tenant: Path, canaries: Canaries, *, zitadel_issuer: str
     turn: dict[tuple[str, str], int] = {}
 
     def declare(kind: str, name: str, pattern: str, file: Path, path: tuple[str, ...], via: str) -> SecretField:
-        label = f"{kind}/{name}/{'.'.join(path)}"
+        label = f"{kind}/{name}/{'.'.join(str(part) for part in path)}"
         slug = _slug(label)
         target = f"SCAN_{slug.upper().replace('-', '_')}" if via == "env" else str(secrets_dir / f"scan-{slug}")
         secret = SecretField(label, kind, name, pattern, file, path, via, target)
@@ -396,6 +396,9 @@ def _matches(node: Any, parts: tuple[str, ...], path: tuple[str, ...]) -> Iterat
     if not parts:
         yield path, node
         return
+    if isinstance(node, list) and parts[0] == "*":  # `deployments.*.litellm.api_key`
+        for index, value in enumerate(node):
+            yield from _matches(value, parts[1:], (*path, index))
     if isinstance(node, Mapping):
         for key, value in node.items():
             if isinstance(key, str) and fnmatchcase(key.lower(), parts[0]):
@@ -816,7 +819,8 @@ def test_no_secret_appears_anywhere(
         cli("plan", path, "--out", str(saved))
         scan.add(f"saved plan {saved.name}", saved.read_text())
         sensitive = [c for c in json_plan["changes"] if c["action"] == "update" and any(d.get("sensitive") for d in c["diff"])]
-        secret_resources = {(s.kind, s.name) for s in tenant.fields}
+        # one resource per document with secrets, and one per deployment of a model that lists them
+        secret_resources = {(s.kind, s.name, s.path[:2] if s.path[0] == "deployments" else ()) for s in tenant.fields}
         assert len(sensitive) == len(secret_resources), (
             f"expected one sensitive update per resource with secrets ({sorted(secret_resources)}), got "
             f"{[(c['kind'], c['key']) for c in sensitive]}"

@@ -28,6 +28,8 @@ from cockpit.config.types import (
 )
 
 API_VERSION = "cockpit/v1"
+RATE_MAX = 1_000_000_000_000
+"""The largest rpm or tpm accepted: far beyond any provider's, small enough for a BIGINT."""
 Domain = Literal["copilot", "console"]
 BaseRole = Literal[
     "account_admin",
@@ -145,11 +147,36 @@ class Pricing(Strict):
     )
 
 
+class Deployment(Strict):
+    """One upstream a model's calls can go to; the proxy chooses among them by weight."""
+
+    name: Name
+    litellm: LitellmParams
+    weight: int = Field(default=1, ge=1, le=1_000_000, description="Share of the calls, relative to the others.")
+    rpm: int | None = Field(default=None, gt=0, le=RATE_MAX, description="Requests per minute this deployment takes.")
+    tpm: int | None = Field(default=None, gt=0, le=RATE_MAX, description="Tokens per minute this deployment takes.")
+
+
 class Model(Document):
+    # One of the two ways to give its deployments; the semantic pass says which is wrong.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["litellm"]}, {"required": ["deployments"]}]})
+
     kind: Literal["Model"]
     name: ModelName
     description: str | None = None
-    litellm: LitellmParams
+    litellm: LitellmParams | None = Field(
+        default=None, description="The one deployment (shorthand); give this or `deployments`."
+    )
+    deployments: list[Deployment] = Field(
+        default_factory=list, description="Several deployments, chosen by weight; or `litellm`."
+    )
+    fallbacks: list[ModelName] = Field(
+        default_factory=list,
+        description="Catalog models tried in order when every deployment fails.",
+    )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="Bound of each upstream attempt."
+    )
     pricing: Pricing
 
 
@@ -285,6 +312,27 @@ class MarketplaceListing(Document):
     grants: list[MemberScope] = Field(
         default_factory=list, description="None means visible to the whole account."
     )
+
+
+# --- Rate limits ---------------------------------------------------------------------------
+
+
+class RateLimit(Strict):
+    scope: AssignScope
+    per_user: bool = Field(
+        default=False,
+        description="Each user of the scope separately (account, org and team scopes only).",
+    )
+    model: ModelName | None = Field(default=None, description="Only calls to this model.")
+    rpm: int | None = Field(default=None, gt=0, le=RATE_MAX, description="Requests per minute.")
+    tpm: int | None = Field(default=None, gt=0, le=RATE_MAX, description="Tokens per minute.")
+
+
+class RateLimits(Document):
+    kind: Literal["RateLimits"]
+    account: Name
+    domain: Domain
+    limits: list[RateLimit] = Field(default_factory=list)
 
 
 # --- Budgets -------------------------------------------------------------------------------

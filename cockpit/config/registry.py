@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from functools import cache
 
-from cockpit.config import models, semantics
+from cockpit.config import models, routing_rules, semantics
 from cockpit.config.descriptor import Descriptor, Registry, RegistryError, Rules
 
 __all__ = ["Descriptor", "Registry", "RegistryError", "Rules", "build_registry", *(
     "ACCOUNT", "MODEL", "DIRECTORY", "MODEL_ACCESS", "FEATURES", "GUARDRAIL_PRESET", "AGENT",
-    "CONNECTION", "MARKETPLACE_LISTING", "BUDGET_PLAN",
+    "CONNECTION", "MARKETPLACE_LISTING", "BUDGET_PLAN", "RATE_LIMITS",
 )]
 
 ACCOUNT = Descriptor(
@@ -25,7 +25,13 @@ ACCOUNT = Descriptor(
     secret_fields=("sso.settings.*secret*",),
     rules=semantics.account_rules,
 )
-MODEL = Descriptor("Model", models.Model, ("name",), secret_fields=("litellm.api_key",))
+MODEL = Descriptor(
+    "Model",
+    models.Model,
+    ("name",),
+    secret_fields=("litellm.api_key", "deployments.*.litellm.api_key"),
+    rules=routing_rules.model_rules,
+)
 DIRECTORY = Descriptor(
     "Directory",
     models.Directory,
@@ -86,6 +92,14 @@ BUDGET_PLAN = Descriptor(
     ("Directory",),
     rules=semantics.budget_plan_rules,
 )
+RATE_LIMITS = Descriptor(
+    "RateLimits",
+    models.RateLimits,
+    ("account", "domain"),
+    ("Account", "Model", "Directory", "Agent"),
+    mergeable=True,
+    rules=routing_rules.rate_limits_rules,
+)
 
 
 @cache
@@ -94,6 +108,6 @@ def build_registry() -> Registry:
     return Registry(
         [
             ACCOUNT, MODEL, DIRECTORY, MODEL_ACCESS, FEATURES, GUARDRAIL_PRESET, AGENT,
-            CONNECTION, MARKETPLACE_LISTING, BUDGET_PLAN,
+            CONNECTION, MARKETPLACE_LISTING, BUDGET_PLAN, RATE_LIMITS,
         ]
     )

@@ -117,7 +117,10 @@ def _explain(error: ValidationError) -> Iterator[tuple[tuple[Any, ...], bool, st
     schema = error.schema if isinstance(error.schema, dict) else {}
     secret = bool(schema.get("x-cockpit-secret"))
     validator = error.validator
-    if validator in ("anyOf", "oneOf") and error.context:
+    if validator in ("anyOf", "oneOf") and error.context and all(e.validator == "required" for e in error.context):
+        names = " or ".join(f"'{name}'" for e in error.context for name in e.validator_value)
+        yield path, False, f"missing {names}; add one of them"
+    elif validator in ("anyOf", "oneOf") and error.context:
         yield from _explain(_best_branch(error))
     elif validator == "additionalProperties":
         known = sorted(schema.get("properties", {}))

@@ -59,7 +59,8 @@ def secret_fields(descriptor: Descriptor, data: Mapping[str, Any]) -> Iterator[t
 
 
 def fields_matching(data: Mapping[str, Any], patterns: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """(path, value) of every field of `data` a dotted pattern names (`*` globs, lower-case)."""
+    """(path, value) of every field of `data` a dotted pattern names (`*` globs, lower-case;
+    a lone `*` also walks every entry of a list, whose index joins the path)."""
     for pattern in patterns:
         yield from _match(data, tuple(pattern.split(".")), ())
 
@@ -68,9 +69,13 @@ def _match(node: Any, parts: tuple[str, ...], path: tuple[str, ...]) -> Iterator
     if not parts:
         yield path, node
         return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, list) and head == "*":  # `deployments.*.litellm.api_key`: every entry
+        for index, value in enumerate(node):
+            yield from _match(value, rest, (*path, index))
+        return
     if not isinstance(node, Mapping):
         return
-    head, rest = parts[0], parts[1:]
     for key, value in node.items():
         if isinstance(key, str) and fnmatchcase(key.lower(), head):
             yield from _match(value, rest, (*path, key))

@@ -18,6 +18,7 @@ The JSON report (``cockpit explain user EMAIL --account NAME --json``), version 
       "directory": {DOMAIN: {"member": bool, "display_name", "teams": [...], "orgs": [...]}},
       "models":    {DOMAIN: [{"model", "allowed", "level", "why", "sources"}]},
       "features":  {DOMAIN: [{"feature", "enabled", "config", "level", "why", "sources"}]},
+      "rate_limits": {DOMAIN: [{"scope", "per_user", "model", "rpm", "tpm", "key", "why", "sources"}]},
       "guardrails": [{"code", "name", "domain", "levels", "why", "sources"}],
       # copilot only:
       "agents":      [{"name", "via", "why", "sources"}],
@@ -32,7 +33,9 @@ The JSON report (``cockpit explain user EMAIL --account NAME --json``), version 
 `level` is the chain level that decided (`user`, `team`, `org`, `account`, or `feature_pack`);
 each source is ``{"type", "key", "scope", "detail", "origin"}`` with `origin` the config's
 ``file:line:column`` (null when read from the database). The budget chain runs from the most
-specific allocation to the account; `remaining` = credits + overflow_cap − used.
+specific allocation to the account; `remaining` = credits + overflow_cap − used. `rate_limits`
+lists every limit on the user's chain (each must pass; `model` null: every model), with the
+counter `key` the gateway counts it on.
 """
 
 from __future__ import annotations

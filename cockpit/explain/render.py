@@ -55,6 +55,10 @@ def render_report(report: dict[str, Any]) -> str:
     lines += ["", "Guardrails"]
     lines += _table([(g["domain"], f"{g['code']} ({g['name']})" if g["name"] != g["code"] else g["code"], "via " + ", ".join(g["levels"]) + _origins(g["sources"])) for g in report["guardrails"]])
 
+    for domain, limits in report.get("rate_limits", {}).items():
+        lines += ["", f"Rate limits ({domain}): every one must pass"]
+        lines += _table([("", r["scope"] + (f" ({r['model']})" if r["model"] else "") + (" per user" if r["per_user"] else ""), r["why"] + _origins(r["sources"])) for r in limits])
+
     for domain, features in report["features"].items():
         lines += ["", f"Features ({domain})"]
         lines += _table([("on" if f["enabled"] else "off", f["feature"], f["why"]) for f in features])

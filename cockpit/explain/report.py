@@ -18,6 +18,7 @@ from cockpit.policy.guardrails import effective_guardrails
 from cockpit.policy.marketplace import discover
 from cockpit.policy.model_access import effective_models
 from cockpit.policy.provenance import Source
+from cockpit.policy.rate_limits import EffectiveRateLimit, effective_rate_limits
 
 REPORT_VERSION = 1
 
@@ -55,6 +56,7 @@ def user_report(
         "directory": {d: _membership(graph, d, user) for d in domains},
         "models": {d: [_model(m) for m in effective_models(graph, d, user)] for d in domains},
         "features": {d: [_feature(f) for f in effective_features(graph, d, user)] for d in domains},
+        "rate_limits": {d: [_rate_limit(r) for r in effective_rate_limits(graph, d, user, None, None)] for d in domains},
         "guardrails": [
             {"code": g.code, "name": g.name, "domain": g.domain, "levels": list(g.levels), "why": g.why, "sources": _sources(g.sources)}
             for d in domains
@@ -95,6 +97,19 @@ def _feature(decision) -> dict[str, Any]:
         "level": decision.level,
         "why": decision.why,
         "sources": _sources(decision.sources),
+    }
+
+
+def _rate_limit(limit: EffectiveRateLimit) -> dict[str, Any]:
+    return {
+        "scope": str(limit.scope),
+        "per_user": limit.per_user,
+        "model": limit.model,
+        "rpm": limit.rpm,
+        "tpm": limit.tpm,
+        "key": limit.key,
+        "why": limit.why,
+        "sources": _sources([limit.source]),
     }
 
 

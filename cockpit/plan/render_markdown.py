@@ -108,8 +108,11 @@ def _summary(plan: Plan) -> str:
     access = f"**Access revoked:** {impact[False]:,}"
     if impact[True]:
         access += f" · granted: {impact[True]:,}"
-    if impact[None]:
-        access += f" · budgets changed: {impact[None]:,}"
+    amounts = Counter(a.what == "budget" for a in plan.access_impact if a.gains is None)
+    if amounts[True]:
+        access += f" · budgets changed: {amounts[True]:,}"
+    if amounts[False]:
+        access += f" · rate limits and routing changed: {amounts[False]:,}"
     return "\n".join(lines) + "\n\n" + access + "\n\n"
 
 

@@ -16,6 +16,7 @@ from cockpit.resources.state import Resource, State
 
 __all__ = [
     "ACCOUNT", "DOMAINS", "POOL", "AccountGraph", "Directory", "Level", "account_graph", "build_graphs",
+    "with_catalog",
 ]
 
 
@@ -29,6 +30,7 @@ def build_graphs(state: State) -> dict[str, AccountGraph]:
 def _build(state: State) -> dict[str, AccountGraph]:
     graphs: dict[str, AccountGraph] = {}
     catalog: dict[str, Resource] = {}
+    deployments: dict[str, list[Resource]] = {}
     graph: AccountGraph | None = None
     handlers = kind_registry().index_handlers()
     for resource in state:
@@ -36,6 +38,8 @@ def _build(state: State) -> dict[str, AccountGraph]:
         if handler is None:
             if resource.type == "model":
                 catalog[resource.key[0]] = resource
+            elif resource.type == "model_deployment":
+                deployments.setdefault(resource.key[0], []).append(resource)
             continue
         if graph is None or graph.name != resource.account:
             if resource.account is None:
@@ -45,7 +49,7 @@ def _build(state: State) -> dict[str, AccountGraph]:
                 graph = graphs[resource.account] = AccountGraph(resource.account)
         handler(graph, resource)
     for graph in graphs.values():
-        graph.catalog = catalog
+        graph.catalog, graph.deployments = catalog, deployments
         for directory in graph.directories.values():
             directory._expand()
         graph.open_listings = frozenset(
@@ -59,5 +63,16 @@ def account_graph(state: State, account: str) -> AccountGraph:
     """The index of one account (an empty one when the state does not hold it)."""
     graph = build_graphs(state).get(account)
     if graph is None:
-        graph = AccountGraph(account, catalog={r.key[0]: r for r in state.of_type("model")})
+        graph = AccountGraph(account)
+        with_catalog(graph, state)
+    return graph
+
+
+def with_catalog(graph: AccountGraph, state: State) -> AccountGraph:
+    """Give an index built without any resource of its account the state's catalog."""
+    graph.catalog = {r.key[0]: r for r in state.of_type("model")}
+    deployments: dict[str, list[Resource]] = {}
+    for resource in state.of_type("model_deployment"):
+        deployments.setdefault(resource.key[0], []).append(resource)
+    graph.deployments = deployments
     return graph

@@ -1,8 +1,9 @@
 """Access impact: who gains or loses what between two states (the plan leads with it).
 
 For every account of either state: directory users who gain or lose a model (per domain), an
-agent, a connection or a marketplace listing, and the budget scopes of the active plan whose
-effective allocation changes. A user only in the after state gains everything they get; a user
+agent, a connection or a marketplace listing, the budget scopes of the active plan whose
+effective allocation changes, the rate limits that change (per scope), and how the models the
+account grants are served (deployments, fallbacks, timeout). A user only in the after state gains everything they get; a user
 only in the before state loses everything they had. Pure and linear in the size of the states:
 two indexes, then one resolution per affected user and kind, sharing the work of users with
 the same teams and orgs.
@@ -13,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Container, Iterable, Iterator
 
+from cockpit.config.scopes import Scope
+from cockpit.memory import paused_gc
 from cockpit.policy.affected import affected_users, moved_users
 from cockpit.policy.allocations import allocation_cents
-from cockpit.memory import paused_gc
-from cockpit.policy.graph import AccountGraph, build_graphs
 from cockpit.policy.grants import agent_resolver, connection_resolver
+from cockpit.policy.graph import DOMAINS, AccountGraph, build_graphs
 from cockpit.policy.marketplace import listing_resolver
 from cockpit.policy.model_access import ModelResolver
 from cockpit.resources.state import State
@@ -34,7 +36,7 @@ class AccessChange:
     subject: str
     """`user:alice@acme.com` or a budget scope such as `org:research`."""
     what: str
-    """model, agent, connection, listing or budget."""
+    """model, agent, connection, listing, budget, rate limit or routing."""
     name: str
     gains: bool | None
     """True: gains access; False: loses it; None: a changed amount (budgets)."""
@@ -78,6 +80,8 @@ def account_impact(old: AccountGraph, new: AccountGraph, narrow: bool = True) ->
             users = old_users.keys() | new_users.keys()
         yield from _user_changes(new.name, domain, what, users, old_users, new_users, resolver(old), resolver(new))
     yield from _budget_changes(old, new)
+    yield from rate_limit_changes(old, new)
+    yield from routing_changes(old, new)
 
 
 def _user_changes(
@@ -121,3 +125,65 @@ def _budget_changes(old: AccountGraph, new: AccountGraph) -> Iterator[AccessChan
             None if was is None else was / 100,
             None if now is None else now / 100,
         )
+
+
+def rate_limit_changes(old: AccountGraph, new: AccountGraph) -> Iterator[AccessChange]:
+    """Each rpm or tpm a plan sets, changes or removes, per domain and scope:
+    `team:research/ml rate limit gpt-4o rpm: 60 → 120`."""
+    for domain in DOMAINS:
+        before, after = _limits(old, domain), _limits(new, domain)
+        for key in sorted(before.keys() | after.keys()):
+            scope, model, per = key
+            for metric in ("rpm", "tpm"):
+                was = (before.get(key) or {}).get(metric)
+                now = (after.get(key) or {}).get(metric)
+                if was != now:
+                    name = " ".join(part for part in (model, "per user" if per else "", metric) if part)
+                    yield AccessChange(new.name, domain, str(scope), "rate limit", name, None, was, now)
+
+
+def _limits(graph: AccountGraph, domain: str) -> dict[tuple[Scope, str, str], dict]:
+    return {
+        (scope, limit.key[3], limit.key[4]): dict(limit.fields)
+        for scope, limits in graph.rate_limits.get(domain, {}).items()
+        for limit in limits
+    }
+
+
+def routing_changes(old: AccountGraph, new: AccountGraph) -> Iterator[AccessChange]:
+    """How the plan changes the serving of catalog models this account grants (in each domain
+    that grants them): deployments added, removed or reweighted, fallbacks, timeout. Models
+    new to the catalog are left out: their users gain them instead."""
+    changed = {}
+    for name in old.catalog.keys() & new.catalog.keys():
+        before, after = _route(old, name), _route(new, name)
+        if before != after:
+            changed[name] = (before, after)
+    if not changed:
+        return
+    for domain in DOMAINS:
+        granted = {m for by_model in new.model_grants[domain].values() for m, g in by_model.items() if g.fields.get("access") != "deny"}
+        for name in sorted(changed.keys() & granted):
+            before, after = changed[name]
+            subject = f"model:{name}"
+            for deployment in sorted(before["deployments"].keys() | after["deployments"].keys()):
+                was, now = before["deployments"].get(deployment), after["deployments"].get(deployment)
+                if was != now:
+                    yield AccessChange(new.name, domain, subject, "routing", f"deployment {deployment}", None, was, now)
+            for part in ("fallbacks", "timeout_seconds"):
+                if before[part] != after[part]:
+                    yield AccessChange(new.name, domain, subject, "routing", part, None, before[part], after[part])
+
+
+def _route(graph: AccountGraph, model: str) -> dict:
+    """What routing of a model the plan shows: each deployment's upstream, weight and limits."""
+    fields = graph.catalog[model].fields
+    deployments = {}
+    for resource in graph.deployments.get(model, ()):
+        summary = {"model": (resource.fields.get("litellm") or {}).get("model"), "weight": resource.fields.get("weight")}
+        summary.update({k: resource.fields[k] for k in ("rpm", "tpm") if resource.fields.get(k) is not None})
+        deployments[resource.key[1]] = summary
+    if fields.get("litellm") is not None:
+        # the one deployment of `litellm:`, named as `cockpit.proxy.routing` names it
+        deployments["default"] = {"model": fields["litellm"].get("model"), "weight": 1}
+    return {"deployments": deployments, "fallbacks": list(fields.get("fallbacks") or []), "timeout_seconds": fields.get("timeout_seconds")}

@@ -54,7 +54,7 @@ class Builder:
         fingerprint = None
         if resource_type.secret is not None:
             refs = resource_type.secret_refs(fields)
-            fingerprint = self.fingerprint(resource_type, refs, self.base, self._ref_origins(refs, str(origin))) if refs else None
+            fingerprint = self.fingerprint(resource_type, refs, self.base, self._ref_origins(refs, str(origin), tuple(path))) if refs else None
         self.resources.append(
             Resource(
                 type_name,
@@ -68,9 +68,13 @@ class Builder:
             )
         )
 
-    def _ref_origins(self, refs: Mapping[str, str], default: str) -> dict[str, str]:
-        """`file:line` of each secret reference of the document, by field name."""
-        found = {path[-1]: path for path, _ in secret_fields(self.descriptor, self.declared.source.data)}
+    def _ref_origins(self, refs: Mapping[str, str], default: str, within: tuple = ()) -> dict[str, str]:
+        """`file:line` of each secret reference of the resource, by field name: those under
+        the resource's own path first (a model's deployments each have an `api_key`)."""
+        found: dict = {}
+        for path, _ in secret_fields(self.descriptor, self.declared.source.data):
+            if path[: len(within)] == within or path[-1] not in found:
+                found[path[-1]] = path
         origins = {}
         for name in refs:
             if name in found:

@@ -34,8 +34,8 @@ class AccountResources:
         for resource in state:
             if resource.account == account:
                 self._by_type[resource.type].append(resource)
-            elif resource.account is None and resource.type == "model":
-                self._by_type["model"].append(resource)
+            elif resource.account is None:  # the global catalog: models and their deployments
+                self._by_type[resource.type].append(resource)
         for resources in self._by_type.values():
             resources.sort(key=lambda r: r.key)
         self._children: dict[tuple[str, int], dict[Key, list[Resource]]] = {}

@@ -143,6 +143,10 @@ class AccountGraph:
     """Listings that have at least one grant (the others are visible to the whole account)."""
     open_listings: frozenset[str] = frozenset()
     """Published listings without grants: visible to everyone of the account."""
+    deployments: dict[str, list[Resource]] = field(default_factory=dict)
+    """Model → its deployments, when it lists several (global, shared like the catalog)."""
+    rate_limits: dict[str, dict[Scope, list[Resource]]] = field(default_factory=lambda: {d: {} for d in DOMAINS})
+    """Domain → scope → the rate limits declared at it (all models, per user, per model)."""
     budget_plans: dict[str, Resource] = field(default_factory=dict)
     allocations: dict[str, dict[Scope, Resource]] = field(default_factory=lambda: defaultdict(dict))
     """Plan → scope → allocation."""

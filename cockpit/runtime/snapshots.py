@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from cockpit.memory import paused_gc
 from cockpit.observe.metrics import record_snapshot_checked
 from cockpit.runtime import scopes
-from cockpit.policy.graph import AccountGraph, build_graphs
+from cockpit.policy.graph import AccountGraph, build_graphs, with_catalog
 from cockpit.config.scopes import Scope
 from cockpit.resources.state import Address, Resource, State
 from cockpit.store.reader import read_accounts
@@ -117,7 +117,7 @@ def load_snapshot(engine: Engine, account_id: uuid.UUID) -> AccountSnapshot:
                 state, ids = read_account_state(connection, account_id, name)
                 graph = build_graphs(state).get(name) or AccountGraph(name)
                 if not graph.catalog:
-                    graph.catalog = {r.key[0]: r for r in state.of_type("model")}
+                    with_catalog(graph, state)
                 return AccountSnapshot(account_id, name, version, state, graph, ids)
 
 

@@ -226,9 +226,9 @@ def account_bundle(row: Any, admins: list[Any], sso: Any | None) -> dict[str, An
     }
 
 
-def catalog_model(row: Any) -> dict[str, Any]:
-    """A catalog model: prices per million tokens as the config writes them; the upstream key
-    is never shown, not even its reference."""
+def catalog_model(row: Any, deployments: list[Any] = ()) -> dict[str, Any]:
+    """A catalog model: prices per million tokens as the config writes them; the upstream keys
+    are never shown, not even their references."""
     litellm = {k: v for k, v in (row.litellm or {}).items() if k != "api_key"}
     return {
         "model_id": plain(row.id),
@@ -240,6 +240,18 @@ def catalog_model(row: Any) -> dict[str, Any]:
         "input_cost_per_million": plain(row.input_per_million),
         "output_cost_per_million": plain(row.output_per_million),
         "cached_input_cost_per_million": plain(row.cached_input_per_million),
+        "deployments": [
+            {
+                "name": d.name,
+                "litellm_params": {k: v for k, v in (d.litellm or {}).items() if k != "api_key"},
+                "weight": d.weight,
+                "rpm": d.rpm,
+                "tpm": d.tpm,
+            }
+            for d in deployments
+        ],
+        "fallbacks": list(row.fallbacks or []),
+        "timeout_seconds": row.timeout_seconds,
         "workspace": row.workspace,
         "is_active": True,
         "created_at": plain(row.created_at),

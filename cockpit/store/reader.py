@@ -92,7 +92,10 @@ def read_accounts(connection: Connection, managed: dict[uuid.UUID, str], workspa
             if foreign_at is not None and row[foreign_at] != workspace:
                 result.foreign_models[row[position["name"]]] = row[foreign_at]
                 continue
-            account, key = identity(row)
+            found = identity(row)
+            if found is None:  # its parent was left out: a deployment of another workspace's model
+                continue
+            account, key = found
             resource = Resource(
                 resource_type.name,
                 account,
@@ -149,20 +152,24 @@ def _identity_reader(
     managed: dict[uuid.UUID, str],
     keys_by_id: dict[str, dict[uuid.UUID, tuple[str | None, tuple[str, ...]]]],
 ):
-    """A function row → (account, natural key) for one type: parents' keys, then own columns."""
+    """A function row → (account, natural key) for one type: parents' keys, then own columns;
+    None for a row whose parent was not read (a global type's parent of another workspace)."""
     own = [position[c] for c in resource_type.key_columns]
     if resource_type.name == "account":
         return lambda row: (row[position["name"]], tuple(row[i] for i in own))
-    if not resource_type.account_scoped:
+    if not resource_type.account_scoped and not resource_type.parents:
         return lambda row: (None, tuple(row[i] for i in own))
     account_at = position.get("account_id")
     parents = [(keys_by_id[p.type], position[p.column]) for p in resource_type.parents]
 
-    def identity(row: Any) -> tuple[str | None, tuple[str, ...]]:
+    def identity(row: Any) -> tuple[str | None, tuple[str, ...]] | None:
         account = managed.get(row[account_at]) if account_at is not None else None
         key: tuple[str, ...] = ()
         for known, at in parents:
-            parent_account, parent_key = known[row[at]]
+            parent = known.get(row[at])
+            if parent is None:
+                return None
+            parent_account, parent_key = parent
             account = account or parent_account
             key += parent_key
         return account, key + tuple(row[i] for i in own)

@@ -111,6 +111,24 @@ name: q1
 allocations: [{scope: org:research, credits: 600, overflow_cap: 50}]
 distribute_equally: [{scopes: [team:research/ml], total_credits: 300}]
 overrides: [{scope: team:research/ml, credits: 250, reason: launch}]
+---
+apiVersion: cockpit/v1
+kind: RateLimits
+account: acme
+domain: copilot
+limits:
+  - {scope: account, per_user: true, rpm: 30, tpm: 60000}
+  - {scope: team:research/ml, model: gpt-4o, rpm: 120}
+---
+apiVersion: cockpit/v1
+kind: Model
+name: gpt-4o-pair
+deployments:
+  - {name: eu, litellm: {model: azure/gpt-4o-eu, api_key: "${env:TEST_OPENAI_KEY}"}, weight: 3, rpm: 600}
+  - {name: us, litellm: {model: openai/gpt-4o}}
+fallbacks: [gpt-4o]
+timeout_seconds: 30
+pricing: {input_per_million: 2.5, output_per_million: 10}
 """
 
 

@@ -23,6 +23,7 @@ from cockpit.resources.kinds import (
     marketplace_listing,
     model,
     model_access,
+    rate_limits,
 )
 
 __all__ = ["KINDS", "Kind", "KindRegistry", "kind_registry"]
@@ -38,6 +39,7 @@ KINDS: tuple[Kind, ...] = (
     connection.KIND,
     marketplace_listing.KIND,
     budget_plan.KIND,
+    rate_limits.KIND,
 )
 
 

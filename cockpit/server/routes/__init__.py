@@ -8,10 +8,10 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from cockpit.proxy import routes as proxy
-    from cockpit.server.routes import accounts, agents, audit, budgets, catalog, connections, core, directory, health, features, guardrails, marketplace, models
+    from cockpit.server.routes import accounts, agents, audit, budgets, catalog, connections, core, directory, features, guardrails, health, marketplace, models, rate_limits
 
     return [
         core.router, health.router, accounts.router, directory.router, agents.router, connections.router,
-        guardrails.router, models.router, features.router, marketplace.router,
+        guardrails.router, models.router, rate_limits.router, features.router, marketplace.router,
         budgets.router, audit.router, catalog.router, proxy.router,
     ]

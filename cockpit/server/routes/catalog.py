@@ -15,11 +15,15 @@ from cockpit.server.deps import connection
 from cockpit.server.reads import Page, no_nul, page, paged_rows, refusals
 from cockpit.server.routes.accounts import super_admin
 from cockpit.server.wire import catalog_model
-from cockpit.store.queries.catalog import catalog_page
+from cockpit.store.queries.catalog import catalog_page, deployments_of
 
 router = APIRouter(tags=["catalog"], dependencies=[Depends(no_nul)], responses=refusals(400, 403))
 
 
 @router.get("/v1/super/models", dependencies=[Depends(super_admin)])
 def list_models(conn: Connection = Depends(connection), at: Page = Depends(page)) -> dict[str, Any]:
-    return paged_rows(catalog_page(conn, at), lambda rows: [catalog_model(r) for r in rows])
+    def items(rows: list) -> list[dict[str, Any]]:
+        deployments = deployments_of(conn, [r.id for r in rows])
+        return [catalog_model(r, deployments.get(r.id, [])) for r in rows]
+
+    return paged_rows(catalog_page(conn, at), items)

@@ -1,14 +1,14 @@
 """Every table of Cockpit, on one MetaData (`metadata`), as SQLAlchemy Core `Table` objects.
 
 Split by concern: account (accounts, admins, SSO, model catalog), directory (console and
-copilot orgs, teams, users, members, org admins), policy (model grants, features,
-guardrails), copilot (agents, connections, marketplace), budget (plans, allocations,
+copilot orgs, teams, users, members, org admins), policy (model grants, features, rate
+limits, guardrails), copilot (agents, connections, marketplace), budget (plans, allocations,
 overrides) and runtime (ledger, cycles, audit, apply runs, locks and journal, virtual keys).
 Conventions shared by all of them (UUID ids, timestamps, scopes by natural key with ``''``
 for keyless scopes) are in `cockpit.store.tables.base`.
 """
 
-from cockpit.store.tables.account import account_admins, account_sso, accounts, models
+from cockpit.store.tables.account import account_admins, account_sso, accounts, model_deployments, models
 from cockpit.store.tables.base import (
     DOMAINS,
     KEYLESS_SCOPE_TYPES,
@@ -47,6 +47,7 @@ from cockpit.store.tables.policy import (
     guardrail_patterns,
     guardrail_presets,
     model_grants,
+    rate_limits,
 )
 from cockpit.store.tables.runtime import (
     apply_journal,
@@ -56,6 +57,7 @@ from cockpit.store.tables.runtime import (
     budget_counters,
     budget_cycles,
     budget_reservations,
+    rate_counters,
     usage_ledger,
     virtual_keys,
 )
@@ -103,8 +105,11 @@ __all__ = [
     "marketplace_grants",
     "marketplace_listings",
     "metadata",
+    "model_deployments",
     "model_grants",
     "models",
+    "rate_counters",
+    "rate_limits",
     "usage_ledger",
     "virtual_keys",
 ]

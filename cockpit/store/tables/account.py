@@ -16,6 +16,7 @@ from cockpit.store.tables.base import (
     metadata,
     name_column,
     one_of,
+    parent_column,
     protect_column,
     timestamp_columns,
 )
@@ -87,13 +88,34 @@ models = sa.Table(
     name_column(),
     sa.Column("description", sa.Text()),
     sa.Column("workspace", sa.String(200), nullable=False, server_default=sa.text("'default'")),
-    json_column("litellm"),
+    # NULL when the model lists `deployments` (rows of ``model_deployments``) instead.
+    json_column("litellm", nullable=True),
     sa.Column("api_key_encrypted", sa.Text()),
     sa.Column("api_key_fingerprint", sa.Text()),
     sa.Column("input_per_million", PRICE_PER_MILLION, nullable=False, server_default=sa.text("0")),
     sa.Column("output_per_million", PRICE_PER_MILLION, nullable=False, server_default=sa.text("0")),
     sa.Column("cached_input_per_million", PRICE_PER_MILLION),
+    # Model names, in the order they are tried; not foreign keys (validation resolves them).
+    json_column("fallbacks", "[]"),
+    sa.Column("timeout_seconds", sa.Float()),
     protect_column(),
     *timestamp_columns(),
     sa.UniqueConstraint("name"),
+)
+
+# A model's deployments when it lists several; secrets as in ``models``.
+model_deployments = sa.Table(
+    "model_deployments",
+    metadata,
+    id_column(),
+    parent_column("model_id", "models.id"),
+    name_column(),
+    json_column("litellm"),
+    sa.Column("api_key_encrypted", sa.Text()),
+    sa.Column("api_key_fingerprint", sa.Text()),
+    sa.Column("weight", sa.Integer(), nullable=False, server_default=sa.text("1")),
+    sa.Column("rpm", sa.BigInteger()),
+    sa.Column("tpm", sa.BigInteger()),
+    *timestamp_columns(),
+    sa.UniqueConstraint("model_id", "name"),
 )

@@ -1,4 +1,4 @@
-"""Who may use what: model grants, feature entitlements and guardrail presets.
+"""Who may use what: model grants, feature entitlements, rate limits and guardrail presets.
 
 Scopes are natural keys (see `cockpit.store.tables.base`). ``model_name`` is not a foreign
 key: the catalog and an account's grants may be managed by different workspaces, and
@@ -112,5 +112,34 @@ guardrail_assignments = sa.Table(
     *scope_columns(),
     *timestamp_columns(),
     sa.UniqueConstraint("preset_id", "scope_type", "scope_key"),
+    *scope_checks(),
+)
+
+# One limit of a `RateLimits` document. ``model_name`` is ``''`` for every model and ``per``
+# is ``''`` (the scope as a whole) or ``'user'`` (each user of the scope): empty strings, not
+# NULLs, so the unique constraint holds on both databases (see `base`).
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    id_column(),
+    account_column(),
+    sa.Column("domain", sa.String(16), nullable=False),
+    *scope_columns(),
+    sa.Column("model_name", sa.String(NAME_LENGTH), nullable=False, server_default=sa.text("''")),
+    sa.Column("per", sa.String(8), nullable=False, server_default=sa.text("''")),
+    sa.Column("rpm", sa.BigInteger()),
+    sa.Column("tpm", sa.BigInteger()),
+    *timestamp_columns(),
+    sa.UniqueConstraint(
+        "account_id",
+        "domain",
+        "scope_type",
+        "scope_key",
+        "model_name",
+        "per",
+        name="uq_rate_limits_account_domain_scope_model_per",
+    ),
+    one_of("domain", DOMAINS),
+    one_of("per", ("", "user")),
     *scope_checks(),
 )

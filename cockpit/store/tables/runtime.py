@@ -197,3 +197,17 @@ budget_reservations = sa.Table(
     sa.Column("amount", LEDGER_MONEY, nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
+
+# The rate limiter's counters in the database (without Redis): requests and tokens counted in
+# one fixed minute (``window`` = Unix minute) per counter key (`cockpit.policy.rate_limits`).
+# Rows of past minutes are deleted as new ones are made.
+rate_counters = sa.Table(
+    "rate_counters",
+    metadata,
+    id_column(),
+    sa.Column("key", sa.String(1024), nullable=False),
+    sa.Column("window", sa.BigInteger(), nullable=False),
+    sa.Column("requests", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+    sa.Column("tokens", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+    sa.UniqueConstraint("key", "window"),
+)

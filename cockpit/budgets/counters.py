@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cockpit.budgets.ledger import encode_row, ledger_namespace, ledger_queue
 from cockpit.budgets.usage import UTC, Window
-from cockpit.store.inserts import insert_new
+from cockpit.store.inserts import insert_new, skipping_existing
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
 
 LEASE_SHARE = 16
@@ -312,8 +312,8 @@ class SqlCounters:
             ])
             inserted: set[str] = set()
             if settled:
-                statement = insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)).returning(usage_ledger.c.request_id)
-                inserted = set(connection.execute(statement).scalars())
+                statement = skipping_existing(connection, usage_ledger, ("request_id",)).returning(usage_ledger.c.request_id)
+                inserted = set(connection.execute(statement, [dict(call.row) for call in settled]).scalars())
             for (account_id, window_start, scope, lease_id), cost in _costs(call for call in settled if call.row["request_id"] in inserted).items():
                 held = connection.execute(
                     budget_reservations.update().where(budget_reservations.c.id == lease_id).values(amount=budget_reservations.c.amount - cost)

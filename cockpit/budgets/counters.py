@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cockpit.budgets.ledger import encode_row, ledger_namespace, ledger_queue
 from cockpit.budgets.usage import UTC, Window
-from cockpit.store.inserts import insert_new, skipping_existing
+from cockpit.store.inserts import insert_new
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
 
 LEASE_SHARE = 16
@@ -127,7 +127,13 @@ class Settled:
 
     @property
     def credits(self) -> Decimal:
-        return Decimal(self.row["credits"])
+        found = self.row["credits"]
+        return found if isinstance(found, Decimal) else Decimal(found)
+
+    @property
+    def account_id(self) -> uuid.UUID:
+        found = self.row["account_id"]
+        return found if isinstance(found, uuid.UUID) else uuid.UUID(str(found))
 
 
 @dataclass(frozen=True)
@@ -307,13 +313,10 @@ class SqlCounters:
     def absorb(self, settled: Sequence[Settled], releases: Sequence[Release] = ()) -> None:
         with self._serial, self.engine.begin() as connection:
             self._lock(connection, [
-                *((uuid.UUID(str(call.row["account_id"])), call.window_start, scope) for call in settled for scope, _id, _token in call.leases),
+                *((call.account_id, call.window_start, scope) for call in settled for scope, _id, _token in call.leases),
                 *((r.lease.account_id, r.lease.window.start, r.lease.scopes[0]) for r in releases),
             ])
-            inserted: set[str] = set()
-            if settled:
-                statement = skipping_existing(connection, usage_ledger, ("request_id",)).returning(usage_ledger.c.request_id)
-                inserted = set(connection.execute(statement, [dict(call.row) for call in settled]).scalars())
+            inserted = _insert_new_rows(connection, settled)
             for (account_id, window_start, scope, lease_id), cost in _costs(call for call in settled if call.row["request_id"] in inserted).items():
                 held = connection.execute(
                     budget_reservations.update().where(budget_reservations.c.id == lease_id).values(amount=budget_reservations.c.amount - cost)
@@ -378,11 +381,26 @@ class SqlCounters:
             connection.execute(insert_new(connection, budget_counters, rows, ("account_id", "window_start", "scope")))
 
 
+def _insert_new_rows(connection: Connection, settled: Sequence[Settled]) -> set[str]:
+    """Write the calls' ledger rows that are not there yet; the request ids written. The
+    spool's writer (or, once it died, the one server that holds its file) is the only one
+    absorbing its calls, so rows not found first are inserted without conflict: one SELECT
+    and one executemany, far cheaper per row than an INSERT … ON CONFLICT … RETURNING."""
+    if not settled:
+        return set()
+    ids = [str(call.row["request_id"]) for call in settled]
+    existing = set(connection.execute(sa.select(usage_ledger.c.request_id).where(usage_ledger.c.request_id.in_(ids))).scalars())
+    fresh = [dict(call.row) for call in settled if call.row["request_id"] not in existing]
+    if fresh:
+        connection.execute(usage_ledger.insert(), fresh)
+    return {row["request_id"] for row in fresh}
+
+
 def _costs(settled: Iterable[Settled]) -> dict[tuple[uuid.UUID, dt.datetime, str, uuid.UUID], Decimal]:
     """What the calls cost per lease: (account, window start, scope, lease id) → credits."""
     costs: dict[tuple[uuid.UUID, dt.datetime, str, uuid.UUID], Decimal] = {}
     for call in settled:
-        account_id = uuid.UUID(str(call.row["account_id"]))
+        account_id = call.account_id
         for scope, lease_id, _token in call.leases:
             key = (account_id, call.window_start, scope, lease_id)
             costs[key] = costs.get(key, Decimal(0)) + call.credits
@@ -699,7 +717,7 @@ class RedisCounters:
                 connection.execute(insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)))
         args: list[Any] = [APPLIED_SECONDS, len(settled)]
         for call in settled:
-            account_id = uuid.UUID(str(call.row["account_id"]))
+            account_id = call.account_id
             hash_key = f"{self.PREFIX}:{account_id}:{int(call.window_start.timestamp())}"
             args += [self._applied + str(call.row["request_id"]), len(call.leases)]
             for scope, lease_id, _token in call.leases:

@@ -265,6 +265,27 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def prefer_fast_commits(engine: Engine) -> None:
+    """For a server that writes often (the gateway absorbs its spool every tenth of a second):
+    on SQLite, the write-ahead log (readers no longer wait for a writer, and a commit appends
+    to the log instead of rewriting a journal) and `synchronous=NORMAL` on this engine's
+    connections, so a commit no longer waits for the disk. A commit then survives the process
+    being killed, not the machine losing power; the calls a server absorbs are what its spool
+    (`cockpit.budgets.spool`) already holds. The log mode stays with the database file;
+    other engines keep their own `synchronous`. PostgreSQL is left as it is."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()  # outside a transaction: the driver's BEGIN is off
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine.dispose()  # pooled connections were made without them
+
+
 def _where(url: URL) -> str:
     return f"{url.host or 'localhost'}:{url.port or 5432}"
 

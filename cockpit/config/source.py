@@ -12,7 +12,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import yaml
 
@@ -176,8 +176,24 @@ def _link_path(path: Path) -> str:
     return str(path)
 
 
-def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
-    """Load every document under `root`; problems go to `diagnostics`, never raise."""
+def load_tree(
+    root: Path,
+    diagnostics: Diagnostics,
+    texts: dict[Path, str] | None = None,
+    snapshot: Mapping[Path, str] | None = None,
+) -> list[SourceDocument]:
+    """Load every document under `root`; problems go to `diagnostics`, never raise.
+
+    `texts`, when given, receives the text of every file read (what a saved plan keeps);
+    `snapshot` (path → text) is read instead of the disk: the config a saved plan was made
+    from, at the paths it had, so `${file:…}` references still resolve beside them."""
+    if snapshot is not None:
+        documents = []
+        for path, text in sorted(snapshot.items()):
+            documents.extend(load_file(path, diagnostics, text=text))
+            if texts is not None:
+                texts[path] = text
+        return documents
     if not root.exists():
         diagnostics.error(
             Location(str(root), 0, 0), "no such file or directory; give a tenant repo directory"
@@ -191,15 +207,20 @@ def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
         )
     documents: list[SourceDocument] = []
     for path in files:
-        documents.extend(load_file(path, diagnostics))
+        documents.extend(load_file(path, diagnostics, texts))
     return documents
 
 
-def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
+def load_file(
+    path: Path, diagnostics: Diagnostics, texts: dict[Path, str] | None = None, text: str | None = None
+) -> list[SourceDocument]:
     shown = display_path(path)
-    text = _read_text(path, shown, diagnostics)
     if text is None:
-        return []
+        text = _read_text(path, shown, diagnostics)
+        if text is None:
+            return []
+        if texts is not None:
+            texts[path] = text
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -233,6 +254,11 @@ def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
     if not documents:
         diagnostics.warning(Location(shown, 1, 1), "file holds no YAML documents")
     return documents
+
+
+def read_text(path: Path) -> str | None:
+    """A config file's text as the loader reads it, or None when it cannot be read."""
+    return _read_text(path, display_path(path), Diagnostics())
 
 
 def _read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:

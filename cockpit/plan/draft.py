@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
+from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.config.validate import ValidationResult
 from cockpit.plan.model import Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
@@ -38,6 +39,8 @@ class PlanContext:
     hard_delete_accounts: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
     config_path: str | None = None
+    snapshot: ConfigSnapshot | None = None
+    """The files the config was read from (kept by a saved plan)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class PlanDraft:
             plan_id=str(uuid.uuid4()),
             created_at=now.isoformat().replace("+00:00", "Z"),
             config_path=context.config_path,
+            config=context.snapshot,
         )
 
 

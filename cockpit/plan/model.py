@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.policy.impact import AccessChange
 from cockpit.zitadel.desired import ZitadelChange, ZitadelPlan
 from cockpit.resources.state import Address, Key
@@ -86,6 +87,9 @@ class Plan:
     plan_id: str = ""
     created_at: str = ""
     config_path: str | None = None
+    config: ConfigSnapshot | None = field(default=None, compare=False, repr=False)
+    """The config files the plan was made from: a saved plan keeps them, so `apply FILE`
+    verifies against what was reviewed (not in the public JSON plan, only in the saved file)."""
 
     @property
     def has_changes(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Mapping
 from pydantic import BaseModel, ValidationError
 
 from cockpit.config import semantics
-from cockpit.config.diagnostics import Diagnostic, Diagnostics
+from cockpit.config.diagnostics import Diagnostic, Diagnostics, Location
 from cockpit.config.schema import check_document, check_envelope
 from cockpit.config.source import SourceDocument, load_tree
 from cockpit.config.tenant import Tenant, gather
@@ -43,7 +43,8 @@ def validate_path(
 def _validate(root: Path, registry: Registry, snapshot: Mapping[Path, str] | None = None) -> ValidationResult:
     diagnostics = Diagnostics()
     texts: dict[Path, str] = {}
-    documents = load_tree(root, diagnostics, texts, snapshot)
+    unparsed: list[tuple[Location, str]] = []
+    documents = load_tree(root, diagnostics, texts, snapshot, unparsed)
     parsed: list[tuple[SourceDocument, BaseModel]] = []
     broken: list[SourceDocument] = []
     for document in documents:
@@ -62,7 +63,7 @@ def _validate(root: Path, registry: Registry, snapshot: Mapping[Path, str] | Non
             broken.append(document)
         else:
             parsed.append((document, model))
-    tenant = gather(parsed, registry, diagnostics, broken)
+    tenant = gather(parsed, registry, diagnostics, broken, unparsed)
     repo_root = root if root.is_dir() else root.parent
     semantics.check(tenant, diagnostics, registry, repo_root)
     files = len({d.file for d in documents})

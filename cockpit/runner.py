@@ -44,13 +44,14 @@ def fail(message: str) -> NoReturn:
 
 def open_store():
     """(engine, secret box, environment) for the configured database, or exit 1 saying why."""
-    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, effective_environment, resolve_database_url
+    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, effective_environment, require_sqlite_file, resolve_database_url
     from cockpit.store.migrate import require_current
     from cockpit.store.secrets import SecretBox, SecretKeyError
 
     environ = effective_environment()
     url = resolve_database_url()
     try:
+        require_sqlite_file(url)
         engine = create_engine_for(url)
         connect_check(engine)
         require_current(engine)

@@ -15,7 +15,7 @@ from typing import Mapping, Protocol, Sequence
 
 from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.config.validate import ValidationResult
-from cockpit.plan.model import Plan, ResourceChange
+from cockpit.plan.model import AccessGroup, Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
 from cockpit.resources.state import State
 from cockpit.zitadel.desired import ZitadelPlan
@@ -62,6 +62,7 @@ class PlanDraft:
     changes: tuple[ResourceChange, ...] = ()
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     access_impact: tuple[AccessChange, ...] = ()
+    access_groups: tuple[AccessGroup, ...] = ()
     zitadel: ZitadelPlan = field(default_factory=ZitadelPlan)
 
     def finish(self, context: PlanContext) -> Plan:
@@ -71,6 +72,7 @@ class PlanDraft:
             workspace=context.workspace,
             changes=self.changes,
             access_impact=self.access_impact,
+            access_groups=self.access_groups,
             fingerprints=self.fingerprints,
             warnings=context.warnings,
             zitadel=self.zitadel,

@@ -76,12 +76,49 @@ class ResourceChange:
 
 
 @dataclass(frozen=True)
+class AccessCause:
+    """A planned change that causes access changes: a grant, a membership, a policy."""
+
+    action: Action
+    type: str
+    account: str | None
+    key: Key
+    origin: str | None = None
+    """Where the config declares it (or, for a delete, declared it when it was last applied)."""
+
+    @property
+    def label(self) -> str:
+        return "/".join(self.key) if self.key else "(singleton)"
+
+
+@dataclass(frozen=True)
+class AccessGroup:
+    """The access changes of one kind (who gains or loses `what` `name`, or whose budget
+    changes) that the same planned changes cause: what a reviewer reads first."""
+
+    account: str
+    domain: str
+    what: str
+    name: str
+    gains: bool | None
+    causes: tuple[AccessCause, ...]
+    """Empty when no single change of the plan explains it (say, an account suspended)."""
+    changes: tuple[AccessChange, ...]
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return tuple(c.subject for c in self.changes)
+
+
+@dataclass(frozen=True)
 class Plan:
     workspace: str
     changes: tuple[ResourceChange, ...]
     access_impact: tuple[AccessChange, ...] = ()
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     """Per account (and `*catalog*`): a digest of the actual state this plan was made from."""
+    access_groups: tuple[AccessGroup, ...] = ()
+    """`access_impact` grouped by the planned changes that cause it."""
     warnings: tuple[str, ...] = ()
     zitadel: ZitadelPlan = field(default_factory=ZitadelPlan)
     plan_id: str = ""

@@ -25,9 +25,11 @@ from itertools import chain
 from typing import Any, Iterable
 
 from cockpit.zitadel.desired import ZitadelChange
+from cockpit.credits import format_number
 from cockpit.plan.model import (
-    SENSITIVE, SENSITIVE_CHANGED, AccessChange, Action, FieldChange, Plan, ResourceChange,
+    SENSITIVE, SENSITIVE_CHANGED, AccessCause, AccessGroup, Action, FieldChange, Plan, ResourceChange,
 )
+from cockpit.plan.text_diff import is_multiline, line_diff
 from cockpit.resources.types import resource_types, types_by_name
 
 LIMIT = 65_000
@@ -150,7 +152,7 @@ def _closing(plan: Plan, cut: _Cut, full_plan: str | None) -> str:
     if cut.changes:
         parts.append(f"{cut.changes:,} of {len(plan.changes):,} changes")
     if cut.access:
-        parts.append(f"{cut.access:,} of {len(plan.access_impact):,} access changes")
+        parts.append(f"{cut.access:,} of {len(_by_causes(plan.access_groups)):,} causes of access changes")
     if cut.fields:
         parts.append(f"{_count(cut.fields, 'field diff')} within changes that are shown")
     if cut.warnings:
@@ -261,23 +263,53 @@ _ACCOUNTS_HEADING = "### ✏️ Updates and creates\n\n"
 
 
 def _access_section(plan: Plan) -> _Section:
-    """Losses first, then budget changes, then gains; the plan's order within each."""
-    rank = {False: 0, None: 1, True: 2}
-    impact = sorted(plan.access_impact, key=lambda a: rank[a.gains])
-    head = f"### 🔐 Access impact ({len(impact):,})\n\n"
-    items = (_Item(_access_line(a)) for a in impact)
-    return _Section("access", head, "\n", "access change", items, len(impact))
+    """One item per cause: the planned changes (with where they are declared), then per kind
+    of access the people it reaches, counted, listed in full under a <details>."""
+    head = f"### 🔐 Access impact ({len(plan.access_impact):,}), by the change that causes it\n\n"
+    items: list[_Item] = []
+    for causes, groups in _by_causes(plan.access_groups):
+        text = "".join(_cause_line(c) for c in causes) if causes else "**No single change of this plan** (the account or its directory as a whole)\n"
+        text += "\n" + "".join(_effect(g) for g in groups) + "\n"
+        items.append(_Item(text))
+    return _Section("access", head, "", "access change group", items, len(items))
 
 
-def _access_line(item: AccessChange) -> str:
-    who = _code(_shorten(item.subject))
-    what = f"{_text(item.what)} {_code(_shorten(item.name))}"
-    where = f" · {_code(_shorten(item.account))} ({_text(item.domain)})"
-    if item.gains is None:
-        return f"- 💰 {who} {what}: {_value(item.before)} → {_value(item.after)}{where}\n"
-    if item.gains:
-        return f"- 🟢 {who} gains {what}{where}\n"
-    return f"- 🔴 {who} **loses** {what}{where}\n"
+def _by_causes(groups: tuple[AccessGroup, ...]) -> list[tuple[tuple[AccessCause, ...], list[AccessGroup]]]:
+    """Consecutive groups with the same causes, together (the plan keeps them adjacent)."""
+    runs: list[tuple[tuple[AccessCause, ...], list[AccessGroup]]] = []
+    for group in groups:
+        if runs and runs[-1][0] == group.causes and runs[-1][1][0].account == group.account:
+            runs[-1][1].append(group)
+        else:
+            runs.append((group.causes, [group]))
+    return runs
+
+
+def _cause_line(cause: AccessCause) -> str:
+    where = f" in {_code(_shorten(cause.account))}" if cause.account and cause.type != "account" else ""
+    origin = f" · {_code(_shorten(cause.origin))}" if cause.origin else ""
+    return f"{_ICONS[cause.action]} **{_text(_display(cause.type))}** {_code(_shorten(cause.label))}{where}{origin}  \n"
+
+
+def _effect(group: AccessGroup) -> str:
+    where = f"{_code(_shorten(group.account))} ({_text(group.domain)})"
+    if group.gains is None:
+        return "".join(
+            f"- 💰 {_code(_shorten(c.subject))} {_text(c.what)} {_code(_shorten(c.name))}: "
+            f"{_credits(c.before)} → {_credits(c.after)} · {where}\n"
+            for c in group.changes
+        )
+    count = len(group.changes)
+    who = "1 person" if count == 1 else f"{count:,} people"
+    verb = ("gain" if group.gains else "lose") + ("s" if count == 1 else "")
+    icon, verb = ("🟢", verb) if group.gains else ("🔴", f"**{verb}**")
+    line = f"- {icon} {who} {verb} {_text(group.what)} {_code(_shorten(group.name))} · {where}\n"
+    people = ", ".join(_code(_shorten(s.removeprefix("user:"))) for s in group.subjects)
+    return line + f"  <details><summary>{who}</summary>\n\n  {people}\n\n  </details>\n"
+
+
+def _credits(value: float | None) -> str:
+    return "*(none)*" if value is None else _code(format_number(value, 2))
 
 
 def _deletes_section(plan: Plan) -> _Section:
@@ -340,30 +372,47 @@ def _update_item(change: ResourceChange) -> _Item:
     if not change.field_changes:
         return _Item(head)
     rows = ["| Field | Before | After |", "|:--|:--|:--|"]
+    diffs = []
+    scales = types_by_name()[change.type].scales if change.type in types_by_name() else {}
     for field_change in change.field_changes[:FIELD_ROWS]:
-        before, after = _field_values(field_change)
+        if not field_change.sensitive and is_multiline(field_change.before, field_change.after):
+            rows.append(f"| {_code(_shorten(field_change.dotted), cell=True)} | *(lines below)* | *(lines below)* |")
+            diffs.append(_line_diff_block(field_change))
+            continue
+        places = scales.get(str(field_change.path[0])) if len(field_change.path) == 1 else None
+        before, after = _field_values(field_change, places)
         rows.append(f"| {_code(_shorten(field_change.dotted), cell=True)} | {before} | {after} |")
     left_out = max(len(change.field_changes) - FIELD_ROWS, 0)
     if left_out:
         rows.append(f"| _… {_count(left_out, 'more field')}_ | | |")
-    return _Item(head + "\n".join(rows) + "\n\n", fields_cut=left_out)
+    return _Item(head + "\n".join(rows) + "\n\n" + "".join(diffs), fields_cut=left_out)
 
 
-def _field_values(change: FieldChange) -> tuple[str, str]:
+def _line_diff_block(change: FieldChange) -> str:
+    """A multi-line string's changed lines as a fenced `diff` block, under its field's name;
+    the fence is longer than any run of backticks inside, so the text cannot close it."""
+    lines = [line[:VALUE_WIDTH * 4] for line in line_diff(change.before, change.after)]
+    body = "\n".join(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line) for line in lines)
+    fence = "`" * max(3, max((len(run) for run in _BACKTICKS.findall(body)), default=0) + 1)
+    return f"{_code(_shorten(change.dotted))}:\n\n{fence}diff\n{body}\n{fence}\n\n"
+
+
+def _field_values(change: FieldChange, places: int | None = None) -> tuple[str, str]:
     """Sensitive fields show the placeholders whatever the plan holds; absence stays visible."""
     if change.sensitive:
         before = "*(none)*" if change.before is None else SENSITIVE
         after = "*(none)*" if change.after is None else SENSITIVE_CHANGED
         return before, after
-    return _value(change.before, cell=True), _value(change.after, cell=True)
+    return _value(change.before, cell=True, places=places), _value(change.after, cell=True, places=places)
 
 
 def _create_item(change: ResourceChange) -> _Item:
     head = f"- {_ICONS[change.action]} **{_text(_display(change.type))}** {_code(_shorten(change.label))}"
     lines = [head + _origin(change) + (f" — _{_text(change.reason)}_" if change.reason else "")]
     values = [(k, v) for k, v in (change.after or {}).items() if v not in (None, {}, [], "")]
+    scales = types_by_name()[change.type].scales if change.type in types_by_name() else {}
     for key, value in values[:FIELD_ROWS]:
-        lines.append(f"  - {_code(_shorten(str(key)))}: {_value(value)}")
+        lines.append(f"  - {_code(_shorten(str(key)))}: {_value(value, places=scales.get(key))}")
     if change.secret_fingerprint:
         lines.append(f"  - secret: {SENSITIVE}")
     left_out = max(len(values) - FIELD_ROWS, 0)
@@ -404,12 +453,15 @@ _BACKTICKS = re.compile(r"`+")
 _PUNCTUATION = re.compile(r"([\\`*_\[\]{}()<>#+\-.!|~&])")
 
 
-def _value(value: Any, cell: bool = False) -> str:
-    """A value as inline code, JSON-encoded and cut to VALUE_WIDTH; placeholders stay plain."""
+def _value(value: Any, cell: bool = False, places: int | None = None) -> str:
+    """A value as inline code, JSON-encoded and cut to VALUE_WIDTH (numbers as every command
+    prints them); placeholders stay plain."""
     if value is None:
         return "*(none)*"
     if isinstance(value, str) and value in (SENSITIVE, SENSITIVE_CHANGED):
         return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _code(format_number(value, places), cell=cell)
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return _code(_shorten(text, VALUE_WIDTH), cell=cell)
 

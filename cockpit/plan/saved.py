@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cockpit.config.snapshot import ConfigSnapshot
-from cockpit.plan.model import Action, FieldChange, Plan, ResourceChange
+from cockpit.plan.model import AccessCause, AccessGroup, Action, FieldChange, Plan, ResourceChange
 from cockpit.plan.render_json import render_json
 from cockpit.policy.impact import AccessChange
 from cockpit.store.secrets import SecretBox, canonical_json
@@ -226,6 +226,15 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
                          {"gain": True, "lose": False}.get(a["change"]), a["before"], a["after"])
             for a in document["access_impact"]
         )
+        by_subject = {(a.account, a.domain, a.what, a.name, a.gains, a.subject): a for a in impact}
+        groups = tuple(
+            AccessGroup(
+                g["account"], g["domain"], g["what"], g["name"], {"gain": True, "lose": False}.get(g["change"]),
+                tuple(AccessCause(Action(c["action"]), c["type"], c["account"], tuple(c["key"]), c["origin"]) for c in g["causes"]),
+                tuple(by_subject[(g["account"], g["domain"], g["what"], g["name"], {"gain": True, "lose": False}.get(g["change"]), s)] for s in g["subjects"]),
+            )
+            for g in document.get("access_by_cause", [])
+        )
         zitadel_doc = document.get("zitadel") or {}
         fingerprints = document["fingerprints"]
         zitadel = ZitadelPlan(
@@ -239,6 +248,7 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
             zitadel=zitadel,
             changes=changes,
             access_impact=impact,
+            access_groups=groups,
             fingerprints={k: v for k, v in fingerprints.items() if not k.startswith("zitadel:")},
             warnings=tuple(document["warnings"]),
             plan_id=document["plan_id"],

@@ -160,6 +160,9 @@ def apply_or_exit(
         commit_sha=(snapshot.commit if snapshot is not None else _git_commit(config_path) if config_path else None),
         lock_timeout=lock_timeout,
     )
+    if not plan.has_changes and plan.origins:
+        _record_origins_only(engine, box, plan, options, environ)
+        return
     if not _ready(plan, options):
         return
     if saved is None and not auto_approve:
@@ -194,6 +197,19 @@ def apply_or_exit(
         fail(f"the database is applied, but {outcome.zitadel.failed} Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first")
     if config_path is not None:
         _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel, snapshot)
+
+
+def _record_origins_only(engine, box, plan: Plan, options: ApplyOptions, environ) -> None:
+    """Nothing changes, but resources moved within their files: record where they are
+    declared now, so explain and the read API point at the right lines."""
+    from cockpit.apply.executor import ApplyError
+    from cockpit.store.locks import LockTimeout
+
+    try:
+        apply_plan(engine, box, plan, options, environ)
+    except (ApplyRefused, ApplyError, LockTimeout, StalePlan) as exc:
+        fail(str(exc))
+    click.echo(f"Nothing to apply; recorded where {len(plan.origins)} resource(s) are declared now.", err=True)
 
 
 def _ready(plan: Plan, options: ApplyOptions) -> bool:
@@ -250,7 +266,7 @@ def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitade
         if again.changes or not again.zitadel.changes or not pause:
             break
         time.sleep(pause)
-    if again.has_changes:
+    if again.has_changes or again.origins:
         click.echo(render_text(again), err=True)
         fail(f"apply finished but the re-plan still shows {len(again.changes)} change(s); this is a bug in cockpit — please report it with the plan above")
     if snapshot is None:

@@ -54,12 +54,12 @@ def test_create_update_delete_every_kind(cockpit: Cockpit) -> None:
         'display_name: "Alice" → "Alice A."',
         'role: "member" → "admin"',
         'access: "deny" → "allow"',
-        "config.size: 1024 → 2048",
+        "config.size: 1,024 → 2,048",
         'type: "block" → "detect"',
         'definition.system_prompt: "Be kind" → "Be brief"',
         'config.region: (none) → "eu"',
         'title: "Helpdesk" → "Helpdesk bot"',
-        "credits: 250.0 → 200",
+        "credits: 250.00 → 200.00",
     ):
         assert line in plan.output, line
     assert cockpit.apply().exit_code == 0
@@ -286,13 +286,19 @@ def test_plan_leads_with_access_impact(cockpit: Cockpit) -> None:
     plan = cockpit.plan()
     assert plan.exit_code == 2, plan.output
     lines = plan.output.splitlines()
-    assert lines[0] == "Access impact:"
-    assert "  + acme (copilot): user:bob@acme.com gains model gpt-4o" in lines
-    assert any("team:research/ml budget q1: 250.0 → 200.0" in line for line in lines), plan.output
+    assert lines[0] == "Access impact, by the change that causes it:"
+    at = lines.index(f"  ~ model grant acme/copilot/gpt-4o/user/bob@acme.com    (tenant/tenant.yaml:{BASE.splitlines().index('  - {model: gpt-4o, scope: user:bob@acme.com, access: deny}') + 1}:5)")
+    assert lines[at + 1] == "      1 person gains model gpt-4o (copilot): bob@acme.com"
+    at = next(i for i, line in enumerate(lines) if line.startswith("  ~ budget override acme/q1/team/research/ml"))
+    assert lines[at + 1] == "      team:research/ml budget q1: 250.00 → 200.00", plan.output
     cockpit.write(BASE.replace("  - {model: gpt-4o, scope: org:research}\n", ""))
     revoke = cockpit.plan()
     assert revoke.exit_code == 3
-    assert "  - acme (copilot): user:alice@acme.com loses model gpt-4o" in revoke.output.splitlines()
+    lines = revoke.output.splitlines()
+    # The grant is no longer in the config: where it was declared is what the apply recorded.
+    line = BASE.splitlines().index("  - {model: gpt-4o, scope: org:research}") + 1
+    at = lines.index(f"  - model grant acme/copilot/gpt-4o/org/research    (tenant.yaml:{line}:5)")
+    assert lines[at + 1] == "      1 person loses model gpt-4o (copilot): alice@acme.com"
 
 
 def test_export_command_round_trips(cockpit: Cockpit) -> None:

@@ -63,6 +63,13 @@ class SourceDocument:
     index: int
     node: yaml.Node
     data: Any
+    relative: str = ""
+    """The path relative to the tenant repo (POSIX): what an apply records as its origin."""
+
+    def origin(self, path: Sequence[PathElement]) -> str:
+        """`file:line:column` of the node at `path`, the file relative to the tenant repo."""
+        location = self.locate(path)
+        return f"{self.relative or self.file}:{location.line}:{location.column}"
 
     def locate(self, path: Sequence[PathElement], *, key: bool = False) -> Location:
         """The position of the node at `path`; with `key`, of the mapping key naming it.
@@ -189,10 +196,11 @@ def load_tree(
     `snapshot` (path → text) is read instead of the disk: the config a saved plan was made
     from, at the paths it had, so `${file:…}` references still resolve beside them.
     `unparsed` receives (where, file) of each file that cannot be read or does not parse."""
+    base = root if snapshot is not None or root.is_dir() else root.parent
     if snapshot is not None:
         documents = []
         for path, text in sorted(snapshot.items()):
-            documents.extend(load_file(path, diagnostics, text=text, unparsed=unparsed))
+            documents.extend(_relative(load_file(path, diagnostics, text=text, unparsed=unparsed), path, base))
             if texts is not None:
                 texts[path] = text
         return documents
@@ -209,7 +217,17 @@ def load_tree(
         )
     documents: list[SourceDocument] = []
     for path in files:
-        documents.extend(load_file(path, diagnostics, texts, unparsed=unparsed))
+        documents.extend(_relative(load_file(path, diagnostics, texts, unparsed=unparsed), path, base))
+    return documents
+
+
+def _relative(documents: list[SourceDocument], path: Path, base: Path) -> list[SourceDocument]:
+    try:
+        relative = path.relative_to(base).as_posix()
+    except ValueError:
+        relative = path.name
+    for document in documents:
+        document.relative = relative
     return documents
 
 

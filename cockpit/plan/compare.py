@@ -84,9 +84,10 @@ def _update(current: Resource, resource: Resource, changes: tuple[FieldChange, .
 
 
 def _delete(resource: Resource) -> ResourceChange:
+    """Its origin is where the last apply recorded it declared (it is no longer in the config)."""
     return ResourceChange(
         Action.DELETE, resource.type, resource.account, resource.key, dict(resource.fields), None,
-        protect=resource.protect,
+        protect=resource.protect, origin=_origin(resource),
     )
 
 

@@ -17,7 +17,7 @@ from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.config.validate import ValidationResult
 from cockpit.plan.model import AccessGroup, Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
-from cockpit.resources.state import State
+from cockpit.resources.state import Address, State
 from cockpit.zitadel.desired import ZitadelPlan
 
 
@@ -63,6 +63,7 @@ class PlanDraft:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     access_impact: tuple[AccessChange, ...] = ()
     access_groups: tuple[AccessGroup, ...] = ()
+    origins: Mapping[Address, str] = field(default_factory=dict)
     zitadel: ZitadelPlan = field(default_factory=ZitadelPlan)
 
     def finish(self, context: PlanContext) -> Plan:
@@ -73,6 +74,7 @@ class PlanDraft:
             changes=self.changes,
             access_impact=self.access_impact,
             access_groups=self.access_groups,
+            origins=self.origins,
             fingerprints=self.fingerprints,
             warnings=context.warnings,
             zitadel=self.zitadel,

@@ -119,6 +119,9 @@ class Plan:
     """Per account (and `*catalog*`): a digest of the actual state this plan was made from."""
     access_groups: tuple[AccessGroup, ...] = ()
     """`access_impact` grouped by the planned changes that cause it."""
+    origins: Mapping[Address, str] = field(default_factory=dict)
+    """Where the config declares resources whose recorded origin is missing or moved
+    (`cockpit.plan.origins`); apply records them. Not a change: `has_changes` ignores them."""
     warnings: tuple[str, ...] = ()
     zitadel: ZitadelPlan = field(default_factory=ZitadelPlan)
     plan_id: str = ""

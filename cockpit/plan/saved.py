@@ -178,6 +178,7 @@ def write_saved_plan(plan: Plan, path: Path, box: SecretBox) -> None:
     document["format_version"] = FORMAT_VERSION
     if plan.config is not None:
         document["config"] = plan.config.as_dict()
+    document["origins"] = [[t, account, list(key), origin] for (t, account, key), origin in plan.origins.items()]
     path.write_text(json.dumps(seal(document, box), indent=1) + "\n", encoding="utf-8")
 
 
@@ -255,6 +256,7 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
             created_at=document["created_at"],
             config_path=document["config_path"],
             config=ConfigSnapshot.from_dict(document["config"]) if document.get("config") else None,
+            origins={(t, account, tuple(key)): str(origin) for t, account, key, origin in document.get("origins", [])},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFormatError(f"saved plan is damaged or not a cockpit plan ({exc!r})") from None

@@ -36,7 +36,10 @@ class PlanInputs:
 def validated(config_path: Path, snapshot: ConfigSnapshot | None = None) -> ValidationResult:
     """The config at `config_path` (or the `snapshot` of it a saved plan keeps), validated;
     raises PlanFailed with its errors."""
-    validation = validate_path(config_path, snapshot=snapshot.paths() if snapshot is not None else None)
+    if snapshot is not None:
+        validation = validate_path(Path(snapshot.base), snapshot=snapshot.paths())
+    else:
+        validation = validate_path(config_path)
     if not validation.ok:
         raise PlanFailed([str(d) for d in validation.diagnostics if d.severity == "error"], validation)
     return validation

@@ -56,6 +56,7 @@ from cockpit.store.tables.runtime import (
     budget_counters,
     budget_cycles,
     budget_reservations,
+    resource_origins,
     usage_ledger,
     virtual_keys,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "metadata",
     "model_grants",
     "models",
+    "resource_origins",
     "usage_ledger",
     "virtual_keys",
 ]

@@ -47,7 +47,7 @@ def audit_page(connection: Connection, account_id: uuid.UUID, where: AuditFilter
         sa.select(
             events.id, events.account_id, events.domain, events.actor, events.action, events.kind,
             events.resource_key, events.before, events.after, events.plan_id, events.commit_sha,
-            events.apply_run_id, events.created_at,
+            events.apply_run_id, events.created_at, events.origin,
         )
         .where(*filters)
         .order_by(events.created_at.desc(), events.id.desc())

@@ -297,7 +297,7 @@ def test_plan_leads_with_access_impact(cockpit: Cockpit) -> None:
     lines = revoke.output.splitlines()
     # The grant is no longer in the config: where it was declared is what the apply recorded.
     line = BASE.splitlines().index("  - {model: gpt-4o, scope: org:research}") + 1
-    at = lines.index(f"  - model grant acme/copilot/gpt-4o/org/research    (tenant.yaml:{line}:5)")
+    at = lines.index(f"  - model grant acme/copilot/gpt-4o/org/research    (tenant/tenant.yaml:{line}:5)")
     assert lines[at + 1] == "      1 person loses model gpt-4o (copilot): alice@acme.com"
 
 

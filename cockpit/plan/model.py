@@ -155,3 +155,15 @@ class Plan:
     @property
     def exit_code(self) -> int:
         return 3 if self.has_deletes else 2 if self.has_changes else 0
+
+
+def access_groups_of(plan: Plan) -> tuple[AccessGroup, ...]:
+    """The plan's access changes grouped by cause; for a plan made without the access
+    comparator (a test's, or a saved file older than 1.2), grouped without causes."""
+    if plan.access_groups or not plan.access_impact:
+        return plan.access_groups
+    rank = {False: 0, None: 1, True: 2}
+    groups: dict[tuple, list[AccessChange]] = {}
+    for item in plan.access_impact:
+        groups.setdefault((item.account, rank[item.gains], item.domain, item.what, item.name, item.gains), []).append(item)
+    return tuple(AccessGroup(k[0], k[2], k[3], k[4], k[5], (), tuple(v)) for k, v in sorted(groups.items(), key=lambda kv: kv[0][:5]))

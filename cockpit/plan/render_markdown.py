@@ -22,12 +22,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from cockpit.zitadel.desired import ZitadelChange
 from cockpit.credits import format_number
 from cockpit.plan.model import (
     SENSITIVE, SENSITIVE_CHANGED, AccessCause, AccessGroup, Action, FieldChange, Plan, ResourceChange,
+    access_groups_of,
 )
 from cockpit.plan.text_diff import is_multiline, line_diff
 from cockpit.resources.types import resource_types, types_by_name
@@ -152,7 +153,7 @@ def _closing(plan: Plan, cut: _Cut, full_plan: str | None) -> str:
     if cut.changes:
         parts.append(f"{cut.changes:,} of {len(plan.changes):,} changes")
     if cut.access:
-        parts.append(f"{cut.access:,} of {len(_by_causes(plan.access_groups)):,} causes of access changes")
+        parts.append(f"{cut.access:,} of {len(plan.access_impact):,} access changes")
     if cut.fields:
         parts.append(f"{_count(cut.fields, 'field diff')} within changes that are shown")
     if cut.warnings:
@@ -172,6 +173,8 @@ def _closing(plan: Plan, cut: _Cut, full_plan: str | None) -> str:
 class _Item:
     text: str
     fields_cut: int = 0
+    weight: int = 1
+    """How many of the section's counted things it shows (an access group: its people)."""
 
 
 class _Section:
@@ -208,7 +211,7 @@ class _Section:
     def fit(self, allowance: int, cut: _Cut) -> str:
         """As many leading items as fit in `allowance`, then a line counting the rest."""
         shown: list[_Item] = []
-        if self.size() <= allowance and len(self.items) == self.count:
+        if self.size() <= allowance and sum(i.weight for i in self.items) == self.count:
             shown = self.items
         else:
             worst = max(len(self.more(self.count, 1)), len(self.more(self.count, 0)))
@@ -222,12 +225,12 @@ class _Section:
                 shown.append(item)
                 room -= len(item.text)
         self._count_cut(cut, shown)
-        left_out = self.count - len(shown)
+        left_out = self.count - sum(i.weight for i in shown)
         more = self.more(left_out, len(shown)) if left_out else ""
         return self.head + "".join(i.text for i in shown) + more + self.tail
 
     def _count_cut(self, cut: _Cut, shown: list[_Item]) -> None:
-        left_out = self.count - len(shown)
+        left_out = self.count - sum(i.weight for i in shown)
         if self.kind == "change":
             cut.changes += left_out
         elif self.kind == "access":
@@ -263,26 +266,23 @@ _ACCOUNTS_HEADING = "### ✏️ Updates and creates\n\n"
 
 
 def _access_section(plan: Plan) -> _Section:
-    """One item per cause: the planned changes (with where they are declared), then per kind
-    of access the people it reaches, counted, listed in full under a <details>."""
+    """Each cause (the planned changes, with where they are declared), then per kind of access
+    the people it reaches, counted, listed in full under a <details>. One item per group; a
+    cause heads the first of its groups (items print in order, so a cut never orphans one)."""
     head = f"### 🔐 Access impact ({len(plan.access_impact):,}), by the change that causes it\n\n"
-    items: list[_Item] = []
-    for causes, groups in _by_causes(plan.access_groups):
-        text = "".join(_cause_line(c) for c in causes) if causes else "**No single change of this plan** (the account or its directory as a whole)\n"
-        text += "\n" + "".join(_effect(g) for g in groups) + "\n"
-        items.append(_Item(text))
-    return _Section("access", head, "", "access change group", items, len(items))
 
+    def items() -> Iterator[_Item]:
+        previous: tuple[AccessCause, ...] | None = None
+        for group in access_groups_of(plan):
+            text = ""
+            if group.causes != previous:
+                text = "\n" if previous is not None else ""
+                previous = group.causes
+                text += "".join(_cause_line(c) for c in group.causes) if group.causes else "**No single change of this plan** (the account or its directory as a whole)  \n"
+                text += "\n"
+            yield _Item(text + _effect(group), weight=len(group.changes))
 
-def _by_causes(groups: tuple[AccessGroup, ...]) -> list[tuple[tuple[AccessCause, ...], list[AccessGroup]]]:
-    """Consecutive groups with the same causes, together (the plan keeps them adjacent)."""
-    runs: list[tuple[tuple[AccessCause, ...], list[AccessGroup]]] = []
-    for group in groups:
-        if runs and runs[-1][0] == group.causes and runs[-1][1][0].account == group.account:
-            runs[-1][1].append(group)
-        else:
-            runs.append((group.causes, [group]))
-    return runs
+    return _Section("access", head, "\n", "access change", items(), len(plan.access_impact))
 
 
 def _cause_line(cause: AccessCause) -> str:
@@ -319,7 +319,7 @@ def _deletes_section(plan: Plan) -> _Section:
 
 
 def _delete_line(change: ResourceChange) -> str:
-    text = f"- 🗑️ **{_text(_display(change.type))}** {_code(_shorten(change.label))}{_where(change)}"
+    text = f"- 🗑️ **{_text(_display(change.type))}** {_code(_shorten(change.label))}{_where(change)}{_origin(change)}"
     if change.protect:
         text += " — 🔒 **protected**"
     if change.reason:

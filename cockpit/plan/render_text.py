@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from cockpit.credits import format_number
-from cockpit.plan.model import AccessCause, AccessGroup, Action, Plan, ResourceChange
+from cockpit.plan.model import AccessCause, AccessGroup, Action, Plan, ResourceChange, access_groups_of
 from cockpit.plan.text_diff import is_multiline, line_diff
 from cockpit.resources.types import types_by_name
 
@@ -30,9 +30,9 @@ def render_text(plan: Plan, colour: bool = False) -> str:
     if not plan.has_changes:
         lines.append("No changes. The database matches the configuration.")
         return "\n".join(lines) + "\n"
-    if plan.access_groups:
+    if plan.access_impact:
         lines.append(paint("Access impact, by the change that causes it:", "bold"))
-        lines.extend(impact_lines(plan.access_groups, paint))
+        lines.extend(impact_lines(access_groups_of(plan), paint))
         lines.append("")
     deletes = [c for c in plan.changes if c.action is Action.DELETE]
     others = [c for c in plan.changes if c.action is not Action.DELETE]

@@ -58,15 +58,12 @@ def execute(
     account_ids = {name: row.id for name, row in actual.accounts.items()}
     done = 0
     audit_rows: list[dict[str, Any]] = []
-    audit_origins: dict[Address, str | None] = {}
     now = dt.datetime.now(dt.timezone.utc)
     for (action, type_name), group in groupby(plan.changes, key=lambda c: (c.action, c.type)):
         changes = list(group)
         resource_type = types_by_name()[type_name]
         table = metadata.tables[resource_type.table]
         if action is Action.DELETE:
-            for change in changes:
-                audit_origins[change.address] = change.origin
             _delete(connection, table, changes, ids)
         elif action is Action.CREATE:
             rows = [_row(resource_type, c, ids, account_ids, box, environ, run, new=True) for c in changes]
@@ -80,7 +77,7 @@ def execute(
                 row = _row(resource_type, change, ids, account_ids, box, environ, run, new=False)
                 connection.execute(table.update().where(table.c.id == ids[change.address]).values(**row))
         for change in changes:
-            origin = audit_origins.get(change.address) if action is Action.DELETE else _origin_now(plan, actual, change.address)
+            origin = _origin_now(plan, actual, change.address)
             audit_rows.append(_audit(change, account_ids, run, now, origin))
         done += len(changes)
         if progress:
@@ -118,8 +115,8 @@ def record_origins(
 
 
 def _origin_now(plan: Plan, actual: ActualState, address: Address) -> str | None:
-    """Where a created or updated resource is declared: as this apply records it, else as an
-    earlier one did (its line did not move)."""
+    """Where a resource is declared: as this apply records it, else as an earlier one did (its
+    line did not move, or it is deleted: where it was declared), relative to the tenant repo."""
     if address in plan.origins:
         return plan.origins[address]
     current = actual.state.get(address)

@@ -267,3 +267,13 @@ def test_edit_scenario_exercises_what_it_claims(
     for scenario in plans.values():
         for output in scenario.values():
             assert str(environment) not in output and str(environment.resolve()) not in output
+
+
+def test_readme_shows_a_real_access_impact_excerpt(plans: dict[str, dict[str, str]]) -> None:
+    """README's plan section quotes the acme_access plan as the CLI prints it."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("    Access impact, by the change that causes it:\n")
+    excerpt = [line[4:] for line in readme[start:readme.index("\n\n", readme.index("    Creates and updates", start))].splitlines()]
+    printed = plans["acme_access"]["text"].splitlines()
+    at = printed.index(excerpt[0])
+    assert printed[at:at + len(excerpt)] == excerpt

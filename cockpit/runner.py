@@ -249,7 +249,7 @@ def _finish_journal(engine, environ, skip_zitadel: bool = False) -> None:
     click.echo(f"Zitadel: {outcome.done} earlier step(s) done.", err=True)
 
 
-def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitadel: bool = False, snapshot: "ConfigSnapshot | None" = None) -> None:
+def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitadel: bool = False, snapshot: ConfigSnapshot | None = None) -> None:
     """After every apply, plan again: anything left is a bug, said loudly. Zitadel's searches
     may lag its writes for a moment (eventual consistency), so its part gets a few retries.
 
@@ -282,7 +282,7 @@ def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitade
         )
 
 
-def _moved_on(config_path: Path, snapshot: "ConfigSnapshot") -> list[str]:
+def _moved_on(config_path: Path, snapshot: ConfigSnapshot) -> list[str]:
     """How the config on disk differs from the saved plan's snapshot of it, for people."""
     from cockpit.config.source import find_files, read_text
 

@@ -244,7 +244,9 @@ def test_explain_from_the_database_follows_a_moved_line(cockpit: Cockpit) -> Non
     assert cockpit.apply().exit_code == 0
     models = cockpit.tenant / "access" / "models.yaml"
     models.write_text("# a comment\n# and another\n" + models.read_text())
-    assert cockpit.plan().exit_code == 0
+    unchanged = cockpit.plan()
+    assert unchanged.exit_code == 0
+    assert "No changes." in unchanged.output and "are declared at a new place in their files; apply records where." in unchanged.output
     moved = cockpit.apply()
     assert moved.exit_code == 0, moved.output
     assert "Nothing to apply; recorded where" in moved.output

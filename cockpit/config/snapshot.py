@@ -28,7 +28,7 @@ class ConfigSnapshot:
     """The git commit of the config when the plan was made, if it is in a git checkout."""
 
     @classmethod
-    def of(cls, root: Path, texts: Mapping[Path, str]) -> "ConfigSnapshot":
+    def of(cls, root: Path, texts: Mapping[Path, str]) -> ConfigSnapshot:
         base = root if root.is_dir() else root.parent
         files = {}
         for path, text in texts.items():
@@ -52,7 +52,7 @@ class ConfigSnapshot:
         }
 
     @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> "ConfigSnapshot":
+    def from_dict(cls, document: Mapping[str, Any]) -> ConfigSnapshot:
         files = {}
         for item in document["files"]:
             if text_digest(item["text"]) != item["sha256"]:

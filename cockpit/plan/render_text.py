@@ -29,6 +29,8 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         lines.append(paint(f"warning: {warning}", "yellow"))
     if not plan.has_changes:
         lines.append("No changes. The database matches the configuration.")
+        if plan.origins:
+            lines.append(f"({len(plan.origins)} resource(s) are declared at a new place in their files; apply records where.)")
         return "\n".join(lines) + "\n"
     if plan.access_impact:
         lines.append(paint("Access impact, by the change that causes it:", "bold"))

@@ -439,8 +439,8 @@ def budgets_renew(account: str, previous: bool, rollover_cap: float | None, acto
     verb = "Closed" if record.created else "Already closed:"
     click.echo(
         f"{verb} cycle {window['start']} – {window['end']} of {record.account} (plan {record.plan}): "
-        f"{record.used:.2f} credits used of {record.monthly_credits:.2f}, overflow charge {record.overflow_charge:.2f}, "
-        f"{record.rollover:.2f} rolled over into the next window's pool."
+        f"{record.used:,.2f} credits used of {record.monthly_credits:,.2f}, overflow charge {record.overflow_charge:,.2f}, "
+        f"{record.rollover:,.2f} rolled over into the next window's pool."
     )
 
 

@@ -272,7 +272,7 @@ def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitade
     if snapshot is None:
         click.echo("Re-plan: no changes.", err=True)
         return
-    click.echo("Re-plan against the config the plan was made from: no changes.", err=True)
+    click.echo("Re-plan: no changes. (Checked against the config the plan was made from.)", err=True)
     moved = _moved_on(config_path, snapshot)
     if moved:
         click.echo(

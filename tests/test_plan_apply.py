@@ -127,7 +127,7 @@ def test_saved_plan_applies_as_reviewed_after_the_config_moved_on(cockpit: Cockp
 
     applied = cockpit.run("apply", "plan.json")
     assert applied.exit_code == 0, applied.output
-    assert "Re-plan against the config the plan was made from: no changes." in applied.output
+    assert "Re-plan: no changes. (Checked against the config the plan was made from.)" in applied.output
     assert f"The config at {cockpit.tenant} has moved on since the plan was made (changed: tenant.yaml; added: empty.yaml)" in applied.output
     assert f"The next `cockpit plan {cockpit.tenant}` shows the rest." in applied.output
     assert "bug in cockpit" not in applied.output
@@ -142,7 +142,7 @@ def test_saved_plan_of_an_unchanged_config_says_nothing_moved(cockpit: Cockpit) 
     assert cockpit.plan("--out", "plan.json").exit_code == 2
     applied = cockpit.run("apply", "plan.json")
     assert applied.exit_code == 0, applied.output
-    assert "Re-plan against the config the plan was made from: no changes." in applied.output
+    assert "Re-plan: no changes. (Checked against the config the plan was made from.)" in applied.output
     assert "moved on" not in applied.output
 
 

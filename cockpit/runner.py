@@ -268,7 +268,8 @@ def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitade
         time.sleep(pause)
     if again.has_changes or again.origins:
         click.echo(render_text(again), err=True)
-        fail(f"apply finished but the re-plan still shows {len(again.changes)} change(s); this is a bug in cockpit — please report it with the plan above")
+        left = f"{len(again.changes)} change(s)" + (f" and {len(again.origins)} unrecorded origin(s)" if again.origins else "")
+        fail(f"apply finished but the re-plan still shows {left}; this is a bug in cockpit — please report it with the plan above")
     if snapshot is None:
         click.echo("Re-plan: no changes.", err=True)
         return

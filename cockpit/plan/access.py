@@ -17,6 +17,7 @@ from cockpit.plan.draft import PlanContext, PlanDraft, PlanSources
 from cockpit.plan.model import AccessCause, AccessGroup, ResourceChange
 from cockpit.policy.graph import AccountGraph, build_graphs
 from cockpit.policy.impact import AccessChange, graphs_impact
+from cockpit.policy.model_access import model_access
 from cockpit.resources.state import Address, State
 
 _RANK = {False: 0, None: 1, True: 2}
@@ -58,7 +59,11 @@ def group_by_cause(
     for item in impact:
         before = old.get(item.account) or AccountGraph(item.account)
         after = new.get(item.account) or AccountGraph(item.account)
-        found = dict(planned[a] for a in _candidates(item, before, after) if a in planned)
+        found: dict[int, ResourceChange] = {}
+        for tier in _candidates(item, before, after):
+            found = dict(planned[a] for a in tier if a in planned)
+            if found:
+                break
         causes = tuple(AccessCause(c.action, c.type, c.account, c.key, c.origin) for _, c in sorted(found.items(), key=lambda p: p[0]))
         key = (item.account, item.domain, item.what, item.name, item.gains, tuple(c.type + ":" + "/".join(c.key) for c in causes))
         groups.setdefault(key, []).append(item)
@@ -72,38 +77,52 @@ def group_by_cause(
     )
 
 
-def _candidates(item: AccessChange, old: AccountGraph, new: AccountGraph) -> Iterator[Address]:
-    """Every resource whose change could cause `item`: the ones the plan changes are its causes."""
+def _candidates(item: AccessChange, old: AccountGraph, new: AccountGraph) -> Iterator[list[Address]]:
+    """The resources whose change could cause `item`, most direct first, in tiers: the causes
+    are the planned changes of the first tier that has any. The thing itself (an agent gone)
+    or the grants that decide (and the model policy) come before the memberships that carry
+    them, and those before the person's own record (created or removed)."""
     account, domain = item.account, item.domain
     if item.what == "budget":
         scope_type, _, scope_key = item.subject.partition(":")
         plan = item.name
-        yield ("budget_allocation", account, (plan, scope_type, scope_key))
-        yield ("budget_override", account, (plan, scope_type, scope_key))
-        yield ("budget_plan", account, (plan,))
+        yield [("budget_allocation", account, (plan, scope_type, scope_key)), ("budget_override", account, (plan, scope_type, scope_key))]
+        yield [("budget_plan", account, (plan,))]
         return
     user = item.subject.partition(":")[2]
     scopes = {("user", user), ("account", "")}
+    memberships: list[Address] = []
     for graph in (old, new):
         directory = graph.directory(domain)
         scopes.update(("team", t) for t in directory.teams_of(user))
         scopes.update(("org", o) for o in directory.orgs_of(user))
-        for team in directory.teams_of(user):
-            yield (f"{domain}_team_member", account, (*team.split("/", 1), user))
-        for org in directory.orgs_of(user):
-            yield (f"{domain}_org_admin", account, (org, user))
-    yield (f"{domain}_user", account, (user,))
+        memberships.extend((f"{domain}_team_member", account, (*team.split("/", 1), user)) for team in directory.teams_of(user))
+        memberships.extend((f"{domain}_org_admin", account, (org, user)) for org in directory.orgs_of(user))
     if item.what == "model":
-        for scope in scopes:
-            yield ("model_grant", account, (domain, item.name, *scope))
-        if old.model_policy(domain) != new.model_policy(domain):
-            yield ("account", account, (account,))
+        yield _deciding_model_grants(item, old, new)
     elif item.what in ("agent", "connection"):
-        yield (item.what, account, (item.name,))
-        for scope in scopes:
-            yield (f"{item.what}_grant", account, (item.name, *scope))
+        yield [(item.what, account, (item.name,))]
+        yield [(f"{item.what}_grant", account, (item.name, *scope)) for scope in scopes]
     elif item.what == "listing":
         entity = tuple(item.name.split(":", 1))
-        yield ("marketplace_listing", account, entity)
-        for scope in scopes:
-            yield ("marketplace_grant", account, (*entity, *scope))
+        yield [("marketplace_listing", account, entity)]
+        yield [("marketplace_grant", account, (*entity, *scope)) for scope in scopes]
+    yield memberships
+    yield [(f"{domain}_user", account, (user,))]
+
+
+def _deciding_model_grants(item: AccessChange, old: AccountGraph, new: AccountGraph) -> list[Address]:
+    """The grants that decide the person's access to the model before and after (the most
+    specific level with a grant for it), and the account's model policy when it is what cuts
+    in or lets through: of these, the ones the plan changes are the cause."""
+    user = item.subject.partition(":")[2]
+    found: list[Address] = []
+    for graph in (old, new):
+        for source in model_access(graph, item.domain, user, item.name).sources:
+            found.append((source.type, item.account, tuple(source.key)))
+    allow_before, deny_before = old.model_policy(item.domain)
+    allow_after, deny_after = new.model_policy(item.domain)
+    policy_moved = item.name in (allow_before ^ allow_after) | (deny_before ^ deny_after) or bool(allow_before) != bool(allow_after)
+    if policy_moved and old.account is not None and new.account is not None:  # not a new or gone account
+        found.append(("account", item.account, (item.account,)))
+    return found

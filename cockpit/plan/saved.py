@@ -6,7 +6,9 @@ minor bump adds fields a reader may ignore, a major bump breaks); 1.1 added `int
 `apply FILE` requires, so a 1.0 file (no MAC) is refused although its fields still read; 1.2
 added `config`: the YAML files the plan was made from (`{"base", "commit", "files": [{"path",
 "sha256", "text"}]}`), so apply verifies what it wrote against the reviewed config even when
-the directory has moved on since. The MAC covers it like every other section.
+the directory has moved on since; and `origins` (`[[type, account, key, "file:line:column"]]`),
+where apply records resources declared at a new place. The MAC covers them like every other
+section.
 
 A saved plan is reviewed, then applied without asking; whoever can edit the file between the
 two (a CI artifact, a shared directory) could otherwise redirect a model's `api_base` or add an

@@ -308,3 +308,12 @@ def test_numbers_print_as_every_command_prints_them() -> None:
     text = render_markdown(plan)
     assert "| `credits` | `9,000.00` | `9,500.00` |" in text
     assert "| `config.size` | `1,024` | `2,048` |" in text
+
+
+def test_a_group_of_thousands_lists_some_and_counts_the_rest() -> None:
+    impact = tuple(AccessChange("acme", "copilot", f"user:u{i:05}@example.com", "model", "gpt-5", False) for i in range(5_000))
+    text = render_markdown(Plan(workspace="prod", changes=(delete("model_grant", "acme", "copilot", "gpt-5", "account", ""),), access_impact=impact))
+    assert len(text) < LIMIT
+    assert "- 🔴 5,000 people **lose** model `gpt-5` · `acme` (copilot)" in text
+    assert "`u00000@example.com`" in text and "_and 4,800 more: the JSON plan lists them all_" in text
+    assert "access changes" not in text.split("---")[-1]  # nothing of the access impact was cut

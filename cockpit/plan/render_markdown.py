@@ -41,6 +41,9 @@ TEXT_WIDTH = 400
 """Reasons, warnings, names: longer prose is cut, with an ellipsis."""
 FIELD_ROWS = 40
 """Field rows shown per change; the rest are counted."""
+PEOPLE_LISTED = 200
+"""People listed under one access change's <details>; a larger group says how many more (so
+one group of thousands cannot take the whole comment)."""
 OPEN_BELOW = 25
 """Account sections start expanded when the plan has at most this many creates and updates."""
 
@@ -304,7 +307,10 @@ def _effect(group: AccessGroup) -> str:
     verb = ("gain" if group.gains else "lose") + ("s" if count == 1 else "")
     icon, verb = ("🟢", verb) if group.gains else ("🔴", f"**{verb}**")
     line = f"- {icon} {who} {verb} {_text(group.what)} {_code(_shorten(group.name))} · {where}\n"
-    people = ", ".join(_code(_shorten(s.removeprefix("user:"))) for s in group.subjects)
+    listed = group.subjects[:PEOPLE_LISTED]
+    people = ", ".join(_code(_shorten(s.removeprefix("user:"), 100)) for s in listed)
+    if count > len(listed):
+        people += f" _and {count - len(listed):,} more: the JSON plan lists them all_"
     return line + f"  <details><summary>{who}</summary>\n\n  {people}\n\n  </details>\n"
 
 

@@ -1,8 +1,8 @@
 """The public JSON plan (`plan --format json`): what tools and reviewers read.
 
-Its own versioned structure, not a dump of the classes: `format_version` "1.1" (a minor bump
-adds fields consumers may ignore, a major bump breaks), enums as lower-case strings, changes
-sorted as the plan runs them. README documents it. The saved plan file of `plan --out` is
+Its own versioned structure, not a dump of the classes: `format_version` "1.2" (a minor bump
+adds fields consumers may ignore, a major bump breaks; 1.2 added `access_by_cause`), enums as
+lower-case strings, changes sorted as the plan runs them. README documents it. The saved plan file of `plan --out` is
 built on it and read back by `cockpit.plan.saved`.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from cockpit.plan.model import AccessCause, AccessGroup, FieldChange, Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 
 
 def render_json(plan: Plan) -> dict[str, Any]:

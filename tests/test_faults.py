@@ -440,6 +440,8 @@ def test_openobserve_failing_never_fails_the_apply_and_loses_no_event(
     assert "1 audit event(s) shipped to OpenObserve" in output, output
     records = openobserve.records("cockpit", "audit")
     assert [r["key"] for r in records] == ["acme/alice@acme.com"]
+    line = BASE.splitlines().index("users: [{email: alice@acme.com, display_name: Alice}, {email: bob@acme.com}]") + 1
+    assert records[0]["origin"] == f"tenant.yaml:{line}:9"  # where the config declares her
     assert cockpit.scalar("SELECT count(*) FROM audit_events") == written + 1
 
 

@@ -22,6 +22,7 @@ def ship_audit(events: list[dict], plan: Plan, environ: Mapping[str, str]) -> st
             "domain": e["domain"], "actor": e["actor"], "action": e["action"], "kind": e["kind"],
             "key": e["resource_key"], "before": e["before"], "after": e["after"],
             "plan_id": e["plan_id"], "run_id": str(e["apply_run_id"]), "commit": e["commit_sha"],
+            "origin": e.get("origin"),
         }
         for e in events
     ]

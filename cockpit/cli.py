@@ -17,7 +17,24 @@ FORMATS = click.Choice(["text", "json"])
 PLAN_FORMATS = click.Choice(["text", "json", "markdown"])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Lists each command with its whole one-line description (click cuts it at the terminal's
+    width, mid-sentence); long ones wrap instead. Sub-groups are of this class too."""
+
+    group_class = type
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cockpit")
 def main() -> None:
     """Cockpit: the AI-gateway control plane, administered as code."""
@@ -93,7 +110,9 @@ def db_upgrade(revision: str) -> None:
     try:
         current = upgrade(url, revision)
     except DatabaseNotConnected as exc:
-        raise click.ClickException(str(exc)) from None
+        from cockpit import runner
+
+        runner.fail(str(exc))
     click.echo(f"database at revision {current}")
 
 
@@ -159,7 +178,8 @@ def apply(target: Path, workspace: str, allow_delete: bool, auto_approve: bool, 
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory to write the config to.")
 @click.option("--workspace", default="default", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Write into a directory that already holds YAML files.")
-def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
+@click.option("--secrets", "secrets_dir", type=click.Path(path_type=Path), default=None, help="Also write the secret files the ${file:} references need, under DIR as the tree's root (0600, listed in DIR/.gitignore); give the --out directory to plan the export as it is.")
+def export(account: str, out: Path, workspace: str, overwrite: bool, secrets_dir: Path | None) -> None:
     """Write an account's current state as config that validates and plans to no changes.
 
     The tree names one account (and the workspace's model catalog): plan it in a workspace that
@@ -168,15 +188,24 @@ def export(account: str, out: Path, workspace: str, overwrite: bool) -> None:
     from cockpit import runner
     from cockpit.export import ExportError, export_to_directory, file_references
 
-    engine, _box, _environ = runner.open_store()
+    engine, box, _environ = runner.open_store()
     try:
         written = export_to_directory(engine, workspace, account, out, overwrite=overwrite)
     except ExportError as exc:
         runner.fail(str(exc))
     click.echo(f"Wrote {len(written)} file(s) to {out}.", err=True)
     files = {p.relative_to(out).as_posix(): p.read_text(encoding="utf-8") for p in written}
-    for exported, reference, needed in file_references(files):
-        click.echo(f"note: {exported} refers to {reference}; put the secret file at {out / needed}", err=True)
+    references = file_references(files)
+    if secrets_dir is not None and references:
+        from cockpit.export.secret_files import file_secret_values, write_secret_files
+
+        secret_files, problems = write_secret_files(file_secret_values(engine, box, workspace, account), references, secrets_dir)
+        click.echo(f"Wrote {len(secret_files)} secret file(s) under {secrets_dir} (mode 0600, listed in {secrets_dir / '.gitignore'}).", err=True)
+        for problem in problems:
+            click.echo(f"note: {problem}", err=True)
+        return
+    for exported, reference, needed in references:
+        click.echo(f"note: {exported} refers to {reference}; put the secret file at {out / needed} (or export with --secrets {out})", err=True)
 
 
 
@@ -307,10 +336,11 @@ def explain_user(email: str, account: str, domain: str | None, as_json: bool, co
 def _read_engine():
     """The database for commands that only read configuration: no secret key needed or made."""
     from cockpit import runner
-    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, resolve_database_url
+    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, require_sqlite_file, resolve_database_url
     from cockpit.store.migrate import require_current
 
     try:
+        require_sqlite_file(resolve_database_url())
         engine = create_engine_for(resolve_database_url())
         connect_check(engine)
         require_current(engine)
@@ -478,8 +508,8 @@ def budgets_renew(account: str, previous: bool, rollover_cap: float | None, acto
     verb = "Closed" if record.created else "Already closed:"
     click.echo(
         f"{verb} cycle {window['start']} – {window['end']} of {record.account} (plan {record.plan}): "
-        f"{record.used:.2f} credits used of {record.monthly_credits:.2f}, overflow charge {record.overflow_charge:.2f}, "
-        f"{record.rollover:.2f} rolled over into the next window's pool."
+        f"{record.used:,.2f} credits used of {record.monthly_credits:,.2f}, overflow charge {record.overflow_charge:,.2f}, "
+        f"{record.rollover:,.2f} rolled over into the next window's pool."
     )
 
 

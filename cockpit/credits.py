@@ -27,3 +27,14 @@ def split_equally(total_cents: int, scopes: Iterable[K], sort_key=str) -> dict[K
         return {}
     share, remainder = divmod(total_cents, len(ordered))
     return {scope: share + (1 if i < remainder else 0) for i, scope in enumerate(ordered)}
+
+
+def format_number(value: float | int, places: int | None = None) -> str:
+    """A number as every command prints it: thousands separated; credits (`places` 2, as
+    their columns store them) to the hundredth, as validate and explain print them; others
+    without a trailing `.0`."""
+    if places == 2:
+        return f"{value:,.2f}"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,}"

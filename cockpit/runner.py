@@ -31,6 +31,7 @@ from cockpit.workspace import (
 )
 
 if TYPE_CHECKING:
+    from cockpit.config.snapshot import ConfigSnapshot
     from cockpit.store.secrets import SecretBox
 
 CI_ACTOR_VARIABLES = ("COCKPIT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_REQUESTEDFOR")
@@ -47,21 +48,24 @@ def open_store(wait_for_database: bool = False):
     `wait_for_database` (the server): a database not reachable or not migrated yet is said on
     stderr and not fatal; the server's readiness probe answers 503 until it is. A bad URL or a
     missing secret key still stops it: waiting would not fix those."""
-    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, effective_environment, resolve_database_url
+    from cockpit.store.engine import DatabaseNotConnected, connect_check, create_engine_for, effective_environment, require_sqlite_file, resolve_database_url
     from cockpit.store.migrate import SchemaNotCurrent, require_current
     from cockpit.store.secrets import SecretBox, SecretKeyError
 
     environ = effective_environment()
     url = resolve_database_url()
     try:
-        engine = create_engine_for(url)
+        engine = None
         try:
+            require_sqlite_file(url)  # a command run before `db upgrade` leaves no empty file
+            engine = create_engine_for(url)
             connect_check(engine)
             require_current(engine)
         except (DatabaseNotConnected, SchemaNotCurrent) as exc:
             if not wait_for_database:
                 raise
             click.echo(f"warning: {exc}; serving anyway, /health/readiness answers 503 until it is fixed", err=True)
+        engine = engine or create_engine_for(url)
         box = SecretBox.from_environment(url, environ)
     except (DatabaseNotConnected, SecretKeyError, SchemaNotCurrent) as exc:
         fail(str(exc))
@@ -91,8 +95,12 @@ def render(plan: Plan, output_format: str, saved_to: Path | None = None) -> str:
 def save_plan(plan: Plan, out: Path) -> None:
     """Write the plan with its MAC (`cockpit.plan.saved`), so `apply FILE` can refuse an
     edited copy."""
+    from dataclasses import replace
+
     from cockpit.plan.saved import write_saved_plan
 
+    if plan.config is not None and plan.config_path:
+        plan = replace(plan, config=replace(plan.config, commit=_git_commit(Path(plan.config_path))))
     write_saved_plan(plan, out, _secret_box())
     click.echo(f"Saved the plan to {out}; apply it with: cockpit apply {out}", err=True)
 
@@ -144,9 +152,11 @@ def apply_or_exit(
     # A saved plan verifies before anything runs, the journal of an earlier apply included.
     saved = read_saved_plan(target, box) if is_saved_plan(target) else None
     _finish_journal(engine, environ, skip_zitadel)
+    snapshot = None
     if saved is not None:
         plan = saved
         config_path = Path(plan.config_path) if plan.config_path else None
+        snapshot = plan.config
     else:
         plan = plan_or_exit(target, workspace, hard_delete, skip_zitadel).plan
         config_path = target
@@ -154,15 +164,18 @@ def apply_or_exit(
     options = ApplyOptions(
         allow_delete=allow_delete,
         actor=actor or default_actor(),
-        commit_sha=_git_commit(config_path) if config_path else None,
+        commit_sha=(snapshot.commit if snapshot is not None else _git_commit(config_path) if config_path else None),
         lock_timeout=lock_timeout,
     )
+    if not plan.has_changes and plan.origins:
+        _record_origins_only(engine, box, plan, options, environ)
+        return
     if not _ready(plan, options):
         return
     if saved is None and not auto_approve:
         _confirm(plan)
     # A saved plan with Zitadel in it is checked against what Zitadel holds at apply time.
-    probe = zitadel_now(config_path, environ) if saved is not None and plan.zitadel.fingerprints and config_path is not None else None
+    probe = zitadel_now(config_path, environ, snapshot) if saved is not None and plan.zitadel.fingerprints and config_path is not None else None
     for attempt in range(1, 4):
         try:
             outcome = apply_plan(engine, box, plan, options, environ, progress=_progress(), zitadel_now=probe)
@@ -190,7 +203,20 @@ def apply_or_exit(
             click.echo(f"  {error}", err=True)
         fail(f"the database is applied, but {outcome.zitadel.failed} Zitadel step(s) failed; they stay in the journal and the next `cockpit apply` runs them first")
     if config_path is not None:
-        _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel)
+        _replan(engine, box, config_path, plan.workspace, environ, skip_zitadel, snapshot)
+
+
+def _record_origins_only(engine, box, plan: Plan, options: ApplyOptions, environ) -> None:
+    """Nothing changes, but resources moved within their files: record where they are
+    declared now, so explain and the read API point at the right lines."""
+    from cockpit.apply.executor import ApplyError
+    from cockpit.store.locks import LockTimeout
+
+    try:
+        apply_plan(engine, box, plan, options, environ)
+    except (ApplyRefused, ApplyError, LockTimeout, StalePlan) as exc:
+        fail(str(exc))
+    click.echo(f"Nothing to apply; recorded where {len(plan.origins)} resource(s) are declared now.", err=True)
 
 
 def _ready(plan: Plan, options: ApplyOptions) -> bool:
@@ -230,23 +256,48 @@ def _finish_journal(engine, environ, skip_zitadel: bool = False) -> None:
     click.echo(f"Zitadel: {outcome.done} earlier step(s) done.", err=True)
 
 
-def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitadel: bool = False) -> None:
+def _replan(engine, box, config_path: Path, workspace: str, environ, skip_zitadel: bool = False, snapshot: ConfigSnapshot | None = None) -> None:
     """After every apply, plan again: anything left is a bug, said loudly. Zitadel's searches
-    may lag its writes for a moment (eventual consistency), so its part gets a few retries."""
+    may lag its writes for a moment (eventual consistency), so its part gets a few retries.
+
+    A saved plan is verified against the config it was made from (its `snapshot`), not against
+    what the directory holds now: the config may have moved on between the review and the
+    merge, and what was applied is what was reviewed. Said plainly when it has moved on."""
     import time
 
     for pause in (0.5, 1, 2, 4, 0):
         try:
-            again = make_plan(engine, box, PlanInputs(config_path, workspace, skip_zitadel=skip_zitadel), environ).plan
+            again = make_plan(engine, box, PlanInputs(config_path, workspace, skip_zitadel=skip_zitadel, snapshot=snapshot), environ).plan
         except PlanFailed as exc:
             fail("re-plan after apply failed: " + "; ".join(exc.messages[:3]))
         if again.changes or not again.zitadel.changes or not pause:
             break
         time.sleep(pause)
-    if again.has_changes:
+    if again.has_changes or again.origins:
         click.echo(render_text(again), err=True)
-        fail(f"apply finished but the re-plan still shows {len(again.changes)} change(s); this is a bug in cockpit — please report it with the plan above")
-    click.echo("Re-plan: no changes.", err=True)
+        left = f"{len(again.changes)} change(s)" + (f" and {len(again.origins)} unrecorded origin(s)" if again.origins else "")
+        fail(f"apply finished but the re-plan still shows {left}; this is a bug in cockpit — please report it with the plan above")
+    if snapshot is None:
+        click.echo("Re-plan: no changes.", err=True)
+        return
+    click.echo("Re-plan: no changes. (Checked against the config the plan was made from.)", err=True)
+    moved = _moved_on(config_path, snapshot)
+    if moved:
+        click.echo(
+            f"The config at {config_path} has moved on since the plan was made ({'; '.join(moved)}); "
+            f"this apply wrote the plan as it was reviewed. The next `cockpit plan {config_path}` shows the rest.",
+            err=True,
+        )
+
+
+def _moved_on(config_path: Path, snapshot: ConfigSnapshot) -> list[str]:
+    """How the config on disk differs from the saved plan's snapshot of it, for people."""
+    from cockpit.config.source import find_files, read_text
+
+    if not config_path.exists():
+        return [f"{config_path} no longer exists"]
+    texts = {path: read_text(path) or "" for path in find_files(config_path)}
+    return snapshot.moved_on(texts)
 
 
 def _confirm(plan: Plan) -> None:

@@ -144,7 +144,7 @@ def test_plan_made_with_another_secret_key_is_refused(cockpit: Cockpit, monkeypa
 def test_untampered_plan_still_applies(cockpit: Cockpit) -> None:
     """The MAC survives the file as written (indentation, key order, floats, non-ASCII)."""
     document = read(cockpit)
-    assert document["format_version"] == "1.1"
+    assert document["format_version"] == "1.2"
     assert set(document["integrity"]) == {"algorithm", "key_id", "sections", "changes", "mac"}
     assert set(document["integrity"]["sections"]) == set(document) - {"integrity"}
     # Re-serialised with other whitespace and key order, the content is the same: it applies.

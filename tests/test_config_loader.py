@@ -184,7 +184,7 @@ def test_equal_split_sums_exactly(tmp_path: Path) -> None:
     assert validate_path(tmp_path).ok
     write(tmp_path, (tmp_path / "tenant.yaml").read_text().replace("total_credits: 100", "total_credits: 100.01"))
     (message,) = messages(tmp_path)
-    assert "allocates 100.01 credits at the top level" in message
+    assert "allocates 100.01 at the top level" in message
 
 
 def test_grant_outside_model_policy_is_a_warning(tmp_path: Path) -> None:

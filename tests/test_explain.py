@@ -203,7 +203,9 @@ def test_explain_from_the_database(cockpit: Cockpit, tmp_path: Path) -> None:
     report = json.loads(result.output)
     assert report["source"] == {"kind": "database", "workspace": "default"}
     models = {m["model"]: m for m in report["models"]["copilot"]}
-    assert models["claude-sonnet"]["allowed"] and models["claude-sonnet"]["sources"][0]["origin"] is None
+    # Where the grant is declared, as the apply recorded it (relative to the tenant repo).
+    line = _line_of(EXAMPLES / "acme" / "access" / "models.yaml", "{model: claude-sonnet, scope: team:research/ml}")
+    assert models["claude-sonnet"]["allowed"] and models["claude-sonnet"]["sources"][0]["origin"] == f"access/models.yaml:{line}:5"
     assert [a["name"] for a in report["agents"]] == ["code-reviewer", "helpdesk"]
     levels = chain(report)
     ml = levels["team:research/ml"]
@@ -215,6 +217,7 @@ def test_explain_from_the_database(cockpit: Cockpit, tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output
     assert "from the database (workspace default)" in text.output
     assert "team:research/ml  4,000.00 + overflow 300.00; used 125.00; remaining 4,175.00" in text.output
+    assert f"allowed by model grant allow at team:research/ml (access/models.yaml:{line}:5)" in text.output
 
     globex = chain(json.loads(cockpit.run("explain", "user", "spy@globex.com", "--account", "globex", "--json").output))
     assert (globex["team:research/ml"]["used"], globex["team:research/ml"]["remaining"]) == (400, -300)
@@ -227,6 +230,38 @@ def test_explain_from_the_database(cockpit: Cockpit, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "account 'nope' is not in the database" in missing.output
     wrong = cockpit.run("explain", "user", ALICE, "--account", "acme", "--workspace", "other")
     assert wrong.exit_code == 1 and "managed by workspace 'default', not 'other'" in wrong.output
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_explain_from_the_database_follows_a_moved_line(cockpit: Cockpit) -> None:
+    """A grant whose line moves (a comment added above it) changes nothing, but the apply
+    records where it is now: explain and the audit of the next change point at the new line."""
+    shutil.rmtree(cockpit.tenant)
+    shutil.copytree(EXAMPLES / "acme", cockpit.tenant)
+    assert cockpit.apply().exit_code == 0
+    models = cockpit.tenant / "access" / "models.yaml"
+    models.write_text("# a comment\n# and another\n" + models.read_text())
+    unchanged = cockpit.plan()
+    assert unchanged.exit_code == 0
+    assert "No changes." in unchanged.output and "are declared at a new place in their files; apply records where." in unchanged.output
+    moved = cockpit.apply()
+    assert moved.exit_code == 0, moved.output
+    assert "Nothing to apply; recorded where" in moved.output
+    line = _line_of(models, "{model: claude-sonnet, scope: team:research/ml}")
+    report = json.loads(cockpit.run("explain", "user", ALICE, "--account", "acme", "--json").output)
+    sonnet = next(m for m in report["models"]["copilot"] if m["model"] == "claude-sonnet")
+    assert sonnet["sources"][0]["origin"] == f"access/models.yaml:{line}:5"
+
+    models.write_text(models.read_text().replace("  - {model: claude-sonnet, scope: team:research/ml}\n", ""))
+    assert cockpit.apply("--allow-delete").exit_code == 0
+    origin = cockpit.scalar("SELECT origin FROM audit_events WHERE action = 'delete' AND kind = 'model_grant'")
+    assert origin == f"access/models.yaml:{line}:5"
+    assert cockpit.scalar("SELECT count(*) FROM resource_origins") == cockpit.scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'create'"
+    ) - 1  # every created resource has one, but the deleted grant's, which went with it
 
 
 def test_explain_a_change_before_it_is_applied(cockpit: Cockpit) -> None:

@@ -441,6 +441,8 @@ def test_openobserve_failing_never_fails_the_apply_and_loses_no_event(
     records = openobserve.records("cockpit", "audit")
     assert len(records) == len({r["id"] for r in records}) == written + 1
     assert records[-1]["key"] == "acme/alice@acme.com"
+    line = BASE.splitlines().index("users: [{email: alice@acme.com, display_name: Alice}, {email: bob@acme.com}]") + 1
+    assert records[-1]["origin"] == f"tenant.yaml:{line}:9"  # where the config declares her
     assert cockpit.scalar("SELECT count(*) FROM audit_events") == written + 1
     assert cockpit.scalar("SELECT count(*) FROM audit_events WHERE shipped_at IS NULL") == 0
     cockpit.write(BASE)

@@ -54,12 +54,12 @@ def test_create_update_delete_every_kind(cockpit: Cockpit) -> None:
         'display_name: "Alice" → "Alice A."',
         'role: "member" → "admin"',
         'access: "deny" → "allow"',
-        "config.size: 1024 → 2048",
+        "config.size: 1,024 → 2,048",
         'type: "block" → "detect"',
         'definition.system_prompt: "Be kind" → "Be brief"',
         'config.region: (none) → "eu"',
         'title: "Helpdesk" → "Helpdesk bot"',
-        "credits: 250.0 → 200",
+        "credits: 250.00 → 200.00",
     ):
         assert line in plan.output, line
     assert cockpit.apply().exit_code == 0
@@ -96,7 +96,7 @@ def test_saved_plan_and_staleness(cockpit: Cockpit) -> None:
     saved = cockpit.plan("--out", "plan.json")
     assert saved.exit_code == 2
     document = json.loads((cockpit.root / "plan.json").read_text())
-    assert document["format_version"] == "1.1"
+    assert document["format_version"] == "1.2"
     assert document["integrity"]["algorithm"] == "HMAC-SHA256"
     assert cockpit.run("apply", "plan.json").exit_code == 0
     assert cockpit.plan().exit_code == 0
@@ -108,6 +108,56 @@ def test_saved_plan_and_staleness(cockpit: Cockpit) -> None:
     stale = cockpit.run("apply", "plan2.json")
     assert stale.exit_code == 1
     assert "stale" in stale.output and "copilot_user:acme:alice@acme.com" in stale.output
+
+
+def test_saved_plan_applies_as_reviewed_after_the_config_moved_on(cockpit: Cockpit) -> None:
+    """The PR flow: plan --out on the PR, another commit edits the config, apply FILE on merge.
+    The saved plan is applied as reviewed, verified against the config it was made from, and
+    the apply says the config has moved on and exits 0; the next plan shows the rest."""
+    cockpit.write(BASE)
+    assert cockpit.apply().exit_code == 0
+    cockpit.write(BASE.replace("display_name: Alice", "display_name: Alicia"))
+    assert cockpit.plan("--out", "plan.json").exit_code == 2
+    document = json.loads((cockpit.root / "plan.json").read_text())
+    assert [f["path"] for f in document["config"]["files"]] == ["tenant.yaml"]
+    assert "display_name: Alicia" in document["config"]["files"][0]["text"]
+    # Another commit lands before the merge: a display name and a new file.
+    cockpit.write(BASE.replace("display_name: Alice", "display_name: Ali").replace("{email: bob@acme.com}]", "{email: bob@acme.com, display_name: Bob}]"))
+    cockpit.write("", "empty.yaml")
+
+    applied = cockpit.run("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    assert "Re-plan: no changes. (Checked against the config the plan was made from.)" in applied.output
+    assert f"The config at {cockpit.tenant} has moved on since the plan was made (changed: tenant.yaml; added: empty.yaml)" in applied.output
+    assert f"The next `cockpit plan {cockpit.tenant}` shows the rest." in applied.output
+    assert "bug in cockpit" not in applied.output
+    assert cockpit.scalar("SELECT display_name FROM copilot_users WHERE email = 'alice@acme.com'") == "Alicia"
+    rest = cockpit.plan()
+    assert rest.exit_code == 2
+    assert '"Alicia" → "Ali"' in rest.output and '(none) → "Bob"' in rest.output
+
+
+def test_saved_plan_of_an_unchanged_config_says_nothing_moved(cockpit: Cockpit) -> None:
+    cockpit.write(BASE)
+    assert cockpit.plan("--out", "plan.json").exit_code == 2
+    applied = cockpit.run("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    assert "Re-plan: no changes. (Checked against the config the plan was made from.)" in applied.output
+    assert "moved on" not in applied.output
+
+
+def test_saved_plan_config_is_covered_by_the_mac(cockpit: Cockpit) -> None:
+    """Editing the kept config (what the re-plan verifies against) is refused like any edit."""
+    cockpit.write(BASE)
+    assert cockpit.plan("--out", "plan.json").exit_code == 2
+    path = cockpit.root / "plan.json"
+    document = json.loads(path.read_text())
+    document["config"]["files"][0]["text"] += "# edited\n"
+    path.write_text(json.dumps(document))
+    refused = cockpit.run("apply", "plan.json")
+    assert refused.exit_code == 1
+    assert "modified after it was saved (changed: config)" in refused.output
+    assert cockpit.scalar("SELECT count(*) FROM accounts") == 0
 
 
 def test_secrets_show_only_as_sensitive(cockpit: Cockpit) -> None:
@@ -236,13 +286,19 @@ def test_plan_leads_with_access_impact(cockpit: Cockpit) -> None:
     plan = cockpit.plan()
     assert plan.exit_code == 2, plan.output
     lines = plan.output.splitlines()
-    assert lines[0] == "Access impact:"
-    assert "  + acme (copilot): user:bob@acme.com gains model gpt-4o" in lines
-    assert any("team:research/ml budget q1: 250.0 → 200.0" in line for line in lines), plan.output
+    assert lines[0] == "Access impact, by the change that causes it:"
+    at = lines.index(f"  ~ model grant acme/copilot/gpt-4o/user/bob@acme.com    (tenant/tenant.yaml:{BASE.splitlines().index('  - {model: gpt-4o, scope: user:bob@acme.com, access: deny}') + 1}:5)")
+    assert lines[at + 1] == "      1 person gains model gpt-4o (copilot): bob@acme.com"
+    at = next(i for i, line in enumerate(lines) if line.startswith("  ~ budget override acme/q1/team/research/ml"))
+    assert lines[at + 1] == "      team:research/ml budget q1: 250.00 → 200.00", plan.output
     cockpit.write(BASE.replace("  - {model: gpt-4o, scope: org:research}\n", ""))
     revoke = cockpit.plan()
     assert revoke.exit_code == 3
-    assert "  - acme (copilot): user:alice@acme.com loses model gpt-4o" in revoke.output.splitlines()
+    lines = revoke.output.splitlines()
+    # The grant is no longer in the config: where it was declared is what the apply recorded.
+    line = BASE.splitlines().index("  - {model: gpt-4o, scope: org:research}") + 1
+    at = lines.index(f"  - model grant acme/copilot/gpt-4o/org/research    (tenant/tenant.yaml:{line}:5)")
+    assert lines[at + 1] == "      1 person loses model gpt-4o (copilot): alice@acme.com"
 
 
 def test_export_command_round_trips(cockpit: Cockpit) -> None:

@@ -3,12 +3,15 @@
 Pins what `cockpit plan` prints for a realistic tenant, so that a restructuring (such as moving
 the saved-plan file format away from the public JSON plan) can prove it changes nothing.
 
-Two scenarios, both through the real CLI (CliRunner) on a SQLite file under tmp_path:
+Three scenarios, all through the real CLI (CliRunner) on a SQLite file under tmp_path:
 
 - ``acme_create``: examples/acme planned against an empty, migrated database (all creates);
 - ``acme_edit``: acme applied, then edited (a model grant removed, a display name changed, a
   budget allocation changed, a user removed from a team) and planned again: deletes, a
-  revocation, updates with diffs, access impact "lose" and a budget "change".
+  revocation, updates with diffs, access impact "lose" and a budget "change";
+- ``acme_access``: acme applied, then an org grant removed and one word of a multi-line system
+  prompt changed: the access impact grouped under the removed grant (with the file:line the
+  apply recorded), the people counted and listed, and the prompt's line diff.
 
 Each plan is rendered as JSON, text (no colour: CliRunner's stdout is not a terminal) and
 markdown, normalised by `normalise_json` / `normalise_text` (only what varies between runs),
@@ -57,6 +60,13 @@ EDITS = [
     # remove a user from a team (chen.wei leaves research/ml) -> delete of a team member
     ("directory/copilot.yaml",
      "          - {user: chen.wei@acme.com}          # also in sales/solutions\n", ""),
+]
+
+# The third scenario's edits: an org grant removed (16 people lose a model: the access impact
+# grouped under the grant, with where it was declared) and one word of a multi-line prompt.
+ACCESS_EDITS = [
+    ("access/models.yaml", "  - {model: gpt-4o, scope: org:engineering}\n  - {model: gpt-4.1, scope: org:research}\n  # teams", "  - {model: gpt-4.1, scope: org:research}\n  # teams"),
+    ("agents/code-reviewer.yaml", "Point out bugs, missing tests", "Point out bugs, flaky tests"),
 ]
 
 _UUID = re.compile(
@@ -189,6 +199,13 @@ def plans(environment: Path) -> dict[str, dict[str, str]]:
         for name, old, new in EDITS:
             tenant.edit(name, old, new)
         result["acme_edit"] = _all_formats(tenant, expected_exit=3)
+
+        tenant = _scenario_root(environment, "acme_access", patch)
+        applied = tenant.run("apply", str(tenant.path), "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        for name, old, new in ACCESS_EDITS:
+            tenant.edit(name, old, new)
+        result["acme_access"] = _all_formats(tenant, expected_exit=3)
     return result
 
 
@@ -220,7 +237,7 @@ def _compare(actual: str, golden: Path, max_lines: int = 300) -> None:
 
 
 @pytest.mark.parametrize("output_format", list(FORMATS))
-@pytest.mark.parametrize("scenario", ["acme_create", "acme_edit"])
+@pytest.mark.parametrize("scenario", ["acme_create", "acme_edit", "acme_access"])
 def test_plan_matches_golden(
     plans: dict[str, dict[str, str]], scenario: str, output_format: str
 ) -> None:
@@ -239,8 +256,24 @@ def test_edit_scenario_exercises_what_it_claims(
                      ("update", "copilot_user"), ("update", "budget_allocation")):
         assert expected in changes, expected
     assert {"lose", "change"} <= {i["change"] for i in document["access_impact"]}
+    removed = json.loads(plans["acme_access"]["json"])["access_by_cause"]
+    grant = [g for g in removed if [c["key"] for c in g["causes"]] == [["copilot", "gpt-4o", "org", "engineering"]]]
+    assert len(grant) == 1 and grant[0]["change"] == "lose" and grant[0]["count"] == len(grant[0]["subjects"]) >= 10
+    assert grant[0]["causes"][0]["origin"] == "tenant/access/models.yaml:15:5"  # recorded by the apply
+    assert "        - You review pull requests. Point out bugs, missing tests" in plans["acme_access"]["text"]
+    assert "```diff\n- You review pull requests. Point out bugs, missing tests" in plans["acme_access"]["markdown"]
     fingerprints = document["fingerprints"]
     assert fingerprints and all(value == "<fingerprint>" for value in fingerprints.values())
     for scenario in plans.values():
         for output in scenario.values():
             assert str(environment) not in output and str(environment.resolve()) not in output
+
+
+def test_readme_shows_a_real_access_impact_excerpt(plans: dict[str, dict[str, str]]) -> None:
+    """README's plan section quotes the acme_access plan as the CLI prints it."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("    Access impact, by the change that causes it:\n")
+    excerpt = [line[4:] for line in readme[start:readme.index("\n\n", readme.index("    Creates and updates", start))].splitlines()]
+    printed = plans["acme_access"]["text"].splitlines()
+    at = printed.index(excerpt[0])
+    assert printed[at:at + len(excerpt)] == excerpt

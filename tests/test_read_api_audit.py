@@ -36,8 +36,11 @@ def test_audit_lists_the_accounts_events(api: Api) -> None:
     event = body["items"][0]
     assert set(event) == {
         "id", "account_id", "domain", "actor", "action", "kind", "resource_key", "before", "after",
-        "plan_id", "commit_sha", "apply_run_id", "created_at",
+        "plan_id", "commit_sha", "apply_run_id", "created_at", "origin",
     }
+    # Where the config declared each resource, as the apply recorded it.
+    grants = api.ok("/v1/audit", kind="model_grant")["items"]
+    assert grants and all(e["origin"].startswith("access/models.yaml:") for e in grants)
     assert {e["account_id"] for e in body["items"]} == {str(api.acme)}
     capped = api.ok("/v1/audit", limit=5000)
     assert len(capped["items"]) == min(1000, body["total"])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.cockpit import Cockpit
+from harness.cockpit import EXAMPLES, Cockpit
 from harness.lists_api import Api, open_api
 
 
@@ -30,6 +30,12 @@ def ids(api: Api, domain: str = "copilot") -> dict[str, str]:
     return found
 
 
+def _line(text: str) -> int:
+    """The line of examples/acme/access/models.yaml that holds `text`."""
+    lines = (EXAMPLES / "acme" / "access" / "models.yaml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
 def model(api: Api, domain: str = "copilot", **params: Any) -> dict[str, Any]:
     return api.ok(f"/v1/{domain}/models/effective", **params)
 
@@ -42,6 +48,9 @@ def test_effective_models_by_email_and_by_ids(api: Api) -> None:
     assert grace["resolved_from"]["scope_id"] == known["research/data"]
     assert [c["access_mode"] for c in grace["candidates"]] == ["deny"]
     assert "deny" in grace["why"] and "team:research/data" in grace["why"]
+    # where the deciding grant is declared, as the apply recorded it
+    assert [s["origin"] for s in grace["sources"]] == [f"access/models.yaml:{_line('{model: gpt-4o, scope: team:research/data, access: deny}')}:5"]
+    assert f"(access/models.yaml:{_line('{model: gpt-4o, scope: team:research/data, access: deny}')}:5)" in grace["why"]
     assert [(s["scope_type"], s["scope_id"]) for s in grace["resolution_order"]] == [
         ("user", known["grace.kim@acme.com"]), ("team", known["research/data"]),
         ("org", known["research"]), ("account", known["account"]),

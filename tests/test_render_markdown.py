@@ -97,8 +97,9 @@ def test_mixed_plan_puts_access_impact_first_then_deletes_then_the_rest() -> Non
     deletes = text.index("### 🗑️ Deletes (2)")
     rest = text.index("### ✏️ Updates and creates")
     assert text.index("| Resource |") < access < deletes < rest
-    assert text.index("🔴 `user:alice@acme.com` **loses** connection `jira`") < text.index("🟢 `org:research` gains model `gpt-5`")
-    assert "💰 `org:research` budget `monthly`: `100` → `250`" in text
+    assert text.index("🔴 1 person **loses** connection `jira` · `acme` (copilot)") < text.index("🟢 1 person gains model `gpt-5` · `beta` (copilot)")
+    assert "<details><summary>1 person</summary>\n\n  `alice@acme.com`\n\n  </details>" in text
+    assert "💰 `org:research` budget `monthly`: `100.00` → `250.00`" in text
     for created in ("**agent** `helper`", "**model grant** `copilot/gpt-5/org/research`"):
         assert deletes < text.index(created)
     assert "**connection** `jira` in `acme` — 🔒 **protected** — _no longer in the config_" in text
@@ -165,7 +166,8 @@ def test_fifty_thousand_changes_stay_under_the_limit_and_say_what_was_cut() -> N
 
     # Priority: every delete and every access change is shown, and every account gets a share.
     assert text.count("\n- 🗑️ ") == 10 and "🔒 **protected**" in text
-    assert text.count("**loses** model `gpt-5`") == 30
+    assert text.count("30 people **lose** model `gpt-5`") == 1
+    assert all(f"`u{i}@example.com`" in text for i in range(30))
     for i in range(20):
         assert f"<summary><b>tenant-{i:02}</b>" in text
     assert len(re.findall(r"\n_… and [\d,]+ more in this account, not shown here\._\n", text)) == 20
@@ -249,9 +251,12 @@ def test_pipes_and_backticks_in_values_do_not_break_the_layout() -> None:
     for summary_row in tables(text)[0]:
         assert len(summary_row) == 4
 
-    loses = next(line for line in text.splitlines() if "**loses**" in line)
-    subject = re.match(r"- 🔴 (`+.*?`+) \*\*loses\*\*", loses)
-    assert subject and code_text(subject.group(1)) == "user:`x|y`@acme.com"
+    lines = text.splitlines()
+    loses = next(i for i, line in enumerate(lines) if "**loses**" in line)
+    name = re.match(r"- 🔴 1 person \*\*loses\*\* agent (`+.*?`+) · ", lines[loses])
+    assert name and code_text(name.group(1)) == "we|ird"
+    assert lines[loses + 1:loses + 3] == ["  <details><summary>1 person</summary>", ""]
+    assert code_text(lines[loses + 3].strip()) == "`x|y`@acme.com"
     title = re.match(r"## Cockpit plan for (`+.*`+): ", text.splitlines()[0])
     assert title and code_text(title.group(1)) == "pr|od`"
     created = next(line for line in text.splitlines() if line.startswith("  - `description`"))
@@ -282,3 +287,33 @@ def test_the_limit_holds_for_oversized_names_paths_items_and_warnings() -> None:
         text = render_markdown(plan, full_plan=full_plan)
         assert len(text) < LIMIT
         assert "This comment was cut" in text
+
+
+def test_a_multi_line_string_shows_its_changed_lines_in_a_fence_it_cannot_close() -> None:
+    before = "Be kind.\nAnswer briefly.\n```\ncode\n```\nSign as Bot."
+    after = "Be kind.\nAnswer in full.\n```\ncode\n```\nSign as Bot."
+    plan = Plan(workspace="prod", changes=(update("agent", "acme", ("a",), FieldChange(("definition", "system_prompt"), before, after)),))
+    text = render_markdown(plan)
+    assert "| `definition.system_prompt` | *(lines below)* | *(lines below)* |" in text
+    block = text.split("````diff\n", 1)[1].split("\n````\n", 1)[0]
+    assert block.splitlines() == ["  Be kind.", "- Answer briefly.", "+ Answer in full.", "  ```", "  code"]
+    assert json.dumps(before)[1:-1] not in text  # no escaped whole strings
+
+
+def test_numbers_print_as_every_command_prints_them() -> None:
+    plan = Plan(workspace="prod", changes=(
+        update("budget_allocation", "acme", ("q1", "org", "sales"), FieldChange(("credits",), 9000.0, 9500.0)),
+        update("agent", "acme", ("a",), FieldChange(("config", "size"), 1024, 2048)),
+    ))
+    text = render_markdown(plan)
+    assert "| `credits` | `9,000.00` | `9,500.00` |" in text
+    assert "| `config.size` | `1,024` | `2,048` |" in text
+
+
+def test_a_group_of_thousands_lists_some_and_counts_the_rest() -> None:
+    impact = tuple(AccessChange("acme", "copilot", f"user:u{i:05}@example.com", "model", "gpt-5", False) for i in range(5_000))
+    text = render_markdown(Plan(workspace="prod", changes=(delete("model_grant", "acme", "copilot", "gpt-5", "account", ""),), access_impact=impact))
+    assert len(text) < LIMIT
+    assert "- 🔴 5,000 people **lose** model `gpt-5` · `acme` (copilot)" in text
+    assert "`u00000@example.com`" in text and "_and 4,800 more: the JSON plan lists them all_" in text
+    assert "access changes" not in text.split("---")[-1]  # nothing of the access impact was cut

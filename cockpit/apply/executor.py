@@ -77,10 +77,12 @@ def execute(
                 row = _row(resource_type, change, ids, account_ids, box, environ, run, new=False)
                 connection.execute(table.update().where(table.c.id == ids[change.address]).values(**row))
         for change in changes:
-            audit_rows.append(_audit(change, account_ids, run, now))
+            origin = _origin_now(plan, actual, change.address)
+            audit_rows.append(_audit(change, account_ids, run, now, origin))
         done += len(changes)
         if progress:
             progress(done, len(plan.changes))
+    record_origins(connection, plan.origins, ids, account_ids)
     if audit_rows:
         table = metadata.tables["audit_events"]
         connection.execute(table.insert(), [{c: row[c] for c in table.c.keys()} for row in audit_rows])
@@ -89,8 +91,36 @@ def execute(
 
 def _delete(connection: Connection, table: sa.Table, changes: list[ResourceChange], ids: dict[Address, uuid.UUID]) -> None:
     doomed = [ids.pop(c.address) for c in changes]
+    origins = metadata.tables["resource_origins"]
     for start in range(0, len(doomed), 1000):
         connection.execute(table.delete().where(table.c.id.in_(doomed[start : start + 1000])))
+        connection.execute(origins.delete().where(origins.c.id.in_(doomed[start : start + 1000])))
+
+
+def record_origins(
+    connection: Connection, origins: Mapping[Address, str], ids: Mapping[Address, uuid.UUID], account_ids: Mapping[str, uuid.UUID]
+) -> None:
+    """Store where the config declares each resource (`Plan.origins`: the new and the moved),
+    by row id, replacing what an earlier apply recorded."""
+    rows = [
+        {"id": ids[address], "resource_type": address[0], "account_id": account_ids.get(address[1]) if address[1] else None, "origin": origin[:1024]}
+        for address, origin in origins.items()
+        if address in ids
+    ]
+    table = metadata.tables["resource_origins"]
+    for start in range(0, len(rows), 1000):
+        batch = rows[start : start + 1000]
+        connection.execute(table.delete().where(table.c.id.in_([r["id"] for r in batch])))
+        connection.execute(table.insert(), batch)
+
+
+def _origin_now(plan: Plan, actual: ActualState, address: Address) -> str | None:
+    """Where a resource is declared: as this apply records it, else as an earlier one did (its
+    line did not move, or it is deleted: where it was declared), relative to the tenant repo."""
+    if address in plan.origins:
+        return plan.origins[address]
+    current = actual.state.get(address)
+    return None if current is None or current.origin is None else str(current.origin)
 
 
 def _row(
@@ -148,8 +178,9 @@ def _secret_columns(
     return {f"{group}_encrypted": box.encrypt_json(values), f"{group}_fingerprint": fingerprint}
 
 
-def _audit(change: ResourceChange, account_ids: Mapping[str, uuid.UUID], run: RunInfo, now: dt.datetime) -> dict[str, Any]:
+def _audit(change: ResourceChange, account_ids: Mapping[str, uuid.UUID], run: RunInfo, now: dt.datetime, origin: str | None = None) -> dict[str, Any]:
     return {
+        "origin": origin,
         "id": uuid.uuid4(),
         "account": change.account,
         "account_id": account_ids.get(change.account) if change.account else None,

@@ -134,26 +134,39 @@ def _check_capacity(
         if parent == TOP:
             allocation = tenant.accounts[plan.account].model.allocation
             available = to_cents(allocation.monthly_credits)
-            what = f"account '{plan.account}' has {format_credits(available)} (monthly_credits"
+            what = f"account '{plan.account}', which has {format_credits(available)} (monthly_credits"
             if plan.allow_overflow:
                 available += to_cents(allocation.overflow_limit)
-                what = f"account '{plan.account}' has {format_credits(available)} (monthly_credits + overflow_limit"
-            if requested > available:
-                path = "allocations" if "allocations" in declared.source.data else "distribute_equally"
-                resolver.diagnostics.error(
-                    declared.at(path, key=True),
-                    f"budget plan '{plan.name}' allocates {format_credits(requested)} credits at the "
-                    f"top level but {what}); over by {format_credits(requested - available)}",
-                )
+                what = f"account '{plan.account}', which has {format_credits(available)} (monthly_credits + overflow_limit"
+            what += f", {tenant.accounts[plan.account].at('allocation')})"
+            total = f"budget plan '{plan.name}' allocates {format_credits(requested)} at the top level"
+        else:
+            available = entries[parent].cents
+            what = f"'{parent}', which has {format_credits(available)} ({entries[parent].ref})"
+            total = f"the allocations inside it need {format_credits(requested)}"
+        if requested <= available:
             continue
-        available = entries[parent].cents
-        if requested > available:
+        for child in _pushing_over(children, entries, available):
             resolver.diagnostics.error(
-                entries[parent].ref.location,
-                f"allocations inside '{parent}' need {format_credits(requested)} credits but "
-                f"'{parent}' has {format_credits(available)}; over by "
-                f"{format_credits(requested - available)}",
+                entries[child].ref.location,
+                f"allocation of {format_credits(entries[child].cents)} credits to '{child}' does not "
+                f"fit in {what}: {total}; over by {format_credits(requested - available)}",
             )
+
+
+def _pushing_over(children: list[Scope], entries: dict[Scope, _Entry], available: int) -> list[Scope]:
+    """The allocations that, in the order they are written, take the total past `available`:
+    where the user has to cut, rather than the container they do not fit in."""
+    def position(scope: Scope) -> tuple[str, int, int]:
+        location = entries[scope].ref.location
+        return (location.file, location.line, location.column)
+
+    total, over = 0, []
+    for child in sorted(children, key=position):
+        total += entries[child].cents
+        if total > available and entries[child].cents:
+            over.append(child)
+    return over
 
 
 def _parents(scope: Scope, entries: dict[Scope, _Entry], directory: DirectoryIndex) -> list[Scope]:

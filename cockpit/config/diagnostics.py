@@ -55,6 +55,13 @@ class Diagnostics:
     def extend(self, items: Iterable[Diagnostic]) -> None:
         self._items.extend(items)
 
+    def has_errors_since(self, start: int) -> bool:
+        """Whether an error was reported after the first `start` problems."""
+        return any(d.severity == "error" for d in self._items[start:])
+
+    def first_error_since(self, start: int) -> Location:
+        return next(d.location for d in self._items[start:] if d.severity == "error")
+
     @property
     def has_errors(self) -> bool:
         return any(d.severity == "error" for d in self._items)

@@ -36,7 +36,7 @@ class Resolver:
         name = declared.model.account
         if name in self._accounts:
             return True
-        if self.tenant.is_broken("Account", name):
+        if self.tenant.is_broken("Account", name) or self.unchecked():
             return False
         self.diagnostics.error(
             declared.at(*path),
@@ -46,7 +46,7 @@ class Resolver:
         return False
 
     def model(self, declared: Declared, path: tuple[PathElement, ...], name: str) -> bool:
-        if name in self._catalog or self.tenant.is_broken("Model", name):
+        if name in self._catalog or self.tenant.is_broken("Model", name) or self.unchecked():
             return name in self._catalog
         self.diagnostics.error(
             declared.at(*path),
@@ -94,7 +94,7 @@ class Resolver:
         presets = self._presets.get(declared.model.account, {})
         if code in presets:
             return presets[code]
-        if self.tenant.is_broken("GuardrailPreset", declared.model.account, code):
+        if self.tenant.is_broken("GuardrailPreset", declared.model.account, code) or self.unchecked():
             return None
         self._unknown(
             declared, path, "guardrail preset", code, presets, f"account '{declared.model.account}'"
@@ -107,12 +107,22 @@ class Resolver:
         known = table.get(declared.model.account, set())
         if name in known:
             return True
-        if self.tenant.is_broken(entity_type.capitalize(), declared.model.account, name):
+        if self.tenant.is_broken(entity_type.capitalize(), declared.model.account, name) or self.unchecked():
             return False
         self._unknown(declared, path, entity_type, name, known, f"account '{declared.model.account}'")
         return False
 
+    def unchecked(self) -> bool:
+        """A name that does not resolve while some file does not parse: that file may declare
+        it, so it is counted (`Tenant.unchecked`), not reported as unknown."""
+        if not self.tenant.unparsed:
+            return False
+        self.tenant.unchecked += 1
+        return True
+
     def _unknown(self, declared, path, what: str, name: str, known, where: str) -> None:
+        if self.unchecked():
+            return
         self.diagnostics.error(
             declared.at(*path),
             f"unknown {what} '{name}' in {where}{did_you_mean(name, list(known))}",

@@ -36,6 +36,15 @@ def check(tenant: Tenant, diagnostics: Diagnostics, registry: Registry, repo_roo
         if descriptor.account_scoped:
             declared = [d for d in declared if resolver.account(d)]
         descriptor.rules(declared, tenant, resolver)
+    if tenant.unchecked:
+        where, file = tenant.unparsed[0]
+        files = file if len(tenant.unparsed) == 1 else ", ".join(f for _, f in tenant.unparsed)
+        diagnostics.warning(
+            where,
+            f"{tenant.unchecked} reference{'' if tenant.unchecked == 1 else 's'} not checked: "
+            f"what they name may be declared in {files}, which does not parse; fix "
+            f"{'it' if len(tenant.unparsed) == 1 else 'them'} and validate again",
+        )
 
 
 def _secrets(tenant: Tenant, registry: Registry, repo_root: Path, diagnostics: Diagnostics) -> None:
@@ -185,7 +194,8 @@ def _email_domain_warning(declared, path, email: str, domain: str | None, diagno
         )
 
 
-def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> None:
+def _directory(declared: Declared, tenant: Tenant, resolver: Resolver) -> None:
+    diagnostics = resolver.diagnostics
     directory = declared.model
     account = tenant.accounts[directory.account].model
     index = tenant.directory(directory.account, directory.domain)
@@ -194,7 +204,7 @@ def _directory(declared: Declared, tenant: Tenant, diagnostics: Diagnostics) -> 
         _email_domain_warning(declared, ("users", i, "email"), user.email.lower(), account.email_domain, diagnostics)
 
     def known_user(path: tuple, email: str) -> None:
-        if email.lower() not in index.users:
+        if email.lower() not in index.users and not resolver.unchecked():
             diagnostics.error(
                 declared.at(*path),
                 f"unknown user '{email}' in {where}; list it under users"
@@ -339,7 +349,7 @@ def _unique(resolver: Resolver, declared: Declared, path, key, seen: dict, what:
 
 def directory_rules(directories: list[Declared], tenant: Tenant, resolver: Resolver) -> None:
     for declared in directories:
-        _directory(declared, tenant, resolver.diagnostics)
+        _directory(declared, tenant, resolver)
 
 
 def model_access_rules(documents: list[Declared], tenant: Tenant, resolver: Resolver) -> None:

@@ -12,7 +12,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import yaml
 
@@ -63,6 +63,13 @@ class SourceDocument:
     index: int
     node: yaml.Node
     data: Any
+    relative: str = ""
+    """The path relative to the tenant repo (POSIX): what an apply records as its origin."""
+
+    def origin(self, path: Sequence[PathElement]) -> str:
+        """`file:line:column` of the node at `path`, the file relative to the tenant repo."""
+        location = self.locate(path)
+        return f"{self.relative or self.file}:{location.line}:{location.column}"
 
     def locate(self, path: Sequence[PathElement], *, key: bool = False) -> Location:
         """The position of the node at `path`; with `key`, of the mapping key naming it.
@@ -176,8 +183,27 @@ def _link_path(path: Path) -> str:
     return str(path)
 
 
-def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
-    """Load every document under `root`; problems go to `diagnostics`, never raise."""
+def load_tree(
+    root: Path,
+    diagnostics: Diagnostics,
+    texts: dict[Path, str] | None = None,
+    snapshot: Mapping[Path, str] | None = None,
+    unparsed: list[tuple[Location, str]] | None = None,
+) -> list[SourceDocument]:
+    """Load every document under `root`; problems go to `diagnostics`, never raise.
+
+    `texts`, when given, receives the text of every file read (what a saved plan keeps);
+    `snapshot` (path → text) is read instead of the disk: the config a saved plan was made
+    from, at the paths it had, so `${file:…}` references still resolve beside them.
+    `unparsed` receives (where, file) of each file that cannot be read or does not parse."""
+    base = root if snapshot is not None or root.is_dir() else root.parent
+    if snapshot is not None:
+        documents = []
+        for path, text in sorted(snapshot.items()):
+            documents.extend(_relative(load_file(path, diagnostics, text=text, unparsed=unparsed), path, base))
+            if texts is not None:
+                texts[path] = text
+        return documents
     if not root.exists():
         diagnostics.error(
             Location(str(root), 0, 0), "no such file or directory; give a tenant repo directory"
@@ -191,15 +217,42 @@ def load_tree(root: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
         )
     documents: list[SourceDocument] = []
     for path in files:
-        documents.extend(load_file(path, diagnostics))
+        documents.extend(_relative(load_file(path, diagnostics, texts, unparsed=unparsed), path, base))
     return documents
 
 
-def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
+def _relative(documents: list[SourceDocument], path: Path, base: Path) -> list[SourceDocument]:
+    try:
+        relative = path.relative_to(base).as_posix()
+    except ValueError:
+        relative = path.name
+    for document in documents:
+        document.relative = relative
+    return documents
+
+
+def load_file(
+    path: Path,
+    diagnostics: Diagnostics,
+    texts: dict[Path, str] | None = None,
+    text: str | None = None,
+    unparsed: list[tuple[Location, str]] | None = None,
+) -> list[SourceDocument]:
+    before = len(diagnostics)
+    documents = _load_file(path, diagnostics, texts, text)
+    if unparsed is not None and not documents and diagnostics.has_errors_since(before):
+        unparsed.append((diagnostics.first_error_since(before), display_path(path)))
+    return documents
+
+
+def _load_file(path: Path, diagnostics: Diagnostics, texts: dict[Path, str] | None, text: str | None) -> list[SourceDocument]:
     shown = display_path(path)
-    text = _read_text(path, shown, diagnostics)
     if text is None:
-        return []
+        text = _read_text(path, shown, diagnostics)
+        if text is None:
+            return []
+        if texts is not None:
+            texts[path] = text
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -233,6 +286,11 @@ def load_file(path: Path, diagnostics: Diagnostics) -> list[SourceDocument]:
     if not documents:
         diagnostics.warning(Location(shown, 1, 1), "file holds no YAML documents")
     return documents
+
+
+def read_text(path: Path) -> str | None:
+    """A config file's text as the loader reads it, or None when it cannot be read."""
+    return _read_text(path, display_path(path), Diagnostics())
 
 
 def _read_text(path: Path, shown: str, diagnostics: Diagnostics) -> str | None:
@@ -297,10 +355,47 @@ def _yaml_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     mark = exc.problem_mark
     if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         return "tab character in YAML; indent with spaces, YAML does not allow tabs"
+    hint = _indentation_hint(exc, text)
+    if hint:
+        return f"invalid YAML: {problem}; {hint}"
     context = f" {exc.context.strip()}" if exc.context else ""
     if exc.context_mark is not None and exc.problem_mark is not None and context:
         context += f" (line {exc.context_mark.line + 1})"
     return f"invalid YAML: {problem}{';' + context if context else ''}"
+
+
+_INDENTATION_PROBLEMS = {
+    "did not find expected key": "mapping",
+    "did not find expected '-' indicator": "list",
+}
+
+
+def _indentation_hint(exc: yaml.MarkedYAMLError, text: str) -> str | None:
+    """For the errors a mis-indented line gives ("did not find expected key", "... '-'
+    indicator"): the line to check, its indentation against that of the block it is in."""
+    block = _INDENTATION_PROBLEMS.get((exc.problem or "").strip())
+    problem, context = exc.problem_mark, exc.context_mark
+    if (exc.problem or "").strip().startswith("mapping values are not allowed") and problem is not None:
+        return (
+            f"check the indentation of line {problem.line + 1} and the line above it, or quote "
+            "a value that holds ': '"
+        )
+    if block is None or problem is None or context is None:
+        return None
+    lines = text.splitlines()
+    if not (0 <= problem.line < len(lines) and 0 <= context.line < len(lines)):
+        return None
+    line = lines[problem.line]
+    indented = len(line) - len(line.lstrip(" "))
+    hint = (
+        f"check the indentation of line {problem.line + 1}: it is indented {indented} "
+        f"space{'' if indented == 1 else 's'}, the {block} it is in (line {context.line + 1}) {context.column}"
+    )
+    if block == "list":
+        item = lines[context.line][context.column + 1:]
+        keys = context.column + 1 + len(item) - len(item.lstrip(" "))
+        hint += f" and an item's keys {keys}"
+    return hint
 
 
 class _DataBuilder:

@@ -67,6 +67,11 @@ class Tenant:
         self.broken: set[tuple[str, tuple[Any, ...]]] = set()
         """(kind, natural key) of documents that failed the schema pass: their names exist,
         so references to them are not reported a second time."""
+        self.unparsed: list[tuple[Location, str]] = []
+        """(where the problem is, file) of each file that does not parse: any name may be
+        declared there, so a name that does not resolve is counted, not reported."""
+        self.unchecked = 0
+        """References not checked because of `unparsed`."""
 
     def is_broken(self, kind: str, *key: Any) -> bool:
         return (kind, key) in self.broken
@@ -102,9 +107,11 @@ def gather(
     registry: Registry,
     diagnostics: Diagnostics,
     broken: Sequence[SourceDocument] = (),
+    unparsed: Sequence[tuple[Location, str]] = (),
 ) -> Tenant:
     """Group parsed documents by kind and key; report duplicate keys across files."""
     tenant = Tenant()
+    tenant.unparsed = list(unparsed)
     for source in broken:
         descriptor = registry.get(source.data.get("kind"))
         key = descriptor.key_of(source.data) if descriptor is not None else ()

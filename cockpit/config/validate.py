@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from pydantic import BaseModel, ValidationError
 
 from cockpit.config import semantics
-from cockpit.config.diagnostics import Diagnostic, Diagnostics
+from cockpit.config.diagnostics import Diagnostic, Diagnostics, Location
 from cockpit.config.schema import check_document, check_envelope
 from cockpit.config.source import SourceDocument, load_tree
 from cockpit.config.tenant import Tenant, gather
@@ -22,21 +23,28 @@ class ValidationResult:
     files: int
     documents: int
     tenant: Tenant
+    texts: dict[Path, str] = field(default_factory=dict)
+    """The text of every file read, by path: what a saved plan keeps of its config."""
 
     @property
     def ok(self) -> bool:
         return not any(d.severity == "error" for d in self.diagnostics)
 
 
-def validate_path(root: Path, registry: Registry | None = None) -> ValidationResult:
-    """Validate a tenant repo; never raises on bad input, reports it instead."""
+def validate_path(
+    root: Path, registry: Registry | None = None, snapshot: Mapping[Path, str] | None = None
+) -> ValidationResult:
+    """Validate a tenant repo (or, with `snapshot`, the files it held when a plan was made:
+    path → text); never raises on bad input, reports it instead."""
     with paused_gc():
-        return _validate(root, registry or build_registry())
+        return _validate(root, registry or build_registry(), snapshot)
 
 
-def _validate(root: Path, registry: Registry) -> ValidationResult:
+def _validate(root: Path, registry: Registry, snapshot: Mapping[Path, str] | None = None) -> ValidationResult:
     diagnostics = Diagnostics()
-    documents = load_tree(root, diagnostics)
+    texts: dict[Path, str] = {}
+    unparsed: list[tuple[Location, str]] = []
+    documents = load_tree(root, diagnostics, texts, snapshot, unparsed)
     parsed: list[tuple[SourceDocument, BaseModel]] = []
     broken: list[SourceDocument] = []
     for document in documents:
@@ -55,11 +63,11 @@ def _validate(root: Path, registry: Registry) -> ValidationResult:
             broken.append(document)
         else:
             parsed.append((document, model))
-    tenant = gather(parsed, registry, diagnostics, broken)
+    tenant = gather(parsed, registry, diagnostics, broken, unparsed)
     repo_root = root if root.is_dir() else root.parent
     semantics.check(tenant, diagnostics, registry, repo_root)
     files = len({d.file for d in documents})
-    return ValidationResult(diagnostics.sorted(), files, len(documents), tenant)
+    return ValidationResult(diagnostics.sorted(), files, len(documents), tenant, texts)
 
 
 def _fast_parse(document: SourceDocument, model: type[BaseModel]) -> BaseModel | None:

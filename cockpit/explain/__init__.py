@@ -4,7 +4,8 @@
 (`store.reader.read_accounts`, narrowed to the models of the account's workspace) and the
 credits used in the current cycle window (`usage.scope_usage`); `from_config` validates a
 tenant repo and explains its desired state, so a change can be explained before it is applied
-(nothing is used yet there, and every answer carries the file:line:column that decided it).
+(nothing is used yet there). Every answer carries the file:line:column that decided it: from
+the database, where the last apply recorded it, relative to the tenant repo.
 Both return the report of `report.user_report`; `render.render_report` prints it for people.
 
 The JSON report (``cockpit explain user EMAIL --account NAME --json``), version 1::
@@ -32,7 +33,8 @@ The JSON report (``cockpit explain user EMAIL --account NAME --json``), version 
 
 `level` is the chain level that decided (`user`, `team`, `org`, `account`, or `feature_pack`);
 each source is ``{"type", "key", "scope", "detail", "origin"}`` with `origin` the config's
-``file:line:column`` (null when read from the database). The budget chain runs from the most
+``file:line:column`` (from the database: as the last apply recorded it, relative to the tenant
+repo; null for a resource applied before origins were recorded). The budget chain runs from the most
 specific allocation to the account; `remaining` = credits + overflow_cap − used. `rate_limits`
 lists every limit on the user's chain (each must pass; `model` null: every model), with the
 counter `key` the gateway counts it on.

@@ -98,8 +98,9 @@ def file_references(files: dict[str, str]) -> list[tuple[str, str, str]]:
             continue
         for document in yaml.load_all(text, Loader=_LOADER):
             for reference in _file_refs(document or {}):
-                target = (Path(path).parent / reference[len("${file:"):-1]).as_posix()
-                found.append((path, reference, posixpath.normpath(target)))
+                target = posixpath.normpath((Path(path).parent / reference[len("${file:"):-1]).as_posix())
+                if (path, reference, target) not in found:  # two fields may name one file
+                    found.append((path, reference, target))
     return found
 
 

@@ -10,10 +10,12 @@ from cockpit.plan.access import compare_access
 from cockpit.plan.compare import compare_resources
 from cockpit.plan.draft import Comparator, PlanSources, assemble
 from cockpit.plan.model import Plan
+from cockpit.plan.origins import compare_origins
 from cockpit.plan.zitadel_section import compare_zitadel_section
 
 COMPARATORS: tuple[Comparator, ...] = (
     compare_resources,        # changes, fingerprints of the database
+    compare_origins,          # origins: where resources are declared now, for apply to record
     compare_access,           # access_impact
     compare_zitadel_section,  # zitadel (reads Zitadel, so last: a plan that fails cheaply fails first)
 )

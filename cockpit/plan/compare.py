@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Iterator
 
+from cockpit.config.diagnostics import display_path
 from cockpit.plan.draft import PlanContext, PlanDraft, PlanSources, assemble
 from cockpit.plan.model import SENSITIVE, SENSITIVE_CHANGED, Action, FieldChange, Plan, ResourceChange
 from cockpit.resources.state import Address, Resource, State
@@ -52,7 +54,7 @@ def compare_resources(sources: PlanSources, draft: PlanDraft) -> None:
                 change = _update(resource, suspended, tuple(_field_changes(resource, suspended)))
                 creates_updates.append(_with_reason(change, "account no longer in the config: suspended (hard delete needs --hard-delete-accounts)"))
             continue
-        deletes.append(_delete(resource))
+        deletes.append(_delete(resource, context.config_path))
     creates_updates.sort(key=lambda c: (order[c.type], c.account or "", c.key))
     deletes.sort(key=lambda c: (-order[c.type], c.account or "", c.key))
     draft.changes = tuple(deletes + creates_updates)
@@ -83,11 +85,23 @@ def _update(current: Resource, resource: Resource, changes: tuple[FieldChange, .
     )
 
 
-def _delete(resource: Resource) -> ResourceChange:
+def _delete(resource: Resource, config_path: str | None = None) -> ResourceChange:
+    """Its origin is where the last apply recorded it declared (it is no longer in the config),
+    shown as the other origins of the plan are: the path as the user would type it."""
     return ResourceChange(
         Action.DELETE, resource.type, resource.account, resource.key, dict(resource.fields), None,
-        protect=resource.protect,
+        protect=resource.protect, origin=_recorded_origin(resource, config_path),
     )
+
+
+def _recorded_origin(resource: Resource, config_path: str | None) -> str | None:
+    origin = _origin(resource)
+    if origin is None or config_path is None:
+        return origin
+    file, _, position = origin.partition(":")
+    root = Path(config_path)
+    base = root if root.is_dir() else root.parent
+    return f"{display_path(base / file)}:{position}"
 
 
 def _unchanged(current: Resource, desired: Resource) -> bool:

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
+from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.config.validate import ValidationResult
-from cockpit.plan.model import Plan, ResourceChange
+from cockpit.plan.model import AccessGroup, Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
-from cockpit.resources.state import State
+from cockpit.resources.state import Address, State
 from cockpit.zitadel.desired import ZitadelPlan
 
 
@@ -38,6 +39,8 @@ class PlanContext:
     hard_delete_accounts: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
     config_path: str | None = None
+    snapshot: ConfigSnapshot | None = None
+    """The files the config was read from (kept by a saved plan)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class PlanDraft:
     changes: tuple[ResourceChange, ...] = ()
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     access_impact: tuple[AccessChange, ...] = ()
+    access_groups: tuple[AccessGroup, ...] = ()
+    origins: Mapping[Address, str] = field(default_factory=dict)
     zitadel: ZitadelPlan = field(default_factory=ZitadelPlan)
 
     def finish(self, context: PlanContext) -> Plan:
@@ -68,12 +73,15 @@ class PlanDraft:
             workspace=context.workspace,
             changes=self.changes,
             access_impact=self.access_impact,
+            access_groups=self.access_groups,
+            origins=self.origins,
             fingerprints=self.fingerprints,
             warnings=context.warnings,
             zitadel=self.zitadel,
             plan_id=str(uuid.uuid4()),
             created_at=now.isoformat().replace("+00:00", "Z"),
             config_path=context.config_path,
+            config=context.snapshot,
         )
 
 

@@ -1,8 +1,8 @@
 """The public JSON plan (`plan --format json`): what tools and reviewers read.
 
-Its own versioned structure, not a dump of the classes: `format_version` "1.1" (a minor bump
-adds fields consumers may ignore, a major bump breaks), enums as lower-case strings, changes
-sorted as the plan runs them. README documents it. The saved plan file of `plan --out` is
+Its own versioned structure, not a dump of the classes: `format_version` "1.2" (a minor bump
+adds fields consumers may ignore, a major bump breaks; 1.2 added `access_by_cause`), enums as
+lower-case strings, changes sorted as the plan runs them. README documents it. The saved plan file of `plan --out` is
 built on it and read back by `cockpit.plan.saved`.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from cockpit.plan.model import FieldChange, Plan, ResourceChange
+from cockpit.plan.model import AccessCause, AccessGroup, FieldChange, Plan, ResourceChange
 from cockpit.policy.impact import AccessChange
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 
 
 def render_json(plan: Plan) -> dict[str, Any]:
@@ -40,6 +40,7 @@ def render_json(plan: Plan) -> dict[str, Any]:
             "has_deletes": plan.has_deletes,
         },
         "access_impact": [_impact(a) for a in plan.access_impact],
+        "access_by_cause": [_group(g) for g in plan.access_groups],
         "changes": [_change(c) for c in plan.changes],
         "zitadel": {
             "changes": [c.as_dict() for c in plan.zitadel.changes],
@@ -74,8 +75,29 @@ def _field(field: FieldChange) -> dict[str, Any]:
     return {"path": list(field.path), "before": field.before, "after": field.after, "sensitive": field.sensitive}
 
 
+def _group(group: AccessGroup) -> dict[str, Any]:
+    return {
+        "account": group.account,
+        "domain": group.domain,
+        "what": group.what,
+        "name": group.name,
+        "change": change_word(group.gains),
+        "causes": [_cause(c) for c in group.causes],
+        "count": len(group.changes),
+        "subjects": list(group.subjects),
+    }
+
+
+def _cause(cause: AccessCause) -> dict[str, Any]:
+    return {"action": cause.action.value, "type": cause.type, "account": cause.account, "key": list(cause.key), "origin": cause.origin}
+
+
+def change_word(gains: bool | None) -> str:
+    return "gain" if gains else "lose" if gains is False else "change"
+
+
 def _impact(item: AccessChange) -> dict[str, Any]:
-    change = "gain" if item.gains else "lose" if item.gains is False else "change"
+    change = change_word(item.gains)
     return {
         "account": item.account,
         "domain": item.domain,

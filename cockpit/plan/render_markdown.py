@@ -22,12 +22,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from cockpit.zitadel.desired import ZitadelChange
+from cockpit.credits import format_number
 from cockpit.plan.model import (
-    SENSITIVE, SENSITIVE_CHANGED, AccessChange, Action, FieldChange, Plan, ResourceChange,
+    SENSITIVE, SENSITIVE_CHANGED, AccessCause, AccessGroup, Action, FieldChange, Plan, ResourceChange,
+    access_groups_of,
 )
+from cockpit.plan.text_diff import is_multiline, line_diff
 from cockpit.resources.types import resource_types, types_by_name
 
 LIMIT = 65_000
@@ -38,6 +41,9 @@ TEXT_WIDTH = 400
 """Reasons, warnings, names: longer prose is cut, with an ellipsis."""
 FIELD_ROWS = 40
 """Field rows shown per change; the rest are counted."""
+PEOPLE_LISTED = 200
+"""People listed under one access change's <details>; a larger group says how many more (so
+one group of thousands cannot take the whole comment)."""
 OPEN_BELOW = 25
 """Account sections start expanded when the plan has at most this many creates and updates."""
 
@@ -173,6 +179,8 @@ def _closing(plan: Plan, cut: _Cut, full_plan: str | None) -> str:
 class _Item:
     text: str
     fields_cut: int = 0
+    weight: int = 1
+    """How many of the section's counted things it shows (an access group: its people)."""
 
 
 class _Section:
@@ -209,7 +217,7 @@ class _Section:
     def fit(self, allowance: int, cut: _Cut) -> str:
         """As many leading items as fit in `allowance`, then a line counting the rest."""
         shown: list[_Item] = []
-        if self.size() <= allowance and len(self.items) == self.count:
+        if self.size() <= allowance and sum(i.weight for i in self.items) == self.count:
             shown = self.items
         else:
             worst = max(len(self.more(self.count, 1)), len(self.more(self.count, 0)))
@@ -223,12 +231,12 @@ class _Section:
                 shown.append(item)
                 room -= len(item.text)
         self._count_cut(cut, shown)
-        left_out = self.count - len(shown)
+        left_out = self.count - sum(i.weight for i in shown)
         more = self.more(left_out, len(shown)) if left_out else ""
         return self.head + "".join(i.text for i in shown) + more + self.tail
 
     def _count_cut(self, cut: _Cut, shown: list[_Item]) -> None:
-        left_out = self.count - len(shown)
+        left_out = self.count - sum(i.weight for i in shown)
         if self.kind == "change":
             cut.changes += left_out
         elif self.kind == "access":
@@ -264,23 +272,53 @@ _ACCOUNTS_HEADING = "### ✏️ Updates and creates\n\n"
 
 
 def _access_section(plan: Plan) -> _Section:
-    """Losses first, then budget changes, then gains; the plan's order within each."""
-    rank = {False: 0, None: 1, True: 2}
-    impact = sorted(plan.access_impact, key=lambda a: rank[a.gains])
-    head = f"### 🔐 Access impact ({len(impact):,})\n\n"
-    items = (_Item(_access_line(a)) for a in impact)
-    return _Section("access", head, "\n", "access change", items, len(impact))
+    """Each cause (the planned changes, with where they are declared), then per kind of access
+    the people it reaches, counted, listed in full under a <details>. One item per group; a
+    cause heads the first of its groups (items print in order, so a cut never orphans one)."""
+    head = f"### 🔐 Access impact ({len(plan.access_impact):,}), by the change that causes it\n\n"
+
+    def items() -> Iterator[_Item]:
+        previous: tuple[AccessCause, ...] | None = None
+        for group in access_groups_of(plan):
+            text = ""
+            if group.causes != previous:
+                text = "\n" if previous is not None else ""
+                previous = group.causes
+                text += "".join(_cause_line(c) for c in group.causes) if group.causes else "**No single change of this plan** (the account or its directory as a whole)  \n"
+                text += "\n"
+            yield _Item(text + _effect(group), weight=len(group.changes))
+
+    return _Section("access", head, "\n", "access change", items(), len(plan.access_impact))
 
 
-def _access_line(item: AccessChange) -> str:
-    who = _code(_shorten(item.subject))
-    what = f"{_text(item.what)} {_code(_shorten(item.name))}"
-    where = f" · {_code(_shorten(item.account))} ({_text(item.domain)})"
-    if item.gains is None:
-        return f"- 💰 {who} {what}: {_value(item.before)} → {_value(item.after)}{where}\n"
-    if item.gains:
-        return f"- 🟢 {who} gains {what}{where}\n"
-    return f"- 🔴 {who} **loses** {what}{where}\n"
+def _cause_line(cause: AccessCause) -> str:
+    where = f" in {_code(_shorten(cause.account))}" if cause.account and cause.type != "account" else ""
+    origin = f" · {_code(_shorten(cause.origin))}" if cause.origin else ""
+    return f"{_ICONS[cause.action]} **{_text(_display(cause.type))}** {_code(_shorten(cause.label))}{where}{origin}  \n"
+
+
+def _effect(group: AccessGroup) -> str:
+    where = f"{_code(_shorten(group.account))} ({_text(group.domain)})"
+    if group.gains is None:
+        return "".join(
+            f"- 💰 {_code(_shorten(c.subject))} {_text(c.what)} {_code(_shorten(c.name))}: "
+            f"{_credits(c.before)} → {_credits(c.after)} · {where}\n"
+            for c in group.changes
+        )
+    count = len(group.changes)
+    who = "1 person" if count == 1 else f"{count:,} people"
+    verb = ("gain" if group.gains else "lose") + ("s" if count == 1 else "")
+    icon, verb = ("🟢", verb) if group.gains else ("🔴", f"**{verb}**")
+    line = f"- {icon} {who} {verb} {_text(group.what)} {_code(_shorten(group.name))} · {where}\n"
+    listed = group.subjects[:PEOPLE_LISTED]
+    people = ", ".join(_code(_shorten(s.removeprefix("user:"), 100)) for s in listed)
+    if count > len(listed):
+        people += f" _and {count - len(listed):,} more: the JSON plan lists them all_"
+    return line + f"  <details><summary>{who}</summary>\n\n  {people}\n\n  </details>\n"
+
+
+def _credits(value: float | None) -> str:
+    return "*(none)*" if value is None else _code(format_number(value, 2))
 
 
 def _deletes_section(plan: Plan) -> _Section:
@@ -290,7 +328,7 @@ def _deletes_section(plan: Plan) -> _Section:
 
 
 def _delete_line(change: ResourceChange) -> str:
-    text = f"- 🗑️ **{_text(_display(change.type))}** {_code(_shorten(change.label))}{_where(change)}"
+    text = f"- 🗑️ **{_text(_display(change.type))}** {_code(_shorten(change.label))}{_where(change)}{_origin(change)}"
     if change.protect:
         text += " — 🔒 **protected**"
     if change.reason:
@@ -343,30 +381,47 @@ def _update_item(change: ResourceChange) -> _Item:
     if not change.field_changes:
         return _Item(head)
     rows = ["| Field | Before | After |", "|:--|:--|:--|"]
+    diffs = []
+    scales = types_by_name()[change.type].scales if change.type in types_by_name() else {}
     for field_change in change.field_changes[:FIELD_ROWS]:
-        before, after = _field_values(field_change)
+        if not field_change.sensitive and is_multiline(field_change.before, field_change.after):
+            rows.append(f"| {_code(_shorten(field_change.dotted), cell=True)} | *(lines below)* | *(lines below)* |")
+            diffs.append(_line_diff_block(field_change))
+            continue
+        places = scales.get(str(field_change.path[0])) if len(field_change.path) == 1 else None
+        before, after = _field_values(field_change, places)
         rows.append(f"| {_code(_shorten(field_change.dotted), cell=True)} | {before} | {after} |")
     left_out = max(len(change.field_changes) - FIELD_ROWS, 0)
     if left_out:
         rows.append(f"| _… {_count(left_out, 'more field')}_ | | |")
-    return _Item(head + "\n".join(rows) + "\n\n", fields_cut=left_out)
+    return _Item(head + "\n".join(rows) + "\n\n" + "".join(diffs), fields_cut=left_out)
 
 
-def _field_values(change: FieldChange) -> tuple[str, str]:
+def _line_diff_block(change: FieldChange) -> str:
+    """A multi-line string's changed lines as a fenced `diff` block, under its field's name;
+    the fence is longer than any run of backticks inside, so the text cannot close it."""
+    lines = [line[:VALUE_WIDTH * 4] for line in line_diff(change.before, change.after)]
+    body = "\n".join(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line) for line in lines)
+    fence = "`" * max(3, max((len(run) for run in _BACKTICKS.findall(body)), default=0) + 1)
+    return f"{_code(_shorten(change.dotted))}:\n\n{fence}diff\n{body}\n{fence}\n\n"
+
+
+def _field_values(change: FieldChange, places: int | None = None) -> tuple[str, str]:
     """Sensitive fields show the placeholders whatever the plan holds; absence stays visible."""
     if change.sensitive:
         before = "*(none)*" if change.before is None else SENSITIVE
         after = "*(none)*" if change.after is None else SENSITIVE_CHANGED
         return before, after
-    return _value(change.before, cell=True), _value(change.after, cell=True)
+    return _value(change.before, cell=True, places=places), _value(change.after, cell=True, places=places)
 
 
 def _create_item(change: ResourceChange) -> _Item:
     head = f"- {_ICONS[change.action]} **{_text(_display(change.type))}** {_code(_shorten(change.label))}"
     lines = [head + _origin(change) + (f" — _{_text(change.reason)}_" if change.reason else "")]
     values = [(k, v) for k, v in (change.after or {}).items() if v not in (None, {}, [], "")]
+    scales = types_by_name()[change.type].scales if change.type in types_by_name() else {}
     for key, value in values[:FIELD_ROWS]:
-        lines.append(f"  - {_code(_shorten(str(key)))}: {_value(value)}")
+        lines.append(f"  - {_code(_shorten(str(key)))}: {_value(value, places=scales.get(key))}")
     if change.secret_fingerprint:
         lines.append(f"  - secret: {SENSITIVE}")
     left_out = max(len(values) - FIELD_ROWS, 0)
@@ -407,12 +462,15 @@ _BACKTICKS = re.compile(r"`+")
 _PUNCTUATION = re.compile(r"([\\`*_\[\]{}()<>#+\-.!|~&])")
 
 
-def _value(value: Any, cell: bool = False) -> str:
-    """A value as inline code, JSON-encoded and cut to VALUE_WIDTH; placeholders stay plain."""
+def _value(value: Any, cell: bool = False, places: int | None = None) -> str:
+    """A value as inline code, JSON-encoded and cut to VALUE_WIDTH (numbers as every command
+    prints them); placeholders stay plain."""
     if value is None:
         return "*(none)*"
     if isinstance(value, str) and value in (SENSITIVE, SENSITIVE_CHANGED):
         return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _code(format_number(value, places), cell=cell)
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return _code(_shorten(text, VALUE_WIDTH), cell=cell)
 

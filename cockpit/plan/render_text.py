@@ -7,9 +7,13 @@ import json
 from collections import Counter
 from typing import Any, Callable
 
-from cockpit.plan.model import Action, Plan, ResourceChange
-from cockpit.policy.impact import AccessChange
+from cockpit.credits import format_number
+from cockpit.plan.model import AccessCause, AccessGroup, Action, Plan, ResourceChange, access_groups_of
+from cockpit.plan.text_diff import is_multiline, line_diff
 from cockpit.resources.types import types_by_name
+
+SHOWN_PEOPLE = 5
+"""People named per access line; the JSON plan lists them all."""
 
 _COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red"}
 
@@ -25,10 +29,12 @@ def render_text(plan: Plan, colour: bool = False) -> str:
         lines.append(paint(f"warning: {warning}", "yellow"))
     if not plan.has_changes:
         lines.append("No changes. The database matches the configuration.")
+        if plan.origins:
+            lines.append(f"({len(plan.origins)} resource(s) are declared at a new place in their files; apply records where.)")
         return "\n".join(lines) + "\n"
     if plan.access_impact:
-        lines.append(paint("Access impact:", "bold"))
-        lines.extend(_impact_lines(plan.access_impact, paint))
+        lines.append(paint("Access impact, by the change that causes it:", "bold"))
+        lines.extend(impact_lines(access_groups_of(plan), paint))
         lines.append("")
     deletes = [c for c in plan.changes if c.action is Action.DELETE]
     others = [c for c in plan.changes if c.action is not Action.DELETE]
@@ -80,18 +86,46 @@ def summary_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def _impact_lines(impact: tuple[AccessChange, ...], paint: Callable[[str, str], str]) -> list[str]:
-    lines = []
-    for item in impact:
-        where = f"{item.account} ({item.domain})"
-        if item.gains is None:
-            text = f"  ~ {where}: {item.subject} {item.what} {item.name}: {_value(item.before)} → {_value(item.after)}"
-            lines.append(paint(text, "yellow"))
-        else:
-            verb = "gains" if item.gains else "loses"
-            glyph = "+" if item.gains else "-"
-            lines.append(paint(f"  {glyph} {where}: {item.subject} {verb} {item.what} {item.name}", "green" if item.gains else "red"))
+def impact_lines(groups: tuple[AccessGroup, ...], paint: Callable[[str, str], str]) -> list[str]:
+    """Each cause (the planned changes, with where they are declared), then what it does to
+    whom: `16 people lose model gpt-4o (copilot): …`."""
+    lines: list[str] = []
+    previous: tuple[AccessCause, ...] | None = None
+    for group in groups:
+        if group.causes != previous or not lines:
+            previous = group.causes
+            if group.causes:
+                lines.extend(paint(_cause_line(c), _COLOURS[c.action]) for c in group.causes)
+            else:
+                lines.append("  (no single change of this plan: the account or its directory as a whole)")
+        colour = "green" if group.gains else "red" if group.gains is False else "yellow"
+        lines.extend(paint(f"      {line}", colour) for line in effect_lines(group))
     return lines
+
+
+def _cause_line(cause: AccessCause) -> str:
+    name = types_by_name()[cause.type].display
+    where = f"{cause.account}/" if cause.account and cause.type != "account" else ""
+    origin = f"    ({cause.origin})" if cause.origin else ""
+    return f"  {cause.action.glyph} {name} {where}{cause.label}{origin}"
+
+
+def effect_lines(group: AccessGroup) -> list[str]:
+    """What a group's changes do, for people (text): a count and the first few names."""
+    if group.gains is None:
+        return [
+            f"{c.subject} {c.what} {c.name}: {_amount(c.before)} → {_amount(c.after)}" for c in group.changes
+        ]
+    count = len(group.changes)
+    verb = ("gain" if group.gains else "lose") + ("s" if count == 1 else "")
+    people = [s.removeprefix("user:") for s in group.subjects]
+    shown = ", ".join(people[:SHOWN_PEOPLE]) + (f" and {count - SHOWN_PEOPLE} more" if count > SHOWN_PEOPLE else "")
+    who = "1 person" if count == 1 else f"{count:,} people"
+    return [f"{who} {verb} {group.what} {group.name} ({group.domain}): {shown}"]
+
+
+def _amount(credits: float | None) -> str:
+    return "(none)" if credits is None else format_number(credits, 2)
 
 
 def _change_lines(change: ResourceChange, paint: Callable[[str, str], str]) -> list[str]:
@@ -103,23 +137,32 @@ def _change_lines(change: ResourceChange, paint: Callable[[str, str], str]) -> l
     lines = [paint(head, _COLOURS[change.action])]
     if change.reason:
         lines.append(f"      # {change.reason}")
+    scales = types_by_name()[change.type].scales
     if change.action is Action.UPDATE:
         for field_change in change.field_changes:
-            lines.append(f"      {field_change.dotted}: {_value(field_change.before)} → {_value(field_change.after)}")
+            before, after = field_change.before, field_change.after
+            if not field_change.sensitive and is_multiline(before, after):
+                lines.append(f"      {field_change.dotted}:")
+                lines.extend(f"        {line}" for line in line_diff(before, after))
+                continue
+            places = scales.get(str(field_change.path[0])) if len(field_change.path) == 1 else None
+            lines.append(f"      {field_change.dotted}: {_value(before, places)} → {_value(after, places)}")
     elif change.action is Action.CREATE:
         for key, value in (change.after or {}).items():
             if value not in (None, {}, [], ""):
-                lines.append(f"      {key} = {_value(value)}")
+                lines.append(f"      {key} = {_value(value, scales.get(key))}")
         if change.secret_fingerprint:
             lines.append("      secret = (sensitive)")
     return lines
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, places: int | None = None) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str) and value.startswith("(sensitive"):
         return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value, places)
     text = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return text if len(text) <= 200 else text[:197] + "..."
 

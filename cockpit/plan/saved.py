@@ -1,9 +1,14 @@
 """The saved plan file (`plan --out FILE`, read by `apply FILE`): its format, MAC and reading back.
 
 The file is the public JSON plan (`cockpit.plan.render_json`) with the saved file's own
-`format_version` and an `integrity` block. Its format_version is "1.1" (a minor bump adds fields
-a reader may ignore, a major bump breaks); 1.1 added `integrity`, which `apply FILE` requires,
-so a 1.0 file (no MAC) is refused although its fields still read.
+`format_version`, a `config` section and an `integrity` block. Its format_version is "1.2" (a
+minor bump adds fields a reader may ignore, a major bump breaks); 1.1 added `integrity`, which
+`apply FILE` requires, so a 1.0 file (no MAC) is refused although its fields still read; 1.2
+added `config`: the YAML files the plan was made from (`{"base", "commit", "files": [{"path",
+"sha256", "text"}]}`), so apply verifies what it wrote against the reviewed config even when
+the directory has moved on since; and `origins` (`[[type, account, key, "file:line:column"]]`),
+where apply records resources declared at a new place. The MAC covers them like every other
+section.
 
 A saved plan is reviewed, then applied without asking; whoever can edit the file between the
 two (a CI artifact, a shared directory) could otherwise redirect a model's `api_base` or add an
@@ -30,13 +35,14 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from cockpit.plan.model import Action, FieldChange, Plan, ResourceChange
+from cockpit.config.snapshot import ConfigSnapshot
+from cockpit.plan.model import AccessCause, AccessGroup, Action, FieldChange, Plan, ResourceChange
 from cockpit.plan.render_json import render_json
 from cockpit.policy.impact import AccessChange
 from cockpit.store.secrets import SecretBox, canonical_json
 from cockpit.zitadel.desired import ZitadelChange, ZitadelPlan
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 """The saved file's format, which `load_plan` checks (its major part)."""
 
 ALGORITHM = "HMAC-SHA256"
@@ -172,6 +178,9 @@ def write_saved_plan(plan: Plan, path: Path, box: SecretBox) -> None:
     """Write `plan` to `path` with its MAC, made over the data as it will be read back."""
     document = json.loads(json.dumps(render_json(plan), default=str))
     document["format_version"] = FORMAT_VERSION
+    if plan.config is not None:
+        document["config"] = plan.config.as_dict()
+    document["origins"] = [[t, account, list(key), origin] for (t, account, key), origin in plan.origins.items()]
     path.write_text(json.dumps(seal(document, box), indent=1) + "\n", encoding="utf-8")
 
 
@@ -220,6 +229,15 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
                          {"gain": True, "lose": False}.get(a["change"]), a["before"], a["after"])
             for a in document["access_impact"]
         )
+        by_subject = {(a.account, a.domain, a.what, a.name, a.gains, a.subject): a for a in impact}
+        groups = tuple(
+            AccessGroup(
+                g["account"], g["domain"], g["what"], g["name"], {"gain": True, "lose": False}.get(g["change"]),
+                tuple(AccessCause(Action(c["action"]), c["type"], c["account"], tuple(c["key"]), c["origin"]) for c in g["causes"]),
+                tuple(by_subject[(g["account"], g["domain"], g["what"], g["name"], {"gain": True, "lose": False}.get(g["change"]), s)] for s in g["subjects"]),
+            )
+            for g in document.get("access_by_cause", [])
+        )
         zitadel_doc = document.get("zitadel") or {}
         fingerprints = document["fingerprints"]
         zitadel = ZitadelPlan(
@@ -233,11 +251,14 @@ def load_plan(document: Mapping[str, Any]) -> Plan:
             zitadel=zitadel,
             changes=changes,
             access_impact=impact,
+            access_groups=groups,
             fingerprints={k: v for k, v in fingerprints.items() if not k.startswith("zitadel:")},
             warnings=tuple(document["warnings"]),
             plan_id=document["plan_id"],
             created_at=document["created_at"],
             config_path=document["config_path"],
+            config=ConfigSnapshot.from_dict(document["config"]) if document.get("config") else None,
+            origins={(t, account, tuple(key)): str(origin) for t, account, key, origin in document.get("origins", [])},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFormatError(f"saved plan is damaged or not a cockpit plan ({exc!r})") from None

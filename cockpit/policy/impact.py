@@ -47,10 +47,15 @@ class AccessChange:
 def access_impact(before: State, after: State) -> tuple[AccessChange, ...]:
     """Every gain, loss and budget change, sorted by (account, domain, subject, what, name)."""
     with paused_gc():
-        old, new = build_graphs(before), build_graphs(after)
-        changes: list[AccessChange] = []
-        for account in sorted(old.keys() | new.keys()):
-            changes.extend(account_impact(old.get(account) or AccountGraph(account), new.get(account) or AccountGraph(account)))
+        return graphs_impact(build_graphs(before), build_graphs(after))
+
+
+def graphs_impact(old: dict[str, AccountGraph], new: dict[str, AccountGraph]) -> tuple[AccessChange, ...]:
+    """`access_impact` of two states' indexes (`graph.build_graphs`), for a caller that reads
+    them again (the plan, to find what caused each change)."""
+    changes: list[AccessChange] = []
+    for account in sorted(old.keys() | new.keys()):
+        changes.extend(account_impact(old.get(account) or AccountGraph(account), new.get(account) or AccountGraph(account)))
     changes.sort(key=lambda c: (c.account, c.domain, c.subject, c.what, c.name))
     return tuple(changes)
 

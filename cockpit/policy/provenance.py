@@ -22,7 +22,8 @@ class Source:
     detail: str = ""
     """What it says, e.g. `allow`, `deny`, `enabled`, `model_policy.copilot.deny`."""
     origin: str | None = None
-    """`file:line:column` of the config that declares it; None when read from the database."""
+    """`file:line:column` of the config that declares it; from the database, where the last
+    apply recorded it (None for a resource applied before origins were recorded)."""
 
     def __str__(self) -> str:
         what = f"{self.type.replace('_', ' ')} {self.detail}".rstrip()

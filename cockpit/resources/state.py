@@ -30,7 +30,8 @@ class Resource:
     protect: bool = False
     origin: object | None = None
     """Where the config declares it (str() gives `file:line:column`, located only when shown);
-    None when read from the database."""
+    read from the database, where the last apply recorded it (relative to the tenant repo),
+    None if none did."""
     secret_base: str | None = None
     """Directory that `${file:…}` references of this resource are relative to."""
 

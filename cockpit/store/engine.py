@@ -180,6 +180,15 @@ def _postgres_connect_args(url: URL) -> dict[str, object]:
     return args
 
 
+def require_sqlite_file(url: str) -> None:
+    """Raise DatabaseNotConnected when `url` names a SQLite file that does not exist: SQLite
+    would create an empty one on connect, which every command but `db upgrade` then leaves
+    behind, unmigrated."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise DatabaseNotConnected(f"no database at {path}: run `cockpit db upgrade` first, which creates it")
+
+
 def connect_check(engine: Engine) -> None:
     """Open a connection and run a trivial query; raise DatabaseNotConnected saying why."""
     try:

@@ -109,7 +109,24 @@ def read_accounts(connection: Connection, managed: dict[uuid.UUID, str], workspa
             ids[address] = row[0]
             known[row[0]] = (account, key)
         keys_by_id[resource_type.name] = known
+    _read_origins(connection, managed, state, ids)
     return result
+
+
+def _read_origins(connection: Connection, managed: dict[uuid.UUID, str], state: State, ids: dict[Address, uuid.UUID]) -> None:
+    """Each resource's `file:line:column` as its last apply recorded it (`resource_origins`),
+    so explain, the effective views and the plan's deletes can say where it is declared."""
+    origins = metadata.tables["resource_origins"]
+    query = sa.select(origins.c.id, origins.c.origin).where(
+        sa.or_(origins.c.account_id.in_(list(managed)), origins.c.account_id.is_(None))
+    )
+    recorded = dict(connection.execute(query).all())
+    if not recorded:
+        return
+    for address, row_id in ids.items():
+        origin = recorded.get(row_id)
+        if origin is not None:
+            state.resources[address].origin = origin
 
 
 def _columns(resource_type: ResourceType, table: sa.Table) -> list[str]:

@@ -79,7 +79,7 @@ def apply_plan(
     `zitadel_now` (for a saved plan): Zitadel's fingerprints now, given the database's state
     read under the locks; a plan whose Zitadel moved is stale."""
     check_applicable(plan, options)
-    if not plan.has_changes:
+    if not plan.has_changes and not plan.origins:
         return ApplyOutcome(0)
     accounts = sorted({c.account or CATALOG for c in plan.changes} | {c.account for c in plan.zitadel.changes} | set(plan.fingerprints))
     run_id = record_run_start(

@@ -30,6 +30,7 @@ def record_of(event: Any) -> dict[str, Any]:
         "domain": event.domain, "actor": event.actor, "action": event.action, "kind": event.kind,
         "key": event.resource_key, "before": event.before, "after": event.after,
         "plan_id": event.plan_id, "run_id": str(event.apply_run_id) if event.apply_run_id else None, "commit": event.commit_sha,
+        "origin": event.origin,
     }
 
 

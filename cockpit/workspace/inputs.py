@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from cockpit.config.secrets import UnresolvedSecret, resolve_reference
+from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.config.validate import ValidationResult, validate_path
 from cockpit.plan.draft import PlanContext, PlanFailed
 from cockpit.resources.desired import desired_state
@@ -28,11 +29,17 @@ class PlanInputs:
     workspace: str = "default"
     hard_delete_accounts: frozenset[str] = frozenset()
     skip_zitadel: bool = False
+    snapshot: ConfigSnapshot | None = None
+    """Plan the config a saved plan was made from instead of what `config_path` holds now."""
 
 
-def validated(config_path: Path) -> ValidationResult:
-    """The config at `config_path`, validated; raises PlanFailed with its errors."""
-    validation = validate_path(config_path)
+def validated(config_path: Path, snapshot: ConfigSnapshot | None = None) -> ValidationResult:
+    """The config at `config_path` (or the `snapshot` of it a saved plan keeps), validated;
+    raises PlanFailed with its errors."""
+    if snapshot is not None:
+        validation = validate_path(Path(snapshot.base), snapshot=snapshot.paths())
+    else:
+        validation = validate_path(config_path)
     if not validation.ok:
         raise PlanFailed([str(d) for d in validation.diagnostics if d.severity == "error"], validation)
     return validation
@@ -68,4 +75,5 @@ def plan_context(validation: ValidationResult, inputs: PlanInputs) -> PlanContex
         hard_delete_accounts=inputs.hard_delete_accounts,
         warnings=tuple(str(d) for d in validation.diagnostics if d.severity == "warning"),
         config_path=str(inputs.config_path.resolve()),
+        snapshot=inputs.snapshot or ConfigSnapshot.of(inputs.config_path, validation.texts),
     )

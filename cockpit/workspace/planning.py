@@ -13,6 +13,7 @@ from typing import Callable, Mapping
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from cockpit.config.snapshot import ConfigSnapshot
 from cockpit.memory import paused_gc
 from cockpit.plan.comparators import build_plan
 from cockpit.plan.draft import PlanFailed, PlanSources
@@ -44,7 +45,7 @@ def make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mappi
 
 
 def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapping[str, str]) -> Planned:
-    validation = validated(inputs.config_path)
+    validation = validated(inputs.config_path, inputs.snapshot)
     desired, errors = desired_with_secrets(validation, box, environ)
     with engine.connect() as connection:
         actual = read_actual(connection, inputs.workspace)
@@ -56,12 +57,13 @@ def _make_plan(engine: Engine, box: SecretBox, inputs: PlanInputs, environ: Mapp
     return Planned(build_plan(sources), desired, actual)
 
 
-def zitadel_now(config_path: Path, environ: Mapping[str, str]) -> Callable[[State], Mapping[str, str]]:
+def zitadel_now(config_path: Path, environ: Mapping[str, str], snapshot: ConfigSnapshot | None = None) -> Callable[[State], Mapping[str, str]]:
     """For applying a saved plan: what Zitadel holds now, as the fingerprints the plan made of
-    `config_path` recorded, given the database's state at apply time. Reads the config and
-    Zitadel only when called (under the apply's locks); raises PlanFailed as planning does."""
+    `config_path` (as `snapshot` kept it, when the plan has one) recorded, given the database's
+    state at apply time. Reads the config and Zitadel only when called (under the apply's
+    locks); raises PlanFailed as planning does."""
 
     def fingerprints(actual: State) -> Mapping[str, str]:
-        return zitadel_fingerprints(desired_without_secrets(validated(config_path)), actual, environ)
+        return zitadel_fingerprints(desired_without_secrets(validated(config_path, snapshot)), actual, environ)
 
     return fingerprints

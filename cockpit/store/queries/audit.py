@@ -49,7 +49,7 @@ def audit_page(connection: Connection, account_id: uuid.UUID, where: AuditFilter
         sa.select(
             events.id, events.account_id, events.domain, events.actor, events.action, events.kind,
             events.resource_key, events.before, events.after, events.plan_id, events.commit_sha,
-            events.apply_run_id, events.created_at,
+            events.apply_run_id, events.created_at, events.origin,
         )
         .where(*filters)
         .order_by(events.created_at.desc(), events.id.desc())
@@ -64,7 +64,7 @@ def unshipped_events(connection: Connection, limit: int) -> list[Any]:
         sa.select(
             events.id, accounts.c.name.label("account"), events.domain, events.actor, events.action, events.kind,
             events.resource_key, events.before, events.after, events.plan_id, events.commit_sha,
-            events.apply_run_id, events.created_at,
+            events.apply_run_id, events.created_at, events.origin,
         )
         .select_from(audit_events.outerjoin(accounts, accounts.c.id == events.account_id))
         .where(events.shipped_at.is_(None))

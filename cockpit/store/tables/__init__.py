@@ -58,6 +58,7 @@ from cockpit.store.tables.runtime import (
     budget_cycles,
     budget_reservations,
     rate_counters,
+    resource_origins,
     usage_ledger,
     virtual_keys,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "models",
     "rate_counters",
     "rate_limits",
+    "resource_origins",
     "usage_ledger",
     "virtual_keys",
 ]

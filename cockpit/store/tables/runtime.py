@@ -90,7 +90,22 @@ audit_events = sa.Table(
     # When the event reached OpenObserve; NULL: not yet (the next apply or `cockpit audit ship`
     # sends it).
     sa.Column("shipped_at", UtcDateTime(), index=True),
+    # Where the config declares (or, for a delete, declared) the resource: `file:line:column`.
+    sa.Column("origin", sa.String(1024)),
     sa.Index("ix_audit_events_account_id_created_at", "account_id", "created_at"),
+)
+
+resource_origins = sa.Table(
+    "resource_origins",
+    metadata,
+    # The row id of the resource, in whichever config table it lives (no foreign key: there
+    # are many); the executor deletes the row with the resource, the account's go with it.
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("resource_type", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.Uuid(), sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True),
+    # `file:line:column` of the config that declared it when it was last applied, relative to
+    # the tenant repo: what explain, the effective views and the audit show.
+    sa.Column("origin", sa.String(1024), nullable=False),
 )
 
 # One row per `cockpit apply`, committed before the run waits for its locks, so a process

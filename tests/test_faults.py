@@ -685,7 +685,8 @@ def test_postgres_down_during_the_zitadel_phase(
         cluster.wait_ready()
     output = clean(subprocess.CompletedProcess(apply.args, apply.returncode, stdout, stderr))
     assert apply.returncode == 1, output
-    assert "Apply complete: 32 change(s) written" in stderr, output
+    planned = re.search(r"Creates and updates \((\d+)\)", output)
+    assert planned and f"Apply complete: {planned.group(1)} change(s) written" in stderr, output  # every planned change
     assert "Database not connected:" in stderr, output
     left = int(re.search(r"(\d+) Zitadel step\(s\) are not recorded as done and stay in the journal", stderr)[1])
     assert f"the database is applied, but {left} Zitadel step(s) failed" in stderr, output

@@ -984,8 +984,9 @@ def test_no_secret_appears_anywhere(
     assert not any(value in plaintexts for value in v1.values()), "old secrets are still stored"
     if is_sqlite(database_url):
         database_file = sqlite_path(database_url)
-        for file in sorted(database_file.parent.glob(database_file.name + "*")):
-            scan.add(f"SQLite file {file.name} (raw bytes)", file.read_bytes().decode("latin-1"))
+        for found in sorted(database_file.parent.glob(database_file.name + "*")):  # -wal, the gateway's spool
+            for file in sorted(found.rglob("*")) if found.is_dir() else [found]:
+                scan.add(f"SQLite file {file.relative_to(database_file.parent)} (raw bytes)", file.read_bytes().decode("latin-1"))
 
     # -- logs, warnings, file descriptors -------------------------------------------------------
     for record in caplog.records:

@@ -32,6 +32,7 @@ from harness.cockpit import SECRET_KEY
 ENVIRONMENT = {
     "AZURE_OPENAI_API_KEY": "env-azure-canary",
     "ANTHROPIC_API_KEY": "env-anthropic-canary",
+    "ANTHROPIC_API_KEY_2": "env-anthropic-2-canary",
     "TENANT_AWS_SECRET_ACCESS_KEY": "env-aws-canary",
     "COCKPIT_SECRET_KEY": SECRET_KEY,
 }
@@ -236,6 +237,14 @@ def test_every_quirk_is_carried_over_or_reported(adopted: Adopted) -> None:
     assert models["gpt-4o"]["litellm"]["api_key"] == "${env:AZURE_OPENAI_API_KEY}"
     assert "api_base was os.environ/NW_AZURE_API_BASE, which is not set" in report
     assert models["titan"]["litellm"]["api_key"] == "${env:TENANT_AWS_SECRET_ACCESS_KEY}"
+    # two catalog rows of one name: the deployments of one model, named after the upstream model
+    assert "litellm" not in models["claude-sonnet"] and models["claude-sonnet"]["deployments"] == [
+        {"name": "claude-sonnet-4", "litellm": {"model": "anthropic/claude-sonnet-4", "api_key": "${env:ANTHROPIC_API_KEY}"}},
+        {"name": "claude-sonnet-4-2", "litellm": {"model": "anthropic/claude-sonnet-4", "api_key": "${env:ANTHROPIC_API_KEY_2}"}, "rpm": 500},
+    ]
+    assert models["claude-sonnet"]["pricing"] == {"input_per_million": 3, "output_per_million": 15, "cached_input_per_million": 0.3}
+    assert "`LiteLLM_ProxyModelTable model_id=m-claude`: the 2 entries of model claude-sonnet (LiteLLM_ProxyModelTable model_id=m-claude, LiteLLM_ProxyModelTable model_id=m-claude-2) are its deployments claude-sonnet-4 (anthropic/claude-sonnet-4), claude-sonnet-4-2 (anthropic/claude-sonnet-4, rpm 500)" in report
+    assert "not carried over yet" not in report
     assert "nw-private" not in models and "'nw-private' belongs to account id acc-nw-0001" in report
     assert "copilot grant of 'llama-local' to team:research/ml: the model is not in the catalog" in report
     assert "`Alchemi_FeatureEntitlementTable id=fe-4`: feature entitlement in domain 'Copilot', which is neither copilot nor console" in report

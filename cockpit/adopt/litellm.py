@@ -2,19 +2,23 @@
 account of a tenant repo.
 
 - `model_list` → `Model` documents (`models_import`); several entries with one `model_name`
-  are LiteLLM's load-balanced deployments, which Cockpit cannot declare yet: the first is kept,
-  the others reported. Every other top-level section of the config is reported, never echoed
-  (`general_settings` holds the master key).
+  are LiteLLM's load-balanced deployments: the `deployments` of one model; an entry's `rpm`/`tpm`
+  are its deployment's. `fallbacks` (`[{model: [fallback, …]}]`, in `router_settings` or
+  `litellm_settings`) become `Model.fallbacks` where the model and the fallback were both
+  imported (else reported; one that would close a cycle, which Cockpit refuses, too). Every other
+  top-level section of the config is reported, never echoed (`general_settings` holds the master
+  key).
 - With `--database-url` (read in one READ ONLY transaction): organizations, teams, users and
   their memberships → the account's console `Directory`; their `models` lists → `ModelAccess`
   (LiteLLM's rules: an empty list means every model, so the account is granted the whole catalog
   and a non-empty list narrows a scope to it with deny grants for the rest); the proxy's own
   `max_budget`/`budget_duration` → the account's `monthly_credits` and a `BudgetPlan` that sets
   the cycle (Cockpit caps console spend account-wide; budgets of orgs, teams and users below it
-  are copilot's, so those are reported); `rpm`/`tpm` are reported (RateLimits is on its way);
-  virtual keys are not moved: the report says whose they were; models stored in the database
-  (`store_model_in_db`) are named in the report but not read, their parameters being encrypted
-  with LiteLLM's salt key.
+  are copilot's, so those are reported); `rpm_limit`/`tpm_limit` of organizations (their
+  budget row), teams and users → a console `RateLimits` document (`access/rate_limits.yaml`);
+  virtual keys are not moved, nor their limits: the report says whose they were; models stored
+  in the database (`store_model_in_db`) are named in the report but not read, their parameters
+  being encrypted with LiteLLM's salt key.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from cockpit.adopt import models_import
 from cockpit.adopt.names import UniqueNames, is_name, slug
 from cockpit.adopt.output import ImportFailure, TenantTree
 from cockpit.adopt.report import Report, row_at
-from cockpit.config.models import API_VERSION
+from cockpit.config.models import API_VERSION, RATE_MAX
 from cockpit.store.engine import normalise_database_url
 
 Row = dict[str, Any]
@@ -58,15 +62,19 @@ def import_litellm(config: Path, database_url: str | None, account: str) -> Tena
         raise ImportFailure(f"--account {account!r} is not a config name: use lower-case letters, digits, '.', '_' and '-'")
     data, lines = _load_config(config)
     tree = TenantTree(Report(f"LiteLLM proxy ({config.name}{' and database' if database_url else ''})"))
-    catalog = _models(data, lines, config.name, tree)
+    documents, names = _models(data, lines, config.name, tree)
+    catalog = set(documents)
+    _fallbacks(data, lines, config.name, documents, names, tree)
     account_doc: dict[str, Any] = {"apiVersion": API_VERSION, "kind": "Account", "name": account}
     for section in sorted(set(data) - {"model_list"}):
         keys = data[section] if isinstance(data[section], dict) else {}
+        if section in FALLBACK_SECTIONS:
+            keys = {k: v for k, v in keys.items() if k != "fallbacks"}
         if section == "litellm_settings" and isinstance(keys, dict):
             _proxy_budget(keys, f"{config.name}:{lines.get(section, 1)}", account_doc, tree)
             keys = {k: v for k, v in keys.items() if k not in ("max_budget", "budget_duration")}
-            if not keys:
-                continue
+        if not keys and isinstance(data[section], dict) and data[section]:
+            continue
         names = f" ({', '.join(sorted(map(str, keys)))})" if keys else ""
         tree.report.add("dropped", f"{config.name}:{lines.get(section, 1)}", f"section {section}{names} is LiteLLM's own runtime setting; Cockpit's server has its own (see README), so it is not carried over")
     users = 0
@@ -98,11 +106,20 @@ def _load_config(path: Path) -> tuple[dict[str, Any], dict[Any, int]]:
         if key.value == "model_list" and isinstance(value, yaml.SequenceNode):
             for index, item in enumerate(value.value):
                 lines[index] = item.start_mark.line + 1
+        if key.value in FALLBACK_SECTIONS and isinstance(value, yaml.MappingNode):
+            for sub, subvalue in value.value:
+                if sub.value == "fallbacks":
+                    lines[(key.value, "fallbacks")] = sub.start_mark.line + 1
+                    if isinstance(subvalue, yaml.SequenceNode):
+                        for index, item in enumerate(subvalue.value):
+                            lines[(key.value, "fallbacks", index)] = item.start_mark.line + 1
     return data, lines
 
 
-def _models(data: dict[str, Any], lines: dict[Any, int], file: str, tree: TenantTree) -> set[str]:
-    catalog: set[str] = set()
+def _models(data: dict[str, Any], lines: dict[Any, int], file: str, tree: TenantTree) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The `Model` documents by name, and each `model_name` of the config → its catalog name."""
+    entries: list[models_import.Upstream] = []
+    names: dict[str, str] = {}
     for index, entry in enumerate(data["model_list"]):
         at = f"{file}:{lines.get(index, 1)}"
         if not isinstance(entry, dict):
@@ -111,15 +128,69 @@ def _models(data: dict[str, Any], lines: dict[Any, int], file: str, tree: Tenant
         name = models_import.model_name(entry.get("model_name"), at, tree)
         if name is None:
             continue
-        if name in catalog:
-            tree.report.add("dropped", at, f"another deployment of {name}: {models_import.DEPLOYMENTS_NOTE}")
-            continue
+        names[str(entry.get("model_name")).strip()] = name
         params = entry.get("litellm_params") if isinstance(entry.get("litellm_params"), dict) else {}
-        document = models_import.model_document(name, params, entry.get("model_info") or {}, at, tree)
-        if document is not None:
-            tree.add("models.yaml", document)
-            catalog.add(name)
-    return catalog
+        info = entry.get("model_info") if isinstance(entry.get("model_info"), dict) else {}
+        entries.append(models_import.Upstream(name, params, info, at))
+    return models_import.add_models(entries, tree), names
+
+
+FALLBACK_SECTIONS = ("router_settings", "litellm_settings")
+
+
+def _fallbacks(data: dict[str, Any], lines: dict[Any, int], file: str, documents: dict[str, dict[str, Any]], names: dict[str, str], tree: TenantTree) -> None:
+    """LiteLLM's `fallbacks: [{model: [fallback, …]}]` → `Model.fallbacks`, in the order given
+    (`router_settings` first, then `litellm_settings`)."""
+    report = tree.report
+    given = [s for s in FALLBACK_SECTIONS if isinstance(data.get(s), dict) and data[s].get("fallbacks") not in (None, [])]
+    if len(given) > 1:
+        report.add("review", f"{file}:{lines.get((given[0], 'fallbacks'), 1)}", "fallbacks are given in both router_settings and litellm_settings: a model's Cockpit fallbacks are those of router_settings, then those of litellm_settings; check that order")
+    edges: dict[str, list[str]] = {name: list(d.get("fallbacks", [])) for name, d in documents.items()}
+    for section in given:
+        listed = data[section]["fallbacks"]
+        if not isinstance(listed, list):
+            report.add("dropped", f"{file}:{lines.get((section, 'fallbacks'), 1)}", f"{section}.fallbacks is not a list of {{model: [fallback, …]}}; no fallbacks are carried over from it")
+            continue
+        for index, item in enumerate(listed):
+            at = f"{file}:{lines.get((section, 'fallbacks', index), lines.get((section, 'fallbacks'), 1))}"
+            if not isinstance(item, dict):
+                report.add("dropped", at, f"{section}.fallbacks entry {item!r} is not a mapping of a model to its fallbacks")
+                continue
+            for source, targets in item.items():
+                model = names.get(str(source).strip())
+                targets = targets if isinstance(targets, list) else [targets]
+                if model not in documents:
+                    report.add("dropped", at, f"fallbacks of {source!r} ({', '.join(map(str, targets))}): {source!r} is not a model of the imported model_list")
+                    continue
+                for target in targets:
+                    fallback = names.get(str(target).strip())
+                    if fallback not in documents:
+                        report.add("dropped", at, f"fallback {target!r} of model {model}: {target!r} is not a model of the imported model_list")
+                    elif fallback == model:
+                        report.add("dropped", at, f"fallback {target!r} of model {model}: a model is not its own fallback in Cockpit (its deployments are tried first already)")
+                    elif fallback in edges[model]:
+                        continue
+                    elif _reaches(edges, fallback, model):
+                        report.add("dropped", at, f"fallback {fallback} of model {model}: {fallback} leads back to {model} through its own fallbacks, and Cockpit refuses fallback cycles")
+                    else:
+                        edges[model].append(fallback)
+                        documents[model]["fallbacks"] = edges[model]
+    for document in documents.values():  # after the deployments, before pricing, as export writes them
+        if "fallbacks" in document:
+            document["fallbacks"] = document.pop("fallbacks")
+            document["pricing"] = document.pop("pricing")
+
+
+def _reaches(edges: dict[str, list[str]], start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, []))
+    return False
 
 
 def _proxy_budget(settings: dict[str, Any], at: str, account: dict[str, Any], tree: TenantTree) -> None:
@@ -177,6 +248,8 @@ class _Directory:
         self.account_doc = account_doc
         self.emails: dict[str, str] = {}
         self.grants: list[dict[str, Any]] = []
+        self.limits: list[dict[str, Any]] = []
+        self.limits_from: list[str] = []
 
     def run(self) -> int:
         users = self._users()
@@ -197,6 +270,10 @@ class _Directory:
             org_list.append(org)
         if users or org_list:
             self.tree.add("directory/console.yaml", {"apiVersion": API_VERSION, "kind": "Directory", "account": self.account, "domain": "console", "users": users, "orgs": org_list})
+        if self.limits:
+            limits = sorted(self.limits, key=lambda limit: ("org:", "team:", "user:").index(limit["scope"].split(":", 1)[0] + ":"))
+            self.tree.add("access/rate_limits.yaml", {"apiVersion": API_VERSION, "kind": "RateLimits", "account": self.account, "domain": "console", "limits": limits})
+            self.report.add("changed", f"{', '.join(sorted(self.limits_from))} (rpm_limit, tpm_limit)", "LiteLLM counted a call against the limits of the one team of the key that made it; Cockpit counts a user's call against every limit of their chain (the account, each of their orgs and teams, the user), so a member of several limited teams is held to each, whichever team's key they used")
         if self.catalog:
             grants = [{"model": m, "scope": "account"} for m in self.catalog] + self.grants
             self.tree.add("access/models.yaml", {"apiVersion": API_VERSION, "kind": "ModelAccess", "account": self.account, "domain": "console", "grants": grants})
@@ -215,12 +292,29 @@ class _Directory:
                 self.report.add("dropped", at, f"{scope} lists model {model!r}, which is not a model of the config's model_list")
         for model in self.catalog:
             self.grants.append({"model": model, "scope": scope, **({} if model in listed else {"access": "deny"})})
-        self._limits(row, scope, at)
 
     def _limits(self, row: Row, scope: str, at: str) -> None:
-        rates = [f"{k} = {row[k]}" for k in ("rpm_limit", "tpm_limit") if row.get(k) is not None]
-        if rates:
-            self.report.add("dropped", at, f"{scope}: {', '.join(rates)}: {models_import.RATE_LIMITS_NOTE}")
+        """The row's `rpm_limit`/`tpm_limit` → a console rate limit of `scope`."""
+        limit: dict[str, Any] = {}
+        for column, key in (("rpm_limit", "rpm"), ("tpm_limit", "tpm")):
+            if row.get(column) is None:
+                continue
+            value = models_import.whole_number(row[column], RATE_MAX)
+            if value is None:
+                self.report.add("dropped", at, f"{scope}: {column} = {row[column]} is not carried over: a Cockpit rate limit is a whole number from 1 to {RATE_MAX} (to stop a scope's calls, take away its model grants)")
+            else:
+                limit[key] = value
+        if not limit:
+            return
+        if any(existing["scope"] == scope for existing in self.limits):
+            self.report.add("dropped", at, f"{scope}: a second rate limit ({', '.join(f'{k} = {v}' for k, v in limit.items())}) for a scope that has one already; the first is kept")
+            return
+        self.limits.append({"scope": scope, **limit})
+        rates = ", ".join(f"{key}_limit = {value}" for key, value in limit.items())
+        self.report.add("changed", at, f"{scope}: {rates} is carried over as a console rate limit of {scope} in access/rate_limits.yaml")
+        table = at.split(" ", 1)[0]
+        if table not in self.limits_from:
+            self.limits_from.append(table)
 
     def _budget(self, row: Row, scope: str, at: str) -> None:
         if row.get("max_budget") is not None:
@@ -239,6 +333,7 @@ class _Directory:
             if email != row["user_email"]:
                 self.report.add("renamed", at, f"user {row['user_email']!r} is {email} (e-mail addresses are compared case-insensitively; the config writes them lower-case)")
             if email in seen:
+                self.report.add("dropped", at, f"user {row['user_id']} has the e-mail address of another user ({email}); only the first user's models list, budget and rate limits are carried over")
                 continue
             seen.add(email)
             user: dict[str, Any] = {"email": email}
@@ -250,8 +345,7 @@ class _Directory:
                 self.report.add("changed", at, f"{email} was a LiteLLM proxy_admin (admin of the whole proxy); Cockpit makes them an admin of this account")
             self._models_of(row, f"user:{email}", at)
             self._budget(row, f"user:{email}", at)
-            if not row.get("models"):
-                self._limits(row, f"user:{email}", at)
+            self._limits(row, f"user:{email}", at)
         return users
 
     def _orgs_and_teams(self) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, Any], str]]]:
@@ -289,8 +383,7 @@ class _Directory:
             teams[row["team_id"]] = (team, scope)
             self._models_of(row, scope, at)
             self._budget(row, scope, at)
-            if not [m for m in (row.get("models") or []) if m]:
-                self._limits(row, scope, at)
+            self._limits(row, scope, at)
             if row.get("blocked"):
                 self.report.add("review", at, f"{scope} was blocked in LiteLLM; Cockpit has no blocked teams: remove its model grants or its members")
         return orgs, teams
@@ -304,10 +397,14 @@ class _Directory:
                     roles[key] = "admin" if member.get("role") == "admin" or roles.get(key) == "admin" else "member"
             for user_id in team_row.get("admins") or []:
                 roles[(team_row["team_id"], user_id)] = "admin"
+        budgets = {r["budget_id"]: r for r in self.rows["LiteLLM_BudgetTable"]}
         for row in self.rows["LiteLLM_TeamMembership"]:
             roles.setdefault((row["team_id"], row["user_id"]), "member")
             if row.get("budget_id"):
-                self.report.add("dropped", row_at("LiteLLM_TeamMembership", row, "user_id"), f"the budget of {self.emails.get(row['user_id'], row['user_id'])} within team {row['team_id']} (budget {row['budget_id']}) is not carried over: budgets below the account are copilot's")
+                budget = budgets.get(row["budget_id"]) or {}
+                rates = ", ".join(f"{k} = {budget[k]}" for k in ("rpm_limit", "tpm_limit") if budget.get(k) is not None)
+                also = f"; nor its {rates}: Cockpit limits a user in every team alike (a user: limit) or each user of a team (per_user), not one user within one team" if rates else ""
+                self.report.add("dropped", row_at("LiteLLM_TeamMembership", row, "user_id"), f"the budget of {self.emails.get(row['user_id'], row['user_id'])} within team {row['team_id']} (budget {row['budget_id']}) is not carried over: budgets below the account are copilot's{also}")
         for row in self.rows["LiteLLM_UserTable"]:
             for team_id in row.get("teams") or []:
                 roles.setdefault((team_id, row["user_id"]), "member")
@@ -345,8 +442,14 @@ class _Directory:
 
     def _keys(self) -> None:
         owners: dict[str, list[str]] = defaultdict(list)
+        limited: dict[str, list[str]] = defaultdict(list)
         for row in self.rows["LiteLLM_VerificationToken"]:
             owner = self.emails.get(row.get("user_id")) or (f"team {row['team_id']}" if row.get("team_id") else "no user or team")
-            owners[owner].append(str(row.get("key_alias") or "unnamed"))  # key_name shows part of the key
+            alias = str(row.get("key_alias") or "unnamed")  # key_name shows part of the key
+            owners[owner].append(alias)
+            rates = " ".join(f"{k} {row[k]}" for k in ("rpm_limit", "tpm_limit") if row.get(k) is not None)
+            if rates:
+                limited[owner].append(f"{alias}: {rates}")
         for owner, aliases in sorted(owners.items()):
-            self.report.add("dropped", "LiteLLM_VerificationToken", f"{len(aliases)} virtual key(s) of {owner} ({', '.join(sorted(aliases))}) are not moved: issue Cockpit keys with `cockpit keys create`")
+            rates = f"; nor their rate limits ({', '.join(sorted(limited[owner]))}): Cockpit limits scopes in RateLimits, not keys" if limited.get(owner) else ""
+            self.report.add("dropped", "LiteLLM_VerificationToken", f"{len(aliases)} virtual key(s) of {owner} ({', '.join(sorted(aliases))}) are not moved: issue Cockpit keys with `cockpit keys create`{rates}")

@@ -10,7 +10,8 @@ granted model (the ceiling); an entitlement outside the feature pack; two active
 label Cockpit lacks, a float equal split, two overrides for one scope, an override without an
 allocation, an allocation that breaks nesting and one that breaks capacity, a rollover pool; a
 team admin in the admin table; `max_budget`/`spend`; users without e-mail or in capital letters;
-duplicate marketplace listings and one of a deleted agent; SSO, connection and model secrets.
+duplicate marketplace listings and one of a deleted agent; two catalog rows of one model (its
+deployments, one with rpm); SSO, connection and model secrets.
 `globex` is a second, small account.
 
 Every secret value is in `SECRETS`, so a test can grep everything the import wrote for them.
@@ -181,6 +182,9 @@ def rows() -> list[tuple[str, dict[str, Any]]]:
           model_info={"display_name": "GPT-4o", "input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05, "sort_order": 10, "capability": "chat"}),
         r("LiteLLM_ProxyModelTable", model_id="m-claude", model_name="claude-sonnet",
           litellm_params={"model": "anthropic/claude-sonnet-4", "api_key": "os.environ/ANTHROPIC_API_KEY"},
+          model_info={"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05, "cache_read_input_token_cost": 3e-07}),
+        r("LiteLLM_ProxyModelTable", model_id="m-claude-2", model_name="claude-sonnet",
+          litellm_params={"model": "anthropic/claude-sonnet-4", "api_key": "os.environ/ANTHROPIC_API_KEY_2", "rpm": 500},
           model_info={"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05, "cache_read_input_token_cost": 3e-07}),
         r("LiteLLM_ProxyModelTable", model_id="m-mistral", model_name="mistral-large",
           litellm_params={"model": "mistral/mistral-large-latest", "api_key": MISTRAL_KEY, "api_base": "https://api.mistral.ai/v1"},

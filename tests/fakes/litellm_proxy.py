@@ -1,8 +1,9 @@
 """A LiteLLM proxy to adopt: a `config.yaml` and its database (`litellm_schema.sql`), with what
 `cockpit import litellm` must handle: `os.environ/` keys and endpoints, a literal key, two
-deployments of one model name, rpm/tpm, per-token prices, the master key in general_settings, a
-proxy-wide monthly budget, organizations, teams (one in no organization), users with and without
-e-mail, model lists (empty = every model), team and user budgets and rate limits, and keys.
+deployments of one model name (one weighted), rpm/tpm, per-token prices, fallbacks (one of a model
+not in model_list, one closing a cycle), the master key in general_settings, a proxy-wide monthly
+budget, organizations, teams (one in no organization), users with and without e-mail, model lists
+(empty = every model), org, team and user budgets and rate limits, and keys (one rate-limited).
 
 Every secret value is in `SECRETS`, so a test can grep everything the import wrote for them.
 """
@@ -31,6 +32,7 @@ model_list:
       api_key: os.environ/AZURE_API_KEY_EU
       api_version: "2024-06-01"
       rpm: 600
+      weight: 3
     model_info:
       input_cost_per_token: 0.0000025
       output_cost_per_token: 0.00001
@@ -61,6 +63,10 @@ litellm_settings:
 
 router_settings:
   routing_strategy: simple-shuffle
+  fallbacks:
+    - gpt-4o: [gpt-4o-mini, o1-preview]
+    - claude-haiku: [gpt-4o]
+    - gpt-4o-mini: [claude-haiku]
 
 general_settings:
   master_key: {MASTER_KEY}
@@ -85,7 +91,7 @@ _ROWS = [
     ("LiteLLM_TeamMembership", {"user_id": "u-ben", "team_id": "t-data", "budget_id": "b-mem"}),
     ("LiteLLM_OrganizationMembership", {"user_id": "u-ann", "organization_id": "o-eng", "user_role": "org_admin"}),
     ("LiteLLM_OrganizationMembership", {"user_id": "u-ben", "organization_id": "o-eng", "user_role": "internal_user"}),
-    ("LiteLLM_VerificationToken", {"token": KEY_TOKEN, "key_name": "sk-...a0c2", "key_alias": "ann-laptop", "user_id": "u-ann", "team_id": "t-plat"}),
+    ("LiteLLM_VerificationToken", {"token": KEY_TOKEN, "key_name": "sk-...a0c2", "key_alias": "ann-laptop", "user_id": "u-ann", "team_id": "t-plat", "rpm_limit": 5}),
     ("LiteLLM_VerificationToken", {"token": "hashed-2", "key_alias": "ci", "team_id": "t-ops"}),
     ("LiteLLM_ProxyModelTable", {"model_id": "db-1", "model_name": "gemini-flash", "litellm_params": {"model": "gemini/gemini-2.0-flash", "api_key": "gAAAAB-encrypted"}, "created_by": "admin", "updated_by": "admin"}),
 ]
@@ -118,3 +124,10 @@ def allowed_models(user: str, catalog: set[str]) -> set[str]:
     own = {"ben@initech.com": {"gpt-4o"}, "cat@initech.com": {"gpt-4o-mini", "claude-haiku"}}.get(user, set(catalog))
     reachable = set().union(*teams) if teams else set(catalog)
     return reachable & own
+
+
+def rate_limits(user: str) -> set[tuple[str, int | None, int | None]]:
+    """The (scope, rpm, tpm) limits of the fixture's users: their org's (its budget b-eng), their
+    teams' and their own, as the import writes them."""
+    org, platform, ben = ("org:engineering", 100, None), ("team:engineering/platform", None, 50000), ("user:ben@initech.com", 10, None)
+    return {"ann@initech.com": {org, platform}, "ben@initech.com": {org, platform, ben}}.get(user, set())

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cockpit.config.models import BaseRole
 from cockpit.store.tables import DIRECTORIES, DOMAINS, account_admins, accounts, agents, virtual_keys
+from cockpit.store.engine import write_transaction
 
 KEY_PREFIX = "ck-"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
@@ -164,7 +165,7 @@ def create_key(
         raise KeyRefused(f"unknown domain {domain!r}: use console or copilot, or leave --domain out for a key that serves both")
     if role is not None and role not in ROLES:
         raise KeyRefused(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         account_id = _account_id(connection, account)
         status = connection.execute(sa.select(accounts.c.status).where(accounts.c.id == account_id)).scalar()
         if status != "active":
@@ -213,7 +214,7 @@ def revoke_key(engine: Engine, account: str, which: str) -> tuple[KeyRecord, boo
     """Revoke the key named by its id, its prefix or the key itself; (record, revoked now).
     Revoking a revoked key changes nothing and says so (False)."""
     which = which.strip()
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         account_id = _account_id(connection, account)
         query = _records().where(virtual_keys.c.account_id == account_id)
         given_whole = False

@@ -50,6 +50,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cockpit.budgets.ledger import encode_row, ledger_namespace, ledger_queue
 from cockpit.budgets.usage import UTC, Window
+from cockpit.store.engine import write_transaction
 from cockpit.store.inserts import insert_new
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
 
@@ -204,6 +205,7 @@ class SqlCounters:
         c = budget_counters.c
         for _ in range(3):
             with self._serial, self.engine.connect() as connection:
+                connection.execution_options(sqlite_begin="IMMEDIATE")  # as write_transaction
                 transaction = connection.begin()
                 self._lock(connection, [(account_id, window.start, scope) for scope in scopes])
                 # Hold the amount on every scope at once; the UPDATE also locks the rows (the
@@ -233,7 +235,7 @@ class SqlCounters:
         raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
 
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
-        with self._serial, self.engine.begin() as connection:
+        with self._serial, write_transaction(self.engine) as connection:
             self._lock(connection, [(reservation.account_id, reservation.window.start, scope) for scope in reservation.scopes])
             held = connection.execute(
                 budget_reservations.delete().where(budget_reservations.c.id == reservation.id)
@@ -251,7 +253,7 @@ class SqlCounters:
         if not reservations:
             return
         r = budget_reservations.c
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 budget_reservations.update().where(r.id.in_([held.id for held in reservations])).values(expires_at=dt.datetime.now(UTC) + self.hold)
             )
@@ -259,7 +261,7 @@ class SqlCounters:
     def release_expired(self, now: dt.datetime | None = None) -> int:
         now = now or dt.datetime.now(UTC)
         r = budget_reservations.c
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             expired = connection.execute(sa.select(r.id, r.account_id, r.window_start, r.scopes, r.amount).where(r.expires_at < now)).all()
             self._lock(connection, [(row.account_id, row.window_start, scope) for row in expired for scope in row.scopes])
             for row in expired:  # re-checked at delete: a renewal since the SELECT keeps the hold
@@ -275,6 +277,7 @@ class SqlCounters:
         c = budget_counters.c
         for _ in range(3):
             with self._serial, self.engine.connect() as connection:
+                connection.execution_options(sqlite_begin="IMMEDIATE")  # as write_transaction
                 transaction = connection.begin()
                 self._lock(connection, [(account_id, window.start, scope) for scope in {*scopes, *(r.lease.scopes[0] for r in returned)}])
                 self._release(connection, returned)
@@ -311,7 +314,7 @@ class SqlCounters:
         raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
 
     def absorb(self, settled: Sequence[Settled], releases: Sequence[Release] = ()) -> None:
-        with self._serial, self.engine.begin() as connection:
+        with self._serial, write_transaction(self.engine) as connection:
             self._lock(connection, [
                 *((call.account_id, call.window_start, scope) for call in settled for scope, _id, _token in call.leases),
                 *((r.lease.account_id, r.lease.window.start, r.lease.scopes[0]) for r in releases),
@@ -377,7 +380,7 @@ class SqlCounters:
             {"id": uuid.uuid4(), "account_id": account_id, "window_start": window.start, "scope": scope, "used": credits(used.get(scope, 0)), "reserved": Decimal(0)}
             for scope in scopes
         ]
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(insert_new(connection, budget_counters, rows, ("account_id", "window_start", "scope")))
 
 
@@ -713,7 +716,7 @@ class RedisCounters:
         if settled:
             if self.engine is None:
                 raise RuntimeError("RedisCounters.absorb needs the engine its ledger rows go to")
-            with self.engine.begin() as connection:
+            with write_transaction(self.engine) as connection:
                 connection.execute(insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)))
         args: list[Any] = [APPLIED_SECONDS, len(settled)]
         for call in settled:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from cockpit.store.inserts import insert_new
 from cockpit.store.tables import usage_ledger
+from cockpit.store.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class RedisLedgerWriter:
             if not items:
                 return
             rows = [decode_row(item) for item in items]
-            with self.engine.begin() as connection:
+            with write_transaction(self.engine) as connection:
                 connection.execute(insert_new(connection, usage_ledger, rows, ("request_id",)))
             self.client.delete(self._claimed)
             with self._idle:

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine
 from cockpit.policy.rate_limits import EffectiveRateLimit
 from cockpit.store.inserts import insert_new
 from cockpit.store.tables import rate_counters
+from cockpit.store.engine import write_transaction
 
 WINDOW_SECONDS = 60
 Clock = Callable[[], float]
@@ -244,7 +245,7 @@ class SqlRates:
         if not admission.keys or delta == 0:
             return
         c = rate_counters.c
-        with self._serial, self.engine.begin() as connection:
+        with self._serial, write_transaction(self.engine) as connection:
             connection.execute(
                 rate_counters.update().where(c.key.in_(admission.keys), c.window == admission.window).values(tokens=c.tokens + delta)
             )

@@ -29,6 +29,7 @@ from cockpit.budgets.usage import UTC, Window, current_window, cycle_window, iso
 from cockpit.policy.allocations import effective_allocation
 from cockpit.runtime.snapshots import load_snapshot
 from cockpit.store.tables import accounts, audit_events, budget_cycles, usage_ledger
+from cockpit.store.engine import write_transaction
 
 
 class RenewRefused(Exception):
@@ -73,7 +74,7 @@ def renew(engine: Engine, account: str, *, previous: bool = False, rollover_cap:
     if rollover_cap is not None and rollover_cap < 0:
         raise RenewRefused("--rollover-cap cannot be negative")
 
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         if previous:
             last = cycle_window(allocation.cycle, cycle_window(allocation.cycle, now).start - dt.timedelta(microseconds=1))
             window = Window(current_window(connection, account_id, allocation.cycle, last.end - dt.timedelta(microseconds=1)).start, last.end)

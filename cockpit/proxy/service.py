@@ -42,7 +42,6 @@ from cockpit.proxy.errors import ProxyError
 from cockpit.proxy.http1 import Client
 from cockpit.runtime.context import RequestContext
 from cockpit.runtime.snapshots import AccountSnapshot
-from cockpit.store.engine import prefer_fast_commits
 from cockpit.store.secrets import SecretBox
 from cockpit.store.tables import DOMAINS
 
@@ -130,7 +129,6 @@ class Proxy:
         from cockpit.proxy.catalog import CatalogCache
 
         self.engine = engine
-        prefer_fast_commits(engine)  # the spool is absorbed ten times a second
         self.catalog = CatalogCache(engine, box)
         self.counters: Counters = counters_from_environment(engine, environ)
         hold = hold_seconds(environ)

@@ -26,6 +26,7 @@ from cockpit.runtime.context import RequestContext
 from cockpit.server.jwt import InvalidToken, JwksCache, JwtSettings, jwt_shaped, verify
 from cockpit.store.queries import credentials
 from cockpit.store.tables import DOMAINS
+from cockpit.store.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class VirtualKeyBackend:
 
     def _write_touch(self, key_id: uuid.UUID) -> None:
         try:
-            with self.engine.begin() as connection:
+            with write_transaction(self.engine) as connection:
                 credentials.touch_key(connection, key_id, dt.datetime.now(dt.timezone.utc))
         except SQLAlchemyError as exc:
             log.warning("could not record the use of key %s: %s", key_id, exc)

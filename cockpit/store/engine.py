@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -271,28 +272,21 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        mode = connection.get_execution_options().get("sqlite_begin")  # see write_transaction
+        connection.exec_driver_sql(f"BEGIN {mode}" if mode else "BEGIN")
 
 
-def prefer_fast_commits(engine: Engine) -> None:
-    """For a server that writes often (the gateway absorbs its spool every tenth of a second):
-    on SQLite, the write-ahead log (readers no longer wait for a writer, and a commit appends
-    to the log instead of rewriting a journal) and `synchronous=NORMAL` on this engine's
-    connections, so a commit no longer waits for the disk. A commit then survives the process
-    being killed, not the machine losing power; the calls a server absorbs are what its spool
-    (`cockpit.budgets.spool`) already holds. The log mode stays with the database file;
-    other engines keep their own `synchronous`. PostgreSQL is left as it is."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()  # outside a transaction: the driver's BEGIN is off
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    engine.dispose()  # pooled connections were made without them
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """`engine.begin()` for a transaction that writes. On SQLite it begins IMMEDIATE, taking the
+    write lock first: a transaction that reads, then writes, while another connection writes
+    (a serving gateway absorbs its spool ten times a second) would otherwise be refused at once
+    with "database is locked", as SQLite refuses a read lock's upgrade that could deadlock
+    rather than wait for it. Elsewhere it is `engine.begin()`."""
+    with engine.connect() as connection:
+        connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection
 
 
 def _where(url: URL) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from cockpit.audit import OpenObserveConfigError, OpenObserveSettings, ship
 from cockpit.store.queries.audit import mark_shipped, unshipped_events
+from cockpit.store.engine import write_transaction
 
 MAX_EVENTS_PER_RUN = 20_000
 """A run ships at most this many (oldest first); the rest go with the next run."""
@@ -51,7 +52,7 @@ def ship_audit(engine: Engine, environ: Mapping[str, str], written: int | None =
         return None
     result = ship([record_of(event) for event in events], settings)
     if result.answered:
-        with engine.begin() as connection:
+        with write_transaction(engine) as connection:
             mark_shipped(connection, [event.id for event in events[: result.answered]], dt.datetime.now(dt.timezone.utc))
     if result.error:
         return f"warning: {after}, but {result.error}" if after else f"warning: {result.error}"

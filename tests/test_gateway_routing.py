@@ -66,7 +66,7 @@ kind: Model
 name: primary
 litellm: {model: openai/primary, api_base: "C", api_key: "${env:FAKE_OPENAI_KEY}"}
 fallbacks: [secret, backup]
-timeout_seconds: 5
+timeout_seconds: 0.5
 pricing: {input_per_million: 0, output_per_million: 2000000}
 ---
 apiVersion: cockpit/v1
@@ -177,6 +177,13 @@ def _healthy_upstreams(gateway: SimpleNamespace) -> Iterator[None]:
         fake.reset()
 
 
+def cooled_down(gateway: SimpleNamespace, model: str) -> None:
+    """Wait until no deployment of `model` is cooling down from an earlier test's failures."""
+    proxy = gateway.server.app.state.proxy
+    while any(proxy.router.cooldown(d) > 0 for d in proxy.catalog.current.routes[model].deployments):
+        time.sleep(0.1)
+
+
 def inside_one_minute(seconds: float = 8.0) -> None:
     """Wait for the next minute when fewer than `seconds` are left of this one, so a burst is
     counted in one fixed window."""
@@ -272,6 +279,7 @@ def test_a_dead_or_failing_deployment_fails_no_call(gateway: SimpleNamespace) ->
 
 def test_a_failing_model_falls_back_to_one_the_caller_may_use_at_its_prices(gateway: SimpleNamespace) -> None:
     bob = issue_key(gateway.url, "bob@acme.com")
+    cooled_down(gateway, "primary")
     gateway.c.fail_next(503, count=100)
     response = chat(gateway.server.url, bob, "primary", max_tokens=2)
     assert response.status_code == 200, response.text
@@ -285,6 +293,18 @@ def test_a_failing_model_falls_back_to_one_the_caller_may_use_at_its_prices(gate
         {"model": "backup", "deployment": "default", "outcome": "ok"},
     ]
     assert Decimal(str(row.credits)) == Decimal(2)  # 2 tokens at backup's price, not primary's
+
+
+def test_an_attempt_that_times_out_falls_back_and_its_prompt_is_charged(gateway: SimpleNamespace) -> None:
+    carol = issue_key(gateway.url, "carol@acme.com")
+    cooled_down(gateway, "primary")
+    gateway.c.delay = 1.0  # over primary's timeout_seconds
+    response = chat(gateway.server.url, carol, "primary", max_tokens=2)
+    assert response.status_code == 200 and response.json()["model"] == "secret"  # carol may use it
+    gateway.server.flush()
+    [row] = [r for r in ledger_rows(gateway.url) if r.request_id == response.headers["x-request-id"]]
+    assert [a["outcome"] for a in row.metadata["attempts"]] == ["timeout", "ok"]
+    assert row.metadata["timed_out_prompt_tokens"] > 0  # the provider had it and may bill it
 
 
 def test_a_deployment_refusing_its_key_is_a_configuration_error_not_a_failed_call(gateway: SimpleNamespace) -> None:

@@ -324,9 +324,12 @@ async def _attempt(request: Request, call: "Call", catalog: Any, plan: list[Atte
             else:
                 answer = await translated_answer(endpoint.translate, target, _params(body))
         except Exception as exc:
-            if _moves_on(call, attempt, exc, tokens) and index + 1 < len(plan):
-                continue
-            raise
+            moved_on = _failed(call, attempt, exc, tokens, last=index + 1 == len(plan))
+            if moved_on is None:
+                raise
+            if moved_on is Outcome.TIMEOUT:
+                await call.timed_out()
+            continue
         request.scope[FACTS_KEY].upstream_seconds = time.perf_counter() - asked
         call.attempts.append(_attempt_record(attempt, Outcome.OK))
         if streamed:
@@ -348,9 +351,10 @@ async def _open_stream(call: "Call", direct: Any, target: Any) -> Any:
     return await direct.stream(proxy.http, endpoint, sent)
 
 
-def _moves_on(call: "Call", attempt: Attempt, exc: Exception, tokens: int) -> bool:
-    """Record a failed attempt (router, ledger metadata, metrics, logs); whether the router says
-    the next attempt should be made."""
+def _failed(call: "Call", attempt: Attempt, exc: Exception, tokens: int, *, last: bool) -> Outcome | None:
+    """Record a failed attempt (router, ledger metadata, logs, metrics): its outcome when the
+    router says to make the next attempt and there is one; None when the failure is the call's
+    (`serve` then counts it in the metrics)."""
     error = upstream_error(exc, attempt.model, secrets=call.secrets)
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
@@ -358,11 +362,11 @@ def _moves_on(call: "Call", attempt: Attempt, exc: Exception, tokens: int) -> bo
     call.attempts.append(_attempt_record(attempt, outcome))
     if outcome is Outcome.MISCONFIGURED:
         log.error("deployment %s of model %s refused the gateway (HTTP %s): a configuration error (its api_key or litellm.model), not cooled down", attempt.deployment.name, attempt.model, status)
-    go_on = call.proxy.router.finish(attempt, outcome, tokens, status=status)
-    if go_on:
-        log.warning("model %s deployment %s failed (%s); trying the next upstream", attempt.model, attempt.deployment.name, outcome.value)
-        metrics.record_upstream_error(attempt.model, error.code or "upstream_error")
-    return go_on
+    if not call.proxy.router.finish(attempt, outcome, tokens, status=status) or last:
+        return None
+    log.warning("model %s deployment %s failed (%s); trying the next upstream", attempt.model, attempt.deployment.name, outcome.value)
+    metrics.record_upstream_error(attempt.model, error.code or "upstream_error")
+    return outcome
 
 
 def _attempt_record(attempt: Attempt, outcome: Outcome) -> dict[str, str]:
@@ -444,6 +448,8 @@ class Call:
         self.attempts: list[dict[str, str]] = []
         self.secrets: tuple[str, ...] = ()
         """The credentials of the deployment being called (masked out of its errors)."""
+        self.earlier_tokens, self.earlier_cost = 0, Decimal(0)
+        """The prompts of attempts that timed out before another was made (`timed_out`)."""
         self.request_id = f"ck-{uuid.uuid4().hex}"
         self.row_id = uuid.uuid4()
         self.opening: Usage | None = None
@@ -489,6 +495,9 @@ class Call:
         if self.finished:
             return
         self.finished = True
+        if self.earlier_tokens:
+            raw_cost += self.earlier_cost
+            metadata = {**metadata, "timed_out_prompt_tokens": self.earlier_tokens}
         row = ledger_row(
             caller=self.caller, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
             model=self.name, raw_cost=raw_cost, factor=self.factor, started=self.started, request_id=self.request_id,
@@ -504,7 +513,7 @@ class Call:
             row["raw_cost"] = credits(self.reservation.amount / self.factor) if self.factor else row["raw_cost"]
         wanted = raw_cost > 0 or self.hits or "error" not in metadata
         await self.proxy.settle(self.reservation, row["credits"], row if wanted else None)
-        await self.proxy.settle_rate(self.admission, int(metadata.get("prompt_tokens") or 0) + int(metadata.get("completion_tokens") or 0))
+        await self.proxy.settle_rate(self.admission, int(metadata.get("prompt_tokens") or 0) + int(metadata.get("completion_tokens") or 0) + self.earlier_tokens)
         metrics.record_usage(self.snapshot.name, self.name, int(metadata.get("prompt_tokens") or 0), int(metadata.get("completion_tokens") or 0), float(row["credits"]))
 
     def routing(self) -> dict[str, Any]:
@@ -512,16 +521,28 @@ class Call:
         served it (or was tried last) and every attempt with its outcome."""
         return {"requested_model": self.requested, "served_model": self.name, "deployment": self.deployment, "attempts": self.attempts}
 
+    def prompt_tokens(self) -> int:
+        """The request's prompt by the serving model's tokenizer, with the template's tokens per
+        message: what a provider bills for a call it gave no usage of. CPU-bound: off the loop."""
+        prompt_text = json.dumps([self.body.get(field) for field in self.endpoint.prompt_fields if self.body.get(field) is not None], ensure_ascii=False)
+        messages = self.body.get("messages")
+        return count_tokens(self.model, prompt_text) + MESSAGE_OVERHEAD_TOKENS * (len(messages) if isinstance(messages, list) else 0)
+
+    async def timed_out(self) -> None:
+        """An attempt that timed out before the next is made: its provider had the prompt and
+        may bill it, so it is charged with the call, at that attempt's model's prices (within the
+        hold, as every charge)."""
+        prompt = await run_in_threadpool(self.prompt_tokens)
+        self.earlier_tokens += prompt
+        self.earlier_cost += self.model.cost(prompt, 0)
+
     async def finish_abandoned(self, chunks: int, text: str, failure: BaseException | None) -> None:
         """A stream that ended without the upstream's usage (broken, cut by a guardrail, or the
         client went away): charged its prompt and the text that came back, counted by the
         model's tokenizer (at least one token per chunk), never above the hold."""
         if self.finished:
             return
-        prompt_text = json.dumps([self.body.get(field) for field in self.endpoint.prompt_fields if self.body.get(field) is not None], ensure_ascii=False)
-        prompt, completion = await run_in_threadpool(lambda: (count_tokens(self.model, prompt_text), count_tokens(self.model, text)))
-        messages = self.body.get("messages")
-        prompt += MESSAGE_OVERHEAD_TOKENS * (len(messages) if isinstance(messages, list) else 0)
+        prompt, completion = await run_in_threadpool(lambda: (self.prompt_tokens(), count_tokens(self.model, text)))
         completion = max(completion, chunks)
         metadata = {"stream": True, "partial": True, "chunks": chunks, "prompt_tokens": prompt, "completion_tokens": completion,
                     "failure": type(failure).__name__ if failure else "client went away"}

@@ -245,6 +245,24 @@ def test_concurrent_calls_over_rpm_admit_exactly_rpm_across_two_processes_on_red
     assert_exactly_rpm_admitted(responses)
 
 
+def test_streams_and_errors_after_admission_carry_the_rate_headers_and_streams_fall_back_before_their_first_byte(gateway: SimpleNamespace) -> None:
+    carol = issue_key(gateway.url, "carol@acme.com")
+    with httpx.stream("POST", f"{gateway.server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {carol}"},
+                      json={"model": "limited", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True}, timeout=30) as streamed:
+        streamed.read()
+    assert streamed.status_code == 200 and streamed.headers["x-ratelimit-limit-requests"] == str(RPM)
+    gateway.a.fail_next(500)  # limited has one deployment: the call fails after its admission
+    failed = chat(gateway.server.url, carol, "limited", max_tokens=2)
+    assert failed.status_code == 502 and failed.json()["error"]["code"] == "upstream_error"
+    assert failed.headers["x-ratelimit-limit-requests"] == str(RPM)
+    cooled_down(gateway, "primary")
+    gateway.c.fail_next(503)
+    with httpx.stream("POST", f"{gateway.server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {carol}"},
+                      json={"model": "primary", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True}, timeout=30) as fallen_back:
+        text = fallen_back.read().decode()
+    assert fallen_back.status_code == 200 and '"model":"secret"' in text and text.endswith("data: [DONE]\n\n")
+
+
 def test_a_dead_or_failing_deployment_fails_no_call(gateway: SimpleNamespace) -> None:
     frank = issue_key(gateway.url, "frank@acme.com")
     router = gateway.server.app.state.proxy.router

@@ -62,7 +62,7 @@ ERRORS = {
         (401, "No valid credential"),
         (403, "Model not allowed for the caller, or no user behind the credential"),
         (404, "No such model"),
-        (429, "Credit budget exhausted, or the upstream is rate limiting"),
+        (429, "A rate limit reached, credit budget exhausted, or the upstream is rate limiting"),
         (502, "The upstream provider failed"),
         (503, "Budgets cannot be checked"),
         (504, "The upstream provider did not answer in time"),

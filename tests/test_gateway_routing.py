@@ -162,8 +162,11 @@ def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             runner.write(text)
             result = runner.apply()
             assert result.exit_code == 0, result.output
+            # Keys are made before the server runs: on SQLite a key's read-then-write transaction
+            # can lose the race with the server's writes (SQLITE_BUSY at once, in WAL mode).
+            keys = {user: issue_key(url, f"{user}@acme.com") for user in ("bob", "carol", "erin", "frank")}
             with InProcessServer(url, {"REDIS_URL": ""}) as server:
-                yield SimpleNamespace(url=url, root=root, server=server, a=fakes[0], b=fakes[1], c=fakes[2])
+                yield SimpleNamespace(url=url, root=root, server=server, keys=keys, a=fakes[0], b=fakes[1], c=fakes[2])
     finally:
         patch.undo()
         for fake in fakes:
@@ -221,13 +224,13 @@ def assert_exactly_rpm_admitted(responses: list[httpx.Response]) -> None:
 
 
 def test_concurrent_calls_over_rpm_admit_exactly_rpm_on_one_server(gateway: SimpleNamespace) -> None:
-    bob = issue_key(gateway.url, "bob@acme.com")
+    bob = gateway.keys["bob"]
     inside_one_minute()
     responses = asyncio.run(burst([gateway.server.url], bob, "limited", RPM + EXTRA))
     assert_exactly_rpm_admitted(responses)
     assert len([r for r in gateway.a.requests if r.body["model"] == "limited"]) == RPM  # refused before the upstream
     # the limit is per user and per model: another user, another model are not refused
-    carol = issue_key(gateway.url, "carol@acme.com")
+    carol = gateway.keys["carol"]
     assert chat(gateway.server.url, carol, "limited", max_tokens=2).status_code == 200
     other = chat(gateway.server.url, bob, "backup", max_tokens=2)
     assert other.status_code == 200 and "x-ratelimit-limit-requests" not in other.headers
@@ -237,7 +240,7 @@ def test_concurrent_calls_over_rpm_admit_exactly_rpm_on_one_server(gateway: Simp
 def test_concurrent_calls_over_rpm_admit_exactly_rpm_across_two_processes_on_redis(gateway: SimpleNamespace) -> None:
     if not gateway.url.startswith("postgresql"):
         pytest.skip("two processes share PostgreSQL and Redis")
-    erin = issue_key(gateway.url, "erin@acme.com")
+    erin = gateway.keys["erin"]
     environ = {**os.environ, "DATABASE_URL": gateway.url, "REDIS_URL": REDIS_URL, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     with ServeProcess(environ, gateway.root) as one, ServeProcess(environ, gateway.root) as two:
         inside_one_minute()
@@ -246,7 +249,7 @@ def test_concurrent_calls_over_rpm_admit_exactly_rpm_across_two_processes_on_red
 
 
 def test_streams_and_errors_after_admission_carry_the_rate_headers_and_streams_fall_back_before_their_first_byte(gateway: SimpleNamespace) -> None:
-    carol = issue_key(gateway.url, "carol@acme.com")
+    carol = gateway.keys["carol"]
     with httpx.stream("POST", f"{gateway.server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {carol}"},
                       json={"model": "limited", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True}, timeout=30) as streamed:
         streamed.read()
@@ -264,7 +267,7 @@ def test_streams_and_errors_after_admission_carry_the_rate_headers_and_streams_f
 
 
 def test_a_dead_or_failing_deployment_fails_no_call(gateway: SimpleNamespace) -> None:
-    frank = issue_key(gateway.url, "frank@acme.com")
+    frank = gateway.keys["frank"]
     router = gateway.server.app.state.proxy.router
     b = next(d for d in gateway.server.app.state.proxy.catalog.current.routes["pair"].deployments if d.name == "b")
 
@@ -296,7 +299,7 @@ def test_a_dead_or_failing_deployment_fails_no_call(gateway: SimpleNamespace) ->
 
 
 def test_a_failing_model_falls_back_to_one_the_caller_may_use_at_its_prices(gateway: SimpleNamespace) -> None:
-    bob = issue_key(gateway.url, "bob@acme.com")
+    bob = gateway.keys["bob"]
     cooled_down(gateway, "primary")
     gateway.c.fail_next(503, count=100)
     response = chat(gateway.server.url, bob, "primary", max_tokens=2)
@@ -314,7 +317,7 @@ def test_a_failing_model_falls_back_to_one_the_caller_may_use_at_its_prices(gate
 
 
 def test_an_attempt_that_times_out_falls_back_and_its_prompt_is_charged(gateway: SimpleNamespace) -> None:
-    carol = issue_key(gateway.url, "carol@acme.com")
+    carol = gateway.keys["carol"]
     cooled_down(gateway, "primary")
     gateway.c.delay = 1.0  # over primary's timeout_seconds
     response = chat(gateway.server.url, carol, "primary", max_tokens=2)
@@ -326,7 +329,7 @@ def test_an_attempt_that_times_out_falls_back_and_its_prompt_is_charged(gateway:
 
 
 def test_a_deployment_refusing_its_key_is_a_configuration_error_not_a_failed_call(gateway: SimpleNamespace) -> None:
-    bob = issue_key(gateway.url, "bob@acme.com")
+    bob = gateway.keys["bob"]
     router = gateway.server.app.state.proxy.router
     for _ in range(5):  # `wrong` comes first 1,000 times in 1,001
         assert chat(gateway.server.url, bob, "keyed", max_tokens=2).status_code == 200

@@ -96,6 +96,13 @@ litellm: {model: openai/limited, api_base: "A", api_key: "${env:FAKE_OPENAI_KEY}
 pricing: {input_per_million: 0, output_per_million: 1000000}
 ---
 apiVersion: cockpit/v1
+kind: Model
+name: tiny
+deployments:
+  - {name: only, litellm: {model: openai/tiny, api_base: "A", api_key: "${env:FAKE_OPENAI_KEY}"}, rpm: 1}
+pricing: {input_per_million: 0, output_per_million: 1000000}
+---
+apiVersion: cockpit/v1
 kind: Directory
 account: acme
 domain: copilot
@@ -112,6 +119,7 @@ grants:
   - {model: backup, scope: org:research}
   - {model: keyed, scope: org:research}
   - {model: limited, scope: org:research}
+  - {model: tiny, scope: org:research}
   - {model: secret, scope: user:carol@acme.com}
 ---
 apiVersion: cockpit/v1
@@ -342,6 +350,15 @@ def test_a_deployment_refusing_its_key_is_a_configuration_error_not_a_failed_cal
     gateway.server.flush()
     rows = [r for r in ledger_rows(gateway.url) if r.model_name == "keyed" and len(r.metadata["attempts"]) > 1]
     assert rows and rows[-1].metadata["attempts"][0] == {"model": "keyed", "deployment": "wrong", "outcome": "misconfigured"}
+
+
+def test_a_model_whose_deployments_used_their_rpm_is_refused_until_the_minute_ends(gateway: SimpleNamespace) -> None:
+    inside_one_minute(3)
+    first = chat(gateway.server.url, gateway.keys["bob"], "tiny", max_tokens=2)
+    second = chat(gateway.server.url, gateway.keys["bob"], "tiny", max_tokens=2)
+    assert first.status_code == 200 and second.status_code == 429, second.text
+    assert second.json()["error"]["code"] == "deployments_busy" and 1 <= int(second.headers["retry-after"]) <= 60
+    assert len([r for r in gateway.a.requests if r.body["model"] == "tiny"]) == 1
 
 
 def test_weights_are_honoured_over_1000_choices() -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cockpit.proxy.llm import CatalogModel, Deployment, catalog_model, deployment
 from cockpit.proxy import routing
+from cockpit.proxy.llm import CatalogModel, Deployment, catalog_model, deployment
 from cockpit.proxy.routing import Route, route_of
 from cockpit.proxy.upstream import Direct
 from cockpit.store.secrets import SecretBox, SecretKeyError
@@ -48,6 +48,7 @@ class Catalog:
         None: litellm translates."""
         found = self.direct.get(target.id)
         return found if found is not None and found.wire == wire else None
+
 
 def _newer(candidate: Any, than: Any) -> bool:
     if candidate is None:

@@ -9,11 +9,12 @@ deployment so its own logs agree. Importing litellm costs ~2 s and ~190 MiB, so 
 serve` imports this module, never `plan` or `apply`.
 
 litellm is the translator: it calls upstreams whose API differs from the endpoint's (the
-direct path in `cockpit.proxy.upstream` serves the rest). Each model has exactly one deployment,
-so calls go to litellm's function for the endpoint with that deployment's parameters rather
-than through litellm's Router: the Router would only add its layers (a quarter of litellm's CPU
-per call, measured), retries that hide failures, and cooldowns that turn one upstream error
-into "no deployments available" for everyone.
+direct path in `cockpit.proxy.upstream` serves the rest). Each attempt of a call goes to one
+deployment that `cockpit.proxy.routing` chose, so calls go to litellm's function for the
+endpoint with that deployment's parameters rather than through litellm's Router: the Router
+would only add its layers (a quarter of litellm's CPU per call, measured), retries that hide
+failures, and cooldowns that turn one upstream error into "no deployments available" for
+everyone.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.budgets.counters import credits
+from cockpit.budgets.rates import Admission
 from cockpit.observe import metrics
 from cockpit.budgets.usage import Spend, caller_spend, iso, scope_usage
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
@@ -36,7 +37,8 @@ from cockpit.proxy.endpoints import CHAT_COMPLETIONS, COMPLETIONS_ENDPOINT, EMBE
 from cockpit.proxy.errors import ProxyError, deployment_secrets, upstream_error
 from cockpit.proxy.guard import INLINE_LIMIT, Hit, StreamScreen, scan_texts, screen_for, texts_of
 from cockpit.proxy.llm import count_tokens, translated_answer, translated_stream
-from cockpit.proxy.upstream import Direct
+from cockpit.proxy.rates import counters_for
+from cockpit.proxy.routing import Attempt, Outcome, outcome_of
 from cockpit.proxy.service import Caller, Proxy, allowed_for, caller_of, credential_of, credit_factor, ledger_row, now
 from cockpit.runtime.context import EMPTY, SCOPE_KEY
 from cockpit.runtime.snapshots import AccountSnapshot, account_snapshot
@@ -60,7 +62,7 @@ ERRORS = {
         (401, "No valid credential"),
         (403, "Model not allowed for the caller, or no user behind the credential"),
         (404, "No such model"),
-        (429, "Credit budget exhausted, or the upstream is rate limiting"),
+        (429, "A rate limit reached, credit budget exhausted, or the upstream is rate limiting"),
         (502, "The upstream provider failed"),
         (503, "Budgets cannot be checked"),
         (504, "The upstream provider did not answer in time"),
@@ -148,12 +150,14 @@ async def count_message_tokens(request: Request) -> Response:
 async def _count_tokens(request: Request, endpoint: Endpoint) -> Response:
     admitted = await _admit(request, endpoint)
     await _screened(admitted, endpoint)
-    proxy, body, name, direct = admitted.proxy, admitted.body, admitted.name, admitted.direct
+    proxy, body, name, catalog = admitted.proxy, admitted.body, admitted.name, admitted.catalog
+    target = catalog.routes[name].deployments[0]  # counting is free: no routing, no limits
+    direct = catalog.direct_for(target, endpoint.wire)
     if direct is not None:
         try:
             answer = await direct.answer(proxy.http, endpoint, {k: v for k, v in body.items() if k not in ("max_tokens", "stream")}, "/messages/count_tokens")
         except Exception as exc:
-            raise upstream_error(exc, name, secrets=deployment_secrets(admitted.catalog.deployments[name])) from None
+            raise upstream_error(exc, name, secrets=deployment_secrets(catalog.deployments[target.id])) from None
         return JSONResponse({"input_tokens": int(answer.get("input_tokens") or 0)})
     text = json.dumps([body.get(field) for field in endpoint.prompt_fields if body.get(field) is not None], ensure_ascii=False)
     return JSONResponse({"input_tokens": await run_in_threadpool(count_tokens, admitted.model, text)})
@@ -215,8 +219,6 @@ class Admitted:
     catalog: Any
     name: str
     model: Any
-    direct: Direct | None
-    """The model's direct route when its upstream speaks the endpoint's API, else None."""
 
 
 async def _admit(request: Request, endpoint: Endpoint) -> Admitted:
@@ -230,9 +232,6 @@ async def _admit(request: Request, endpoint: Endpoint) -> Admitted:
     catalog = await proxy.catalog_for(snapshot)
     name = body["model"]
     model = catalog.models.get(name)
-    direct = catalog.direct.get(name)
-    if direct is not None and direct.wire != endpoint.wire:
-        direct = None  # another API: litellm translates
     if model is None:
         raise ProxyError(404, f"The model `{name}` does not exist.", "model_not_found", param="model")
     facts = request.scope.get(FACTS_KEY)
@@ -240,7 +239,7 @@ async def _admit(request: Request, endpoint: Endpoint) -> Admitted:
         facts.domain, facts.model, facts.account = caller.domain, name, snapshot.name
     if name not in allowed_for(snapshot, caller):
         raise ProxyError(403, f"Model `{name}` is not allowed for {caller.user} in {caller.domain}.", "model_not_allowed", param="model")
-    return Admitted(proxy, raw, body, snapshot, caller, catalog, name, model, direct)
+    return Admitted(proxy, raw, body, snapshot, caller, catalog, name, model)
 
 
 async def _screened(admitted: Admitted, endpoint: Endpoint) -> tuple[Any, tuple[Hit, ...]]:
@@ -258,51 +257,121 @@ async def _screened(admitted: Admitted, endpoint: Endpoint) -> tuple[Any, tuple[
 async def _serve(request: Request, endpoint: Endpoint) -> Response:
     admitted = await _admit(request, endpoint)
     proxy, raw, body, snapshot, caller, catalog = admitted.proxy, admitted.raw, admitted.body, admitted.snapshot, admitted.caller, admitted.catalog
-    name, model, direct = admitted.name, admitted.model, admitted.direct
-    if direct is None and (unknown := endpoint.unknown(body)):
-        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
+    name, model = admitted.name, admitted.model
     bound = endpoint.bound(body, len(raw), model.max_output_tokens)
+    tokens = bound.prompt_tokens + bound.output_tokens
+    allowed = allowed_for(snapshot, caller)
+    plan = proxy.router.attempts(name, catalog.routes, lambda other: other in allowed, tokens)
+    if not plan:
+        raise ProxyError(429, f"Every deployment of model `{name}` has used what it takes this minute; retry in a minute.", "deployments_busy", headers={"retry-after": str(60 - int(time.time()) % 60)})
+    if any(catalog.direct_for(a.deployment, endpoint.wire) is None for a in plan) and (unknown := endpoint.unknown(body)):
+        raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
     screen, hits = await _screened(admitted, endpoint)
 
-    started = now()
-    cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
-    limits = limits_for(snapshot, caller.domain, caller.user, cycle)
-    factor = credit_factor(snapshot)
-    ceiling = model.ceiling(bound.prompt_tokens, bound.output_tokens) * factor
-    reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
+    admission = await proxy.admit(counters_for(snapshot, caller.domain, caller.user, caller.agent, name), tokens)
+    try:
+        started = now()
+        cycle = cached_cycle(snapshot, started) or await run_in_threadpool(cycle_of, proxy.engine, snapshot, started)
+        limits = limits_for(snapshot, caller.domain, caller.user, cycle)
+        factor = credit_factor(snapshot)
+        # The hold covers whichever model of the plan serves the call: priced at the dearest.
+        ceiling = max(catalog.models[m].ceiling(bound.prompt_tokens, bound.output_tokens) for m in {a.model for a in plan}) * factor
+        reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
+    except BaseException as exc:  # never reached the upstream: it used no tokens
+        with anyio.CancelScope(shield=True):
+            await proxy.settle_rate(admission, 0)
+        if isinstance(exc, ProxyError) and admission is not None:
+            exc.headers = {**admission.headers(), **exc.headers}
+        raise
 
     # From here on a hold is taken: every way out settles it (Call.finish runs once).
-    call = Call(proxy, endpoint, caller, snapshot, name, model, reservation, started, hits, factor, body, request.scope[FACTS_KEY].started)
-    deployment = catalog.deployments[name]
-    streamed = bool(body.get("stream"))
+    call = Call(proxy, endpoint, caller, snapshot, name, model, reservation, started, hits, factor, body, request.scope[FACTS_KEY].started, admission)
     try:
-        if streamed:
-            options = body.get("stream_options")
-            want_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-            if direct is not None:
-                sent = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}} if endpoint.asks_usage else body
-                events: Any = await direct.stream(proxy.http, endpoint, sent)
-            else:
-                events = await translated_stream(endpoint, deployment, _params(body))
-            return SettledStream(call, events, call.relay(events, want_usage, screen.stream()), media_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"})
-        asked = time.perf_counter()
-        if direct is not None:
-            answer = await direct.answer(proxy.http, endpoint, body)
-        else:
-            answer = await translated_answer(endpoint.translate, deployment, _params(body))
-        request.scope[FACTS_KEY].upstream_seconds = time.perf_counter() - asked
-        return await call.answer(answer, screen)
+        return await _attempt(request, call, catalog, plan, tokens, screen)
     except Exception as exc:
-        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=deployment_secrets(deployment))
+        error = exc if isinstance(exc, ProxyError) else upstream_error(exc, name, secrets=call.secrets)
         if error.code == "upstream_timeout":  # the provider had the prompt and may bill it
             await call.finish_abandoned(0, "", exc)
         else:  # a provider bills no request it refused or failed
             await call.finish(Decimal(0), {"error": type(exc).__name__})
+        error.headers = {**call.headers, **error.headers}
         raise error from None
     except BaseException as exc:  # cancelled: the client went away while the upstream worked on it
         with anyio.CancelScope(shield=True):
             await call.finish_abandoned(0, "", exc)
         raise
+
+
+async def _attempt(request: Request, call: "Call", catalog: Any, plan: list[Attempt], tokens: int, screen: Any) -> Response:
+    """The attempts of the plan in order until one answers: a failure the router says to move
+    on from (429, 5xx, timeout, unreachable, a deployment's 401/403/404) goes to the next
+    deployment or fallback; the last failure, or one no other upstream would fix (400, 413,
+    422), is raised. A stream is retried only before it sends anything: once it is returned,
+    its bytes are the client's."""
+    proxy, endpoint, body = call.proxy, call.endpoint, call.body
+    streamed = bool(body.get("stream"))
+    for index, attempt in enumerate(plan):
+        target = catalog.deployments[attempt.deployment.id]
+        direct = catalog.direct_for(attempt.deployment, endpoint.wire)
+        call.serve_with(attempt, catalog.models[attempt.model], deployment_secrets(target))
+        proxy.router.start(attempt, tokens)
+        asked = time.perf_counter()
+        try:
+            if streamed:
+                events = await _open_stream(call, direct, target)
+            elif direct is not None:
+                answer = await direct.answer(proxy.http, endpoint, body)
+            else:
+                answer = await translated_answer(endpoint.translate, target, _params(body))
+        except Exception as exc:
+            moved_on = _failed(call, attempt, exc, tokens, last=index + 1 == len(plan))
+            if moved_on is None:
+                raise
+            if moved_on is Outcome.TIMEOUT:
+                await call.timed_out()
+            continue
+        request.scope[FACTS_KEY].upstream_seconds = time.perf_counter() - asked
+        call.attempts.append(_attempt_record(attempt, Outcome.OK))
+        if streamed:
+            proxy.router.finish(attempt, Outcome.OK, tokens)
+            return SettledStream(call, events, call.relay(events, call.wants_usage, screen.stream()), media_type="text/event-stream", headers={**call.headers, "cache-control": "no-cache"})
+        usage = endpoint.usage(answer)
+        proxy.router.finish(attempt, Outcome.OK, tokens, tokens=usage.input_tokens + usage.output_tokens if usage else None)
+        return await call.answer(answer, screen)
+    raise AssertionError("a routing plan is never empty")  # pragma: no cover
+
+
+async def _open_stream(call: "Call", direct: Any, target: Any) -> Any:
+    """The upstream's stream of events, asking it for usage always (the charge is exact)."""
+    proxy, endpoint, body = call.proxy, call.endpoint, call.body
+    if direct is None:
+        return await translated_stream(endpoint, target, _params(body))
+    options = body.get("stream_options")
+    sent = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}} if endpoint.asks_usage else body
+    return await direct.stream(proxy.http, endpoint, sent)
+
+
+def _failed(call: "Call", attempt: Attempt, exc: Exception, tokens: int, *, last: bool) -> Outcome | None:
+    """Record a failed attempt (router, ledger metadata, logs, metrics): its outcome when the
+    router says to make the next attempt and there is one; None when the failure is the call's
+    (`serve` then counts it in the metrics)."""
+    error = upstream_error(exc, attempt.model, secrets=call.secrets)
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    outcome = outcome_of(status, timeout=error.code == "upstream_timeout", unreachable=error.code == "upstream_unreachable")
+    call.attempts.append(_attempt_record(attempt, outcome))
+    if outcome is Outcome.MISCONFIGURED:
+        log.error("deployment %s of model %s refused the gateway (HTTP %s): a configuration error (its api_key or litellm.model), not cooled down", attempt.deployment.name, attempt.model, status)
+    if not call.proxy.router.finish(attempt, outcome, tokens, status=status) or last:
+        return None
+    log.warning("model %s deployment %s failed (%s); trying the next upstream", attempt.model, attempt.deployment.name, outcome.value)
+    metrics.record_upstream_error(attempt.model, error.code or "upstream_error")
+    return outcome
+
+
+def _attempt_record(attempt: Attempt, outcome: Outcome) -> dict[str, str]:
+    """One attempt as the ledger row's metadata lists it."""
+    return {"model": attempt.model, "deployment": attempt.deployment.name, "outcome": outcome.value}
 
 
 def _params(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -366,20 +435,42 @@ class Call:
     """One upstream call after its hold was taken: charge it (exactly once), log it, shape the
     answer."""
 
-    def __init__(self, proxy: Proxy, endpoint: Endpoint, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any], clock: float) -> None:
+    def __init__(self, proxy: Proxy, endpoint: Endpoint, caller: Caller, snapshot: AccountSnapshot, name: str, model: Any, reservation: Any, started: Any, hits: tuple[Hit, ...], factor: Decimal, body: dict[str, Any], clock: float, admission: Admission | None = None) -> None:
         self.proxy, self.endpoint, self.caller, self.snapshot, self.name, self.model = proxy, endpoint, caller, snapshot, name, model
         self.reservation, self.started, self.hits, self.factor, self.body = reservation, started, hits, factor, body
         self.clock = clock
         """`time.perf_counter()` when the request arrived (for time to first chunk)."""
+        self.admission = admission
+        """The call's rate-limit admission (None: the caller has no limits)."""
+        self.requested = name
+        """The model the caller asked for; `name` and `model` are the one serving the call."""
+        self.deployment: str | None = None
+        self.attempts: list[dict[str, str]] = []
+        self.secrets: tuple[str, ...] = ()
+        """The credentials of the deployment being called (masked out of its errors)."""
+        self.earlier_tokens, self.earlier_cost = 0, Decimal(0)
+        """The prompts of attempts that timed out before another was made (`timed_out`)."""
         self.request_id = f"ck-{uuid.uuid4().hex}"
         self.row_id = uuid.uuid4()
         self.opening: Usage | None = None
         self.finished = False
 
+    def serve_with(self, attempt: Attempt, model: Any, secrets: tuple[str, ...]) -> None:
+        """The attempt about to be made: its model is charged and named in the answer."""
+        self.name, self.model, self.deployment, self.secrets = attempt.model, model, attempt.deployment.name, secrets
+
+    @property
+    def wants_usage(self) -> bool:
+        """Whether the client asked for the usage chunk of a stream (`stream_options`)."""
+        options = self.body.get("stream_options")
+        return bool(options.get("include_usage")) if isinstance(options, dict) else False
+
     @property
     def headers(self) -> dict[str, str]:
-        """`x-cockpit-request-id` is the id of the call's ledger row."""
-        return {"x-request-id": self.request_id, "x-cockpit-request-id": str(self.row_id)}
+        """`x-cockpit-request-id` is the id of the call's ledger row; the `x-ratelimit-*` headers
+        are those of its admission."""
+        found = {"x-request-id": self.request_id, "x-cockpit-request-id": str(self.row_id)}
+        return {**self.admission.headers(), **found} if self.admission is not None else found
 
     def error_event(self, error: ProxyError) -> bytes:
         """An error inside a stream that has begun, in the endpoint's shape."""
@@ -404,11 +495,14 @@ class Call:
         if self.finished:
             return
         self.finished = True
+        if self.earlier_tokens:
+            raw_cost += self.earlier_cost
+            metadata = {**metadata, "timed_out_prompt_tokens": self.earlier_tokens}
         row = ledger_row(
             caller=self.caller, attribution=attribution(self.snapshot, self.caller.domain, self.caller.user),
             model=self.name, raw_cost=raw_cost, factor=self.factor, started=self.started, request_id=self.request_id,
             guardrail_code=next((h for h in self.hits if h.action == "block"), self.hits[0]).preset if self.hits else None,
-            metadata={"endpoint": self.endpoint.name, **metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
+            metadata={"endpoint": self.endpoint.name, **self.routing(), **metadata, **({"guardrails": [hit.as_dict() for hit in self.hits]} if self.hits else {})},
             row_id=self.row_id,
         )
         if self.reservation is not None and row["credits"] > self.reservation.amount:
@@ -419,7 +513,28 @@ class Call:
             row["raw_cost"] = credits(self.reservation.amount / self.factor) if self.factor else row["raw_cost"]
         wanted = raw_cost > 0 or self.hits or "error" not in metadata
         await self.proxy.settle(self.reservation, row["credits"], row if wanted else None)
+        await self.proxy.settle_rate(self.admission, int(metadata.get("prompt_tokens") or 0) + int(metadata.get("completion_tokens") or 0) + self.earlier_tokens)
         metrics.record_usage(self.snapshot.name, self.name, int(metadata.get("prompt_tokens") or 0), int(metadata.get("completion_tokens") or 0), float(row["credits"]))
+
+    def routing(self) -> dict[str, Any]:
+        """How the call was routed, for its ledger row: the model asked for, the deployment that
+        served it (or was tried last) and every attempt with its outcome."""
+        return {"requested_model": self.requested, "served_model": self.name, "deployment": self.deployment, "attempts": self.attempts}
+
+    def prompt_tokens(self) -> int:
+        """The request's prompt by the serving model's tokenizer, with the template's tokens per
+        message: what a provider bills for a call it gave no usage of. CPU-bound: off the loop."""
+        prompt_text = json.dumps([self.body.get(field) for field in self.endpoint.prompt_fields if self.body.get(field) is not None], ensure_ascii=False)
+        messages = self.body.get("messages")
+        return count_tokens(self.model, prompt_text) + MESSAGE_OVERHEAD_TOKENS * (len(messages) if isinstance(messages, list) else 0)
+
+    async def timed_out(self) -> None:
+        """An attempt that timed out before the next is made: its provider had the prompt and
+        may bill it, so it is charged with the call, at that attempt's model's prices (within the
+        hold, as every charge)."""
+        prompt = await run_in_threadpool(self.prompt_tokens)
+        self.earlier_tokens += prompt
+        self.earlier_cost += self.model.cost(prompt, 0)
 
     async def finish_abandoned(self, chunks: int, text: str, failure: BaseException | None) -> None:
         """A stream that ended without the upstream's usage (broken, cut by a guardrail, or the
@@ -427,10 +542,7 @@ class Call:
         model's tokenizer (at least one token per chunk), never above the hold."""
         if self.finished:
             return
-        prompt_text = json.dumps([self.body.get(field) for field in self.endpoint.prompt_fields if self.body.get(field) is not None], ensure_ascii=False)
-        prompt, completion = await run_in_threadpool(lambda: (count_tokens(self.model, prompt_text), count_tokens(self.model, text)))
-        messages = self.body.get("messages")
-        prompt += MESSAGE_OVERHEAD_TOKENS * (len(messages) if isinstance(messages, list) else 0)
+        prompt, completion = await run_in_threadpool(lambda: (self.prompt_tokens(), count_tokens(self.model, text)))
         completion = max(completion, chunks)
         metadata = {"stream": True, "partial": True, "chunks": chunks, "prompt_tokens": prompt, "completion_tokens": completion,
                     "failure": type(failure).__name__ if failure else "client went away"}
@@ -451,6 +563,7 @@ class Call:
         blocked = _blocked(hits, "response")
         if blocked is not None:
             metrics.record_refusal(self.snapshot.name, "guardrail_blocked")
+            blocked.headers = self.headers
             return error_response(self.endpoint, blocked)
         return Response(orjson.dumps(answer), media_type="application/json", headers=self.headers)
 

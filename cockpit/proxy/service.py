@@ -33,13 +33,16 @@ from cockpit.budgets.counters import (
     hold_seconds,
 )
 from cockpit.budgets.leases import Hold, Leases
-from cockpit.budgets.ledger import RedisLedgerWriter
+from cockpit.budgets.ledger import RedisLedgerWriter, ledger_namespace
+from cockpit.budgets.rates import Admission, RateCounter, RateLimiter, rates_from_environment
 from cockpit.budgets.spool import Spool, read_calls, spool_dir
 from cockpit.budgets.usage import UTC, iso
 from cockpit.observe import metrics
 from cockpit.policy.model_access import allowed_models
 from cockpit.proxy.errors import ProxyError
 from cockpit.proxy.http1 import Client
+from cockpit.proxy.rates import rate_limited
+from cockpit.proxy.routing import Router
 from cockpit.runtime.context import RequestContext
 from cockpit.runtime.snapshots import AccountSnapshot
 from cockpit.store.secrets import SecretBox
@@ -139,6 +142,10 @@ class Proxy:
         """Moves the rows that Redis settlements queued (calls reserved alone) to the database."""
         self.http = Client()
         """The one client of every direct upstream call (its connections are kept alive)."""
+        self.rates: RateLimiter = rates_from_environment(engine, environ, ledger_namespace(engine))
+        """Requests and tokens per minute, shared by replicas (Redis, else the database)."""
+        self.router = Router()
+        """This process's cooldowns and per-deployment minute counters."""
         self.open: dict[uuid.UUID, Reservation] = {}
         """This server's holds whose calls are still running (renewed until settled)."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,6 +172,7 @@ class Proxy:
         if self.ledger is not None:
             await run_in_threadpool(self.ledger.close)
         self.counters.close()
+        self.rates.close()
         await self.http.aclose()
 
     async def absorb(self, ending: bool = False) -> bool:
@@ -249,6 +257,30 @@ class Proxy:
         if self.catalog.needs(version):
             return await run_in_threadpool(self.catalog.refresh, version)
         return self.catalog.current
+
+    async def admit(self, counters: tuple[RateCounter, ...], tokens_bound: int) -> Admission | None:
+        """Count the call on every rate limit of its chain and reserve its token bound; 429
+        naming the first limit without room. No limits: None, with no I/O and no thread hop."""
+        if not counters:
+            return None
+        try:
+            found = await asyncio.to_thread(self.rates.admit, counters, tokens_bound)
+        except Exception as exc:
+            log.error("rate-limit counters unavailable: %s", type(exc).__name__)
+            raise ProxyError(503, "Rate limits cannot be checked right now (the counter store is unavailable); retry later.", "rate_store_unavailable") from None
+        if isinstance(found, Admission):
+            return found
+        raise rate_limited(found)
+
+    async def settle_rate(self, admission: Admission | None, tokens: int) -> None:
+        """Replace the call's reserved token bound by the tokens it used (0: it failed unbilled).
+        A failure is logged: the counters then over-count until the minute ends, never under."""
+        if admission is None:
+            return
+        try:
+            await asyncio.to_thread(self.rates.settle, admission, tokens)
+        except Exception as exc:
+            log.error("could not settle rate-limit tokens: %s", type(exc).__name__)
 
     async def reserve(self, account_id: uuid.UUID, window: Any, limits: tuple[Limit, ...], amount: Decimal, seed: Any) -> Hold | Reservation | None:
         """Hold the call's maximum cost on every limit of its chain: on this server's leases

@@ -292,3 +292,27 @@ def test_budget_metrics_read_the_current_window_only(served: tuple[InProcessServ
     found = samples(scrape(server.url))
     assert value(found, "cockpit_budget_used_credits", account="acme", plan="q4", scope="team:research/ml") == 0
     assert value(found, "cockpit_budget_used_credits", account="acme", plan="q4", scope="account") == 0
+
+
+def test_a_gateway_call_is_traced_through_its_governance_steps(served: tuple[InProcessServer, str]) -> None:
+    """Policy, guardrails, budget and the upstream call are spans of the call's trace, the
+    upstream one with the GenAI attributes; no key or e-mail address is in any of them."""
+    server, url = served
+    bob = issue_key(url, "bob@acme.com")
+    with FakeCollector() as collector:
+        assert configure_tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_SERVICE_NAME": "cockpit-test"})
+        try:
+            assert chat(server.url, bob, max_tokens=2).status_code == 200
+            flush_tracing()
+        finally:
+            shutdown_tracing()
+        found = collector.spans()
+    spans = {span.name: span for span in found}
+    call = spans["POST /v1/chat/completions"]
+    for step in ("cockpit.auth", "cockpit.policy", "cockpit.guardrails", "cockpit.budget", "chat chat"):
+        assert spans[step].trace_id == call.trace_id, step
+    upstream = spans["chat chat"]
+    assert upstream.attributes[GEN_AI_OPERATION_NAME] == "chat" and upstream.attributes[GEN_AI_REQUEST_MODEL] == "chat"
+    assert upstream.attributes[GEN_AI_USAGE_OUTPUT_TOKENS] == 2 and upstream.attributes["gen_ai.provider.name"] == "openai"
+    text = repr(found)
+    assert bob not in text and "@" not in text

@@ -30,6 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from cockpit.budgets.counters import credits
 from cockpit.budgets.rates import Admission
 from cockpit.observe import metrics
+from cockpit.observe.tracing import GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_OUTPUT_TOKENS, span
+from cockpit.observe.tracing import enabled as tracing_enabled
 from cockpit.budgets.usage import Spend, caller_spend, iso, scope_usage
 from cockpit.proxy.bounds import MESSAGE_OVERHEAD_TOKENS
 from cockpit.proxy.budget import attribution, cached_cycle, cycle_of, limits_for, seed_from_ledger
@@ -254,8 +256,13 @@ async def _screened(admitted: Admitted, endpoint: Endpoint) -> tuple[Any, tuple[
     return screen, hits
 
 
+GENAI_OPERATIONS = {"chat.completions": "chat", "completions": "text_completion", "embeddings": "embeddings", "responses": "chat", "messages": "chat"}
+"""The GenAI semantic conventions' `gen_ai.operation.name` of each endpoint."""
+
+
 async def _serve(request: Request, endpoint: Endpoint) -> Response:
-    admitted = await _admit(request, endpoint)
+    with span("cockpit.policy"):
+        admitted = await _admit(request, endpoint)
     proxy, raw, body, snapshot, caller, catalog = admitted.proxy, admitted.raw, admitted.body, admitted.snapshot, admitted.caller, admitted.catalog
     name, model = admitted.name, admitted.model
     bound = endpoint.bound(body, len(raw), model.max_output_tokens)
@@ -266,7 +273,8 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
         raise ProxyError(429, f"Every deployment of model `{name}` has used what it takes this minute; retry in a minute.", "deployments_busy", headers={"retry-after": str(60 - int(time.time()) % 60)})
     if any(catalog.direct_for(a.deployment, endpoint.wire) is None for a in plan) and (unknown := endpoint.unknown(body)):
         raise ProxyError(400, f"Unrecognized request argument supplied: {', '.join(unknown)}.", "unknown_parameter", param=unknown[0])
-    screen, hits = await _screened(admitted, endpoint)
+    with span("cockpit.guardrails"):
+        screen, hits = await _screened(admitted, endpoint)
 
     admission = await proxy.admit(counters_for(snapshot, caller.domain, caller.user, caller.agent, name), tokens)
     try:
@@ -276,7 +284,8 @@ async def _serve(request: Request, endpoint: Endpoint) -> Response:
         factor = credit_factor(snapshot)
         # The hold covers whichever model of the plan serves the call: priced at the dearest.
         ceiling = max(catalog.models[m].ceiling(bound.prompt_tokens, bound.output_tokens) for m in {a.model for a in plan}) * factor
-        reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
+        with span("cockpit.budget"):
+            reservation = await proxy.reserve(caller.account_id, cycle.window, limits, ceiling, seed_from_ledger(proxy.engine, snapshot, cycle.window))
     except BaseException as exc:  # never reached the upstream: it used no tokens
         with anyio.CancelScope(shield=True):
             await proxy.settle_rate(admission, 0)
@@ -316,13 +325,20 @@ async def _attempt(request: Request, call: "Call", catalog: Any, plan: list[Atte
         call.serve_with(attempt, catalog.models[attempt.model], deployment_secrets(target))
         proxy.router.start(attempt, tokens)
         asked = time.perf_counter()
+        operation = GENAI_OPERATIONS.get(endpoint.name, "chat")
         try:
-            if streamed:
-                events = await _open_stream(call, direct, target)
-            elif direct is not None:
-                answer = await direct.answer(proxy.http, endpoint, body)
-            else:
-                answer = await translated_answer(endpoint.translate, target, _params(body))
+            with span(f"{operation} {attempt.model}", {
+                GEN_AI_OPERATION_NAME: operation, GEN_AI_REQUEST_MODEL: attempt.model,
+                GEN_AI_PROVIDER_NAME: str(target.get("model") or "").partition("/")[0] or "unknown",
+            }) as upstream:
+                if streamed:
+                    events = await _open_stream(call, direct, target)
+                elif direct is not None:
+                    answer = await direct.answer(proxy.http, endpoint, body)
+                else:
+                    answer = await translated_answer(endpoint.translate, target, _params(body))
+                if not streamed and tracing_enabled() and (usage := endpoint.usage(answer)) is not None:
+                    upstream.set_attributes({GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens, GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens})
         except Exception as exc:
             moved_on = _failed(call, attempt, exc, tokens, last=index + 1 == len(plan))
             if moved_on is None:

@@ -43,7 +43,7 @@ import threading
 import uuid
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -204,10 +204,7 @@ class SqlCounters:
         scopes = sorted({limit.scope for limit in limits})
         c = budget_counters.c
         for _ in range(3):
-            with self._serial, self.engine.connect() as connection:
-                connection.execution_options(sqlite_begin="IMMEDIATE")  # as write_transaction
-                transaction = connection.begin()
-                self._lock(connection, [(account_id, window.start, scope) for scope in scopes])
+            with self._locked(account_id, window, scopes) as (connection, transaction):
                 # Hold the amount on every scope at once; the UPDATE also locks the rows (the
                 # write lock on SQLite) until the transaction ends, so the check below sees
                 # what every other request has taken, and a refusal rolls the hold back.
@@ -276,10 +273,7 @@ class SqlCounters:
         scopes = sorted({limit.scope for limit in limits})
         c = budget_counters.c
         for _ in range(3):
-            with self._serial, self.engine.connect() as connection:
-                connection.execution_options(sqlite_begin="IMMEDIATE")  # as write_transaction
-                transaction = connection.begin()
-                self._lock(connection, [(account_id, window.start, scope) for scope in {*scopes, *(r.lease.scopes[0] for r in returned)}])
+            with self._locked(account_id, window, {*scopes, *(r.lease.scopes[0] for r in returned)}) as (connection, transaction):
                 self._release(connection, returned)
                 # A no-op UPDATE … RETURNING reads the chain and takes its row locks (the write
                 # lock on SQLite) until the transaction ends, as `reserve` does.
@@ -352,6 +346,16 @@ class SqlCounters:
 
     def close(self) -> None:
         pass
+
+    @contextlib.contextmanager
+    def _locked(self, account_id: uuid.UUID, window: Window, scopes: Iterable[str]) -> Iterator[tuple[Connection, Any]]:
+        """A write transaction holding the counters of `scopes` (the caller commits or rolls
+        back): one thread of this process at a time on SQLite, rows locked in order on PostgreSQL."""
+        with self._serial, self.engine.connect() as connection:
+            connection.execution_options(sqlite_begin="IMMEDIATE")  # as write_transaction
+            transaction = connection.begin()
+            self._lock(connection, [(account_id, window.start, scope) for scope in scopes])
+            yield connection, transaction
 
     @staticmethod
     def _lock(connection: Connection, keys: Iterable[tuple[uuid.UUID, dt.datetime, str]]) -> None:

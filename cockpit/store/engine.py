@@ -280,7 +280,7 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
 def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
     """`engine.begin()` for a transaction that writes. On SQLite it begins IMMEDIATE, taking the
     write lock first: a transaction that reads, then writes, while another connection writes
-    (a serving gateway absorbs its spool ten times a second) would otherwise be refused at once
+    (a serving gateway absorbs its spool twice a second) would otherwise be refused at once
     with "database is locked", as SQLite refuses a read lock's upgrade that could deadlock
     rather than wait for it. Elsewhere it is `engine.begin()`."""
     with engine.connect() as connection:

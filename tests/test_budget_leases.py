@@ -164,6 +164,53 @@ def test_threads_racing_for_leases_never_pass_the_limit(store, migrated_url: str
     assert admitted >= 96, admitted  # what leases strand near the limit is less than a call each
 
 
+def test_a_lease_the_counters_gave_back_holds_no_more_calls(store, tmp_path: Path) -> None:
+    """A server that could not renew its lease in time (the store was out of reach) learns at
+    its next renewal that the counters released it, and stops holding calls on it: they would
+    spend credit the counters gave to others."""
+    account = uuid.uuid4()
+    limits = [Limit("account", Decimal(1600))]
+    leases = Leases(store, Spool(tmp_path / "spool"))
+    hold = asyncio.run(leases.acquire(account, WINDOW, limits, Decimal(1), nothing_used))
+    assert isinstance(hold, Hold) and leases.take(account, WINDOW, limits, Decimal(1)) is not None
+    store.release_expired(dt.datetime.now(UTC) + dt.timedelta(hours=1))
+    lost = {lease.id for lease in leases.reservations()} - store.renew(leases.reservations())
+    assert lost == {hold.leases[0].reservation.id}
+    leases.forget(lost)
+    assert leases.take(account, WINDOW, limits, Decimal(1)) is None
+
+
+def test_a_lease_granted_under_another_limit_holds_no_more_calls(store, tmp_path: Path) -> None:
+    """After an apply lowers a limit, calls are not held on leases granted under the old one."""
+    account = uuid.uuid4()
+    leases = Leases(store, Spool(tmp_path / "spool"))
+    assert isinstance(asyncio.run(leases.acquire(account, WINDOW, [Limit("account", Decimal(1600))], Decimal(1), nothing_used)), Hold)
+    assert leases.take(account, WINDOW, [Limit("account", Decimal(1600))], Decimal(1)) is not None
+    assert leases.take(account, WINDOW, [Limit("account", Decimal(160))], Decimal(1)) is None
+
+
+def test_absorbing_does_not_recreate_a_counter_redis_lost(migrated_url: str, tmp_path: Path) -> None:
+    """A counter Redis lost is seeded again from the ledger; absorbing must not recreate it
+    holding only the batch's costs (the scope would then be spendable anew)."""
+    engine = create_engine_for(migrated_url)
+    counters = RedisCounters(REDIS_URL, 60, f"test-{uuid.uuid4().hex[:8]}", engine)
+    try:
+        account = uuid.uuid4()
+        limits = [Limit("account", Decimal(1600))]
+        leases = Leases(counters, Spool(tmp_path / "spool"))
+        hold = asyncio.run(leases.acquire(account, WINDOW, limits, Decimal(2), nothing_used))
+        leases.settle(hold, Decimal(2), row(account, Decimal(2)))
+        counters.client.delete(counters._key(account, WINDOW))  # Redis lost the window's counters
+        counters.absorb(leases.pending())
+        assert counters.used(account, WINDOW, ["account"]) == {}
+        seeded = counters.acquire(account, WINDOW, limits, Decimal(1), [], lambda scopes: {"account": ledger_credits(engine, account)})
+        assert isinstance(seeded, Grant)
+        assert counters.used(account, WINDOW, ["account"])["account"][0] == Decimal(2)  # from the ledger
+    finally:
+        counters.close()
+        engine.dispose()
+
+
 # -- real servers ----------------------------------------------------------------------------
 
 ROOMY = ("{scope: team:research/ml, credits: 25}", "{scope: team:research/ml, credits: 100}")

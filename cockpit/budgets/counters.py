@@ -153,8 +153,9 @@ class Counters(Protocol):
         """Charge `cost` and drop the hold; True when `ledger_row` was written with it."""
         ...
 
-    def renew(self, reservations: Sequence[Reservation]) -> None:
-        """Push back the expiry of holds whose calls are still running."""
+    def renew(self, reservations: Sequence[Reservation]) -> set[uuid.UUID]:
+        """Push back the expiry of holds whose calls are still running; the ids of those it
+        found (a hold missing was given back, its server unable to renew it in time)."""
         ...
 
     def release_expired(self, now: dt.datetime | None = None) -> int: ...
@@ -246,14 +247,15 @@ class SqlCounters:
                 connection.execute(insert_new(connection, usage_ledger, [dict(ledger_row)], ("request_id",)))
         return ledger_row is not None
 
-    def renew(self, reservations: Sequence[Reservation]) -> None:
+    def renew(self, reservations: Sequence[Reservation]) -> set[uuid.UUID]:
         if not reservations:
-            return
+            return set()
         r = budget_reservations.c
+        ids = sorted(held.id for held in reservations)  # one lock order, as absorbing takes them
         with write_transaction(self.engine) as connection:
-            connection.execute(
-                budget_reservations.update().where(r.id.in_([held.id for held in reservations])).values(expires_at=dt.datetime.now(UTC) + self.hold)
-            )
+            return set(connection.execute(
+                budget_reservations.update().where(r.id.in_(ids)).values(expires_at=dt.datetime.now(UTC) + self.hold).returning(r.id)
+            ).scalars())
 
     def release_expired(self, now: dt.datetime | None = None) -> int:
         now = now or dt.datetime.now(UTC)
@@ -314,7 +316,7 @@ class SqlCounters:
                 *((r.lease.account_id, r.lease.window.start, r.lease.scopes[0]) for r in releases),
             ])
             inserted = _insert_new_rows(connection, settled)
-            for (account_id, window_start, scope, lease_id), cost in _costs(call for call in settled if call.row["request_id"] in inserted).items():
+            for (account_id, window_start, scope, lease_id), cost in sorted(_costs(call for call in settled if call.row["request_id"] in inserted).items(), key=lambda item: item[0][3]):
                 held = connection.execute(
                     budget_reservations.update().where(budget_reservations.c.id == lease_id).values(amount=budget_reservations.c.amount - cost)
                 ).rowcount
@@ -327,7 +329,7 @@ class SqlCounters:
 
     def _release(self, connection: Connection, releases: Sequence[Release]) -> None:
         r, c = budget_reservations.c, budget_counters.c
-        for release in releases:
+        for release in sorted(releases, key=lambda release: release.lease.id):  # one lock order
             lease = release.lease
             if release.close:
                 amount = connection.execute(budget_reservations.delete().where(r.id == lease.id).returning(r.amount)).scalar()
@@ -536,8 +538,8 @@ local i = 2
 local calls = tonumber(ARGV[i])
 i = i + 1
 for c = 1, calls do
-  local fresh = redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[1])
   local k = tonumber(ARGV[i + 1])
+  local fresh = k > 0 and redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[1])
   i = i + 2
   for e = 1, k do
     local hash, scope, id, cost = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -547,7 +549,10 @@ for c = 1, calls do
         redis.call('HINCRBY', hash, 'l:' .. id, negate(cost))
         redis.call('HINCRBY', hash, 'r:' .. scope, negate(cost))
       end
-      redis.call('HINCRBY', hash, 'u:' .. scope, cost)
+      -- a counter Redis lost is seeded again from the ledger, which holds this row already
+      if redis.call('HEXISTS', hash, 'u:' .. scope) == 1 then
+        redis.call('HINCRBY', hash, 'u:' .. scope, cost)
+      end
     end
   end
 end
@@ -586,9 +591,10 @@ return 1
 """
 """Give back what an expired lease (of a server that died) still holds."""
 
-APPLIED_SECONDS = 7 * 86400
-"""How long Redis remembers that a call's cost was folded in (a spool replayed later than this
-would count it again; spools are drained within seconds of a restart)."""
+APPLIED_SECONDS = 2 * 86400
+"""How long Redis remembers that a call's cost was folded in (one small key per call that held
+credit): a spool is replayed whole when its server dies, and a server's spool file starts anew
+once its calls are absorbed and it has grown past `ROTATE_BYTES` or lived a day."""
 
 UNITS = Decimal(10) ** 8
 """Redis counts integers: credits × 10^8 (exact at the ledger's precision)."""
@@ -661,14 +667,14 @@ class RedisCounters:
         self._settle(keys=[key, self._open, self.queue], args=[reservation.token, _units(reservation.amount), _units(cost), row, *reservation.scopes])
         return ledger_row is not None
 
-    def renew(self, reservations: Sequence[Reservation]) -> None:
+    def renew(self, reservations: Sequence[Reservation]) -> set[uuid.UUID]:
         if not reservations:
-            return
+            return set()
         pipeline = self.client.pipeline(transaction=False)
         until = _epoch() + self.hold
         for held in reservations:
-            pipeline.zadd(self._open, {held.token: until}, xx=True)  # XX: a settled hold stays gone
-        pipeline.execute()
+            pipeline.zadd(self._open, {held.token: until}, xx=True, ch=True)  # XX: a settled hold stays gone
+        return {held.id for held, changed in zip(reservations, pipeline.execute()) if changed}
 
     def release_expired(self, now: dt.datetime | None = None) -> int:
         moment = (now or dt.datetime.now(UTC)).timestamp()

@@ -23,6 +23,7 @@ all of them end when the server stops, and those of a killed server expire with 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from cockpit.budgets.counters import (
 from cockpit.budgets.spool import Spool
 from cockpit.budgets.usage import Window
 
+log = logging.getLogger(__name__)
+
 IDLE_SECONDS = 2.0
 """A lease not used for this long gives its free credit back."""
 
@@ -57,6 +60,9 @@ class Lease:
     reservation: Reservation
     held: Decimal
     free: Decimal
+    limit: Decimal
+    """The scope's limit when the lease was granted: after an apply changes it, no call is held
+    on the lease any more (its credit goes back with the next request for more)."""
     spent: Decimal = Decimal(0)
     used_at: float = field(default_factory=time.monotonic)
     ended: bool = False
@@ -96,7 +102,7 @@ class Leases:
         leases = []
         for limit in limits:
             lease = self._leases.get((account_id, window.start, limit.scope))
-            if lease is None or lease.free < amount or lease.ended:
+            if lease is None or lease.free < amount or lease.ended or lease.limit != limit.limit:
                 return None
             leases.append(lease)
         now = time.monotonic()
@@ -116,8 +122,16 @@ class Leases:
 
     def record(self, row: Mapping[str, Any], hold: Hold | None = None) -> None:
         """Spool a ledger row (of a call held on `hold`, or of one without budget limits)."""
-        call = Settled(row, hold.window.start if hold else row["created_at"], tuple((lease.scope, lease.reservation.id, lease.reservation.token) for lease in hold.leases) if hold else ())
-        self.spool.append(call)
+        self.spool_call(Settled(row, hold.window.start if hold else row["created_at"], tuple((lease.scope, lease.reservation.id, lease.reservation.token) for lease in hold.leases) if hold else ()))
+
+    def spool_call(self, call: Settled) -> None:
+        """Spool a settled call and queue it for absorbing. A spool the disk refuses (full,
+        failing) is logged and the call still absorbed from memory: only its durability against
+        a kill is lost, never its charge."""
+        try:
+            self.spool.append(call)
+        except OSError as exc:
+            log.error("spool: call %s not written to %s (%s): it is absorbed from memory only", call.row.get("request_id"), self.spool.directory, exc.strerror or type(exc).__name__)
         self._pending.append(call)
 
     # -- when the leases run short ----------------------------------------------------------
@@ -130,14 +144,34 @@ class Leases:
             if hold is not None:
                 return hold
             returned = self._return_chain(account_id, window, limits)
-            found = await asyncio.to_thread(self.counters.acquire, account_id, window, limits, amount, returned, seed)
+            asked = asyncio.ensure_future(asyncio.to_thread(self.counters.acquire, account_id, window, limits, amount, returned, seed))
+            try:
+                found = await asyncio.shield(asked)
+            except asyncio.CancelledError:  # the caller went away: what the counters grant is kept
+                asked.add_done_callback(lambda done: self._keep(done, account_id, window, limits))
+                raise
             if isinstance(found, Grant):
-                for scope, (reservation, granted) in found.leases.items():
-                    self._add(Lease(reservation, granted, granted), (account_id, window.start, scope))
+                self._install(found, account_id, window, limits)
                 hold = self.take(account_id, window, limits, amount)
                 assert hold is not None, "fresh leases cover the request"
                 return hold
             return found
+
+    def _install(self, grant: Grant, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> None:
+        limit_of = {limit.scope: limit.limit for limit in limits}
+        for scope, (reservation, granted) in grant.leases.items():
+            self._add(Lease(reservation, granted, granted, limit_of[scope]), (account_id, window.start, scope))
+
+    def _keep(self, done: asyncio.Future, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> None:
+        """A grant whose request was cancelled becomes this server's leases (given back when
+        idle); a reservation of the cancelled call alone is given back at once."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        found = done.result()
+        if isinstance(found, Grant):
+            self._install(found, account_id, window, limits)
+        elif isinstance(found, Reservation):
+            asyncio.ensure_future(asyncio.to_thread(self.counters.settle, found, Decimal(0)))
 
     def _return_chain(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> list[Release]:
         """The chain's leases end: their free credit goes back with the request for more (so

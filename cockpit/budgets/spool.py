@@ -22,6 +22,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,8 @@ from cockpit.budgets.ledger import decode_row, ledger_namespace
 log = logging.getLogger(__name__)
 
 ROTATE_BYTES = 4 << 20
-"""A spool file whose calls are all absorbed is replaced by a new one past this size."""
+ROTATE_SECONDS = 86400.0
+"""A spool file whose calls are all absorbed is replaced by a new one past this size or age."""
 SUFFIX = ".spool"
 
 
@@ -85,20 +87,25 @@ class Spool:
         self._open()
 
     def _open(self) -> None:
-        path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        opening = self.directory / f"{name}.opening"  # not a spool until locked: `orphans` skips it
+        fd = os.open(opening, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this process lives
-        self.path, self._fd, self._size = path, fd, 0
+        path = opening.with_suffix(SUFFIX)
+        os.rename(opening, path)
+        self.path, self._fd, self._size, self._opened = path, fd, 0, time.monotonic()
 
     def append(self, call: Settled) -> None:
         """Write one settled call where a killed process cannot lose it."""
-        line = encode(call)
-        os.write(self._fd, line)
+        line = memoryview(encode(call))
         self._size += len(line)
+        while line:  # a regular file takes it whole; a short write must not merge two lines
+            line = line[os.write(self._fd, line):]
 
     def rotate(self) -> None:
-        """Start a new file once everything in the current one is absorbed and it is large."""
-        if self._size < ROTATE_BYTES:
+        """Start a new file once everything in the current one is absorbed and it is large or
+        a day old (a dead server's spool is replayed whole: this bounds what is replayed)."""
+        if self._size < ROTATE_BYTES and time.monotonic() - self._opened < ROTATE_SECONDS:
             return
         old_fd, old_path = self._fd, self.path
         self._open()

@@ -27,6 +27,7 @@ from cockpit.budgets.counters import (
     RedisCounters,
     Refusal,
     Reservation,
+    Settled,
     ceiling_credits,
     counters_from_environment,
     credits,
@@ -171,7 +172,7 @@ class Proxy:
         for task in self._tasks:
             task.cancel()
         absorbed = await self.absorb(ending=True)
-        self.leases.spool.close(absorbed)
+        self.leases.spool.close(absorbed and not self.leases.pending())
         if self.ledger is not None:
             await run_in_threadpool(self.ledger.close)
         self.counters.close()
@@ -239,21 +240,27 @@ class Proxy:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_seconds)
+            await self._absorb_orphans()  # first: a dead server's spent credit leaves its leases before they are released
             try:
                 released = await run_in_threadpool(self.counters.release_expired)
                 if released:
                     log.warning("released %d budget reservation(s) left by requests that never settled", released)
             except Exception as exc:  # the sweeper must outlive a database or Redis hiccup
                 log.error("could not release expired budget reservations: %s", type(exc).__name__)
-            await self._absorb_orphans()
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.renew_seconds)
+            leases = self.leases.reservations()
             try:
-                await run_in_threadpool(self.counters.renew, [*self.open.values(), *self.leases.reservations()])
+                found = await run_in_threadpool(self.counters.renew, [*self.open.values(), *leases])
             except Exception as exc:  # a hold not renewed in time is released: the call still settles
                 log.error("could not renew budget reservations: %s", type(exc).__name__)
+                continue
+            lost = {lease.id for lease in leases} - found
+            if lost:  # released while this server could not renew them: hold nothing more on them
+                log.error("%d budget lease(s) expired before this server could renew them; new calls lease anew", len(lost))
+                self.leases.forget(lost)
 
     async def catalog_for(self, snapshot: AccountSnapshot):
         version = snapshot.version[1]
@@ -316,18 +323,20 @@ class Proxy:
         if isinstance(reservation, Hold):
             self.leases.settle(reservation, charged, row)
             return
-        recorded = False
-        if reservation is not None:
-            self.open.pop(reservation.id, None)
-            try:
-                recorded = await run_in_threadpool(self.counters.settle, reservation, charged, row)
-            except Exception as exc:  # the hold expires and is released by the sweeper
-                log.error("could not settle budget reservation %s: %s", reservation.id, type(exc).__name__)
-        if row is not None and not recorded:
-            try:
+        if reservation is None:
+            if row is not None:
                 self.leases.record(row)
-            except OSError as exc:  # the spool's disk failed: say so loudly, the answer goes on
-                log.error("usage ledger row %s not spooled: %s", row.get("request_id"), type(exc).__name__)
+            return
+        self.open.pop(reservation.id, None)
+        try:
+            await run_in_threadpool(self.counters.settle, reservation, charged, row)
+        except Exception as exc:
+            # The counters are out of reach: spool the call against its reservation, so that
+            # absorbing it charges the counters (and moves the cost out of the hold if it still
+            # stands); the rest of the hold is released when it expires.
+            log.error("could not settle budget reservation %s: %s; the call is spooled", reservation.id, type(exc).__name__)
+            if row is not None:
+                self.leases.spool_call(Settled(row, reservation.window.start, tuple((scope, reservation.id, reservation.token) for scope in reservation.scopes)))
 
 
 async def start_proxy(engine: Engine, box: SecretBox | None, environ: Mapping[str, str]) -> Proxy | None:

@@ -13,7 +13,7 @@ markdown table, printed on stdout (progress goes to stderr):
   no database), with the time per 1,000 resources so that linear growth shows;
 - access impact (bench_policy.py);
 - the read API: requests/s and p99 of `cockpit serve` (bench_serve.py);
-- the LLM proxy against the direct call and LiteLLM's proxy (bench_proxy.py);
+- the LLM proxy against the direct call, LiteLLM's proxy and Portkey's gateway (bench_proxy.py);
 - config fuzzing (bench_fuzz.py), crash trials (bench_crash.py) and API fuzzing
   (bench_api_fuzz.py).
 

@@ -25,7 +25,6 @@ from sqlalchemy.exc import OperationalError
 
 from cockpit.zitadel.desired import ReservedRoleKey, ZitadelAction, ZitadelChange, ordered
 from cockpit.store.tables import metadata
-from cockpit.store.engine import write_transaction
 from cockpit.zitadel import (
     ProjectRole,
     ZitadelClient,
@@ -177,7 +176,7 @@ def run_step(client: ZitadelClient, change: ZitadelChange) -> str:
 
 def _mark(engine: Engine, step_id: uuid.UUID, status: str, *, result: str | None = None, error: str | None = None) -> None:
     journal = metadata.tables["apply_journal"]
-    with write_transaction(engine) as connection:
+    with engine.begin() as connection:
         connection.execute(
             journal.update()
             .where(journal.c.id == step_id)

@@ -11,7 +11,7 @@ How to use it (the same code on both databases)::
     run_id = record_run_start(engine, workspace=..., actor=..., commit_sha=..., plan_id=...,
                               accounts=names, timeout=lock_timeout)
     try:
-        with write_transaction(engine) as connection:
+        with engine.begin() as connection:
             lock_accounts(connection, names, timeout=lock_timeout, run_id=run_id)  # first!
             ...read the actual state, check the plan is not stale, write...
         record_run_end(engine, run_id, "succeeded")
@@ -65,7 +65,6 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cockpit.store.runs import RunInfo, find_run, running_runs
 from cockpit.store.tables import apply_locks
-from cockpit.store.engine import write_transaction
 
 CATALOG = "*catalog*"
 """The lock name for the model catalog, which belongs to no account."""

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from cockpit.store.tables import apply_runs
-from cockpit.store.engine import write_transaction
 
 FINISHED_STATUSES = ("succeeded", "failed")
 
@@ -82,7 +81,7 @@ def record_run_start(
     from cockpit.store.locks import waiting_for_sqlite_write
 
     run_id = uuid.uuid4()
-    with write_transaction(engine) as connection:
+    with engine.begin() as connection:
         with waiting_for_sqlite_write(
             connection, timeout, names=list(accounts), run_id=run_id
         ):
@@ -122,7 +121,7 @@ def record_run_end(
 
     if status not in FINISHED_STATUSES:
         raise ValueError(f"a run ends as one of {', '.join(FINISHED_STATUSES)}, not {status!r}")
-    with write_transaction(engine) as connection:
+    with engine.begin() as connection:
         with waiting_for_sqlite_write(connection, timeout, names=[], run_id=run_id):
             connection.execute(
                 sa.update(apply_runs)

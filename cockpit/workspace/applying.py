@@ -24,7 +24,6 @@ from cockpit.workspace.audit_shipping import ship_audit
 from cockpit.workspace.database import database_problem
 from cockpit.workspace.staleness import stale_accounts
 from cockpit.zitadel import ZitadelSettings
-from cockpit.store.engine import write_transaction
 
 
 class ApplyRefused(Exception):
@@ -90,7 +89,7 @@ def apply_plan(
     run = RunInfo(run_id, plan.plan_id, options.actor, options.commit_sha, plan.workspace)
     committing = False
     try:
-        with paused_gc(), write_transaction(engine) as connection:
+        with paused_gc(), engine.begin() as connection:
             lock_accounts(connection, accounts, timeout=options.lock_timeout, run_id=run_id)
             actual = read_actual(connection, plan.workspace)
             stale = stale_accounts(plan, actual.state)

@@ -29,7 +29,7 @@ from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import usage_ledger
 from fakes.openai import FakeOpenAI
 from harness.cockpit import Cockpit
-from harness.proxy import ServeProcess, chat_many, issue_key, tenant
+from harness.proxy import ServeProcess, chat_many, counters, issue_key, ledger_rows, tenant
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WINDOW = Window(dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 1, tzinfo=UTC))
@@ -218,18 +218,26 @@ ROOMY = ("{scope: team:research/ml, credits: 25}", "{scope: team:research/ml, cr
 calls are held on leases and the last ones alone."""
 
 
-def roomy_tenant(upstream: str) -> str:
-    return tenant(upstream).replace(*ROOMY)
+def applied_roomy(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> str:
+    """The roomy tenant applied to a fresh PostgreSQL database (and an empty Redis when the
+    counters live there); bob's key."""
+    from cockpit.store.migrate import upgrade
+
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    upgrade(url)
+    monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
+    runner = Cockpit(url, tmp_path, monkeypatch)
+    runner.write(tenant(upstream.url).replace(*ROOMY))
+    assert runner.apply().exit_code == 0
+    return issue_key(url, "bob@acme.com")
 
 
-def counters_rows(url: str) -> dict[str, tuple[Decimal, Decimal]]:
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT scope, used, reserved FROM budget_counters")).all()
-    finally:
-        engine.dispose()
-    return {r.scope: (Decimal(str(r.used)).normalize(), Decimal(str(r.reserved)).normalize()) for r in rows}
+def ledger_credits_at(url: str) -> Decimal:
+    return sum((Decimal(str(row.credits)) for row in ledger_rows(url)), Decimal(0))
+
 
 
 def redis_counters(account_scope: str) -> dict[str, tuple[Decimal, Decimal]]:
@@ -253,60 +261,30 @@ def redis_counters(account_scope: str) -> dict[str, tuple[Decimal, Decimal]]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("redis_url", ["", REDIS_URL], ids=["database", "redis"])
 def test_two_servers_spending_through_leases_never_pass_the_budget(postgres_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> None:
-    from cockpit.store.migrate import upgrade
-
-    if redis_url:
-        import redis
-
-        redis.Redis.from_url(redis_url).flushdb()
-    upgrade(postgres_database_url)
-    monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
-    runner = Cockpit(postgres_database_url, tmp_path, monkeypatch)
-    runner.write(roomy_tenant(upstream.url))
-    assert runner.apply().exit_code == 0
-    bob = issue_key(postgres_database_url, "bob@acme.com")
+    bob = applied_roomy(postgres_database_url, tmp_path, monkeypatch, upstream, redis_url)
     environ = {**os.environ, "DATABASE_URL": postgres_database_url, "REDIS_URL": redis_url}
     upstream.delay = 0.02
     with ServeProcess(environ, tmp_path) as one, ServeProcess(environ, tmp_path) as two:
         first = asyncio.run(chat_many([one.url, two.url], bob, 8, max_tokens=2))
         assert first == [200] * 8
         # Leases are out: the counters hold more than the calls in flight (none).
-        held = redis_counters("team:research/ml") if redis_url else counters_rows(postgres_database_url)
+        held = redis_counters("team:research/ml") if redis_url else counters(postgres_database_url)
         assert held["team:research/ml"][1] > 0, held
         statuses = asyncio.run(chat_many([one.url, two.url], bob, 60, max_tokens=2))
     admitted = 8 + statuses.count(200)
     assert set(statuses) <= {200, 429}
-    rows_credits = sum(Decimal(str(r)) for r in _ledger_credits(postgres_database_url))
+    rows_credits = ledger_credits_at(postgres_database_url)
     assert rows_credits == Decimal("2.5") * admitted <= Decimal(100)
     assert admitted >= 38, admitted  # at most one call's worth stranded per server near the end
-    final = redis_counters("team:research/ml") if redis_url else counters_rows(postgres_database_url)
+    final = redis_counters("team:research/ml") if redis_url else counters(postgres_database_url)
     assert final["team:research/ml"] == (rows_credits.normalize(), Decimal(0)), final
 
-
-def _ledger_credits(url: str) -> list:
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as connection:
-            return list(connection.execute(sa.text("SELECT credits FROM usage_ledger")).scalars())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("redis_url", ["", REDIS_URL], ids=["database", "redis"])
 def test_a_killed_server_loses_no_leased_charge_and_its_leases_come_back(postgres_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> None:
-    from cockpit.store.migrate import upgrade
-
-    if redis_url:
-        import redis
-
-        redis.Redis.from_url(redis_url).flushdb()
-    upgrade(postgres_database_url)
-    monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
-    runner = Cockpit(postgres_database_url, tmp_path, monkeypatch)
-    runner.write(roomy_tenant(upstream.url))
-    assert runner.apply().exit_code == 0
-    bob = issue_key(postgres_database_url, "bob@acme.com")
+    bob = applied_roomy(postgres_database_url, tmp_path, monkeypatch, upstream, redis_url)
     environ = {**os.environ, "DATABASE_URL": postgres_database_url, "REDIS_URL": redis_url, "COCKPIT_BUDGET_HOLD_SECONDS": "3", "COCKPIT_SPOOL_DIR": str(tmp_path / "spool")}
     with ServeProcess(environ, tmp_path) as first:
         assert asyncio.run(chat_many([first.url], bob, 6, max_tokens=2)) == [200] * 6
@@ -315,7 +293,7 @@ def test_a_killed_server_loses_no_leased_charge_and_its_leases_come_back(postgre
     assert list((tmp_path / "spool").glob("*.spool")), "the killed server's spool is on disk"
     with ServeProcess(environ, tmp_path) as second:
         deadline = time.monotonic() + 30
-        while sum(Decimal(str(c)) for c in _ledger_credits(postgres_database_url)) != Decimal(15):
+        while ledger_credits_at(postgres_database_url) != Decimal(15):
             assert time.monotonic() < deadline, "the killed server's spooled charges were lost"
             time.sleep(0.2)
         assert not list((tmp_path / "spool").glob("*.spool"))[1:], "the dead server's spool was absorbed and removed"
@@ -328,6 +306,6 @@ def test_a_killed_server_loses_no_leased_charge_and_its_leases_come_back(postgre
             assert time.monotonic() < deadline, f"the killed server's leases were never given back: {answer.text}"
             time.sleep(0.5)
     # Six calls cut at two words, then the whole answer of five words, at 1.25 credits a word.
-    assert sum(Decimal(str(c)) for c in _ledger_credits(postgres_database_url)) == Decimal("21.25")
-    final = redis_counters("team:research/ml") if redis_url else counters_rows(postgres_database_url)
+    assert ledger_credits_at(postgres_database_url) == Decimal("21.25")
+    final = redis_counters("team:research/ml") if redis_url else counters(postgres_database_url)
     assert final["team:research/ml"] == (Decimal("21.25"), Decimal(0)), final

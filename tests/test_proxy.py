@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from cockpit.store.engine import create_engine_for
 from fakes.openai import FakeOpenAI
 from harness.cockpit import Cockpit
-from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, issue_key, tenant
+from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, counters, issue_key, tenant
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -48,15 +48,6 @@ def ledger(url: str) -> list[sa.Row]:
     finally:
         engine.dispose()
 
-
-def counters(url: str) -> dict[str, tuple[Decimal, Decimal]]:
-    engine = create_engine_for(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT scope, used, reserved FROM budget_counters")).all()
-    finally:
-        engine.dispose()
-    return {row.scope: (Decimal(str(row.used)).quantize(Decimal("0.01")), Decimal(str(row.reserved)).quantize(Decimal("0.01"))) for row in rows}
 
 
 def test_allowed_model_answers_in_openai_shape_and_is_charged_exactly(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:

@@ -226,6 +226,17 @@ async def chat_many(bases: list[str], key: str, count: int, **extra: Any) -> lis
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+def counters(url: str) -> dict[str, tuple[Decimal, Decimal]]:
+    """(used, reserved) per scope of the database's budget counters, to the hundredth."""
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT scope, used, reserved FROM budget_counters")).all()
+    finally:
+        engine.dispose()
+    return {row.scope: (Decimal(str(row.used)).quantize(Decimal("0.01")), Decimal(str(row.reserved)).quantize(Decimal("0.01"))) for row in rows}
+
+
 LEDGER_PLACES = Decimal("0.00000001")
 """The ledger keeps raw costs and credits to 8 places."""
 

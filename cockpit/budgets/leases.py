@@ -80,7 +80,6 @@ class Hold:
     leases: tuple[Lease, ...]
     amount: Decimal
     window: Window
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 class Leases:

@@ -7,9 +7,10 @@ step, the real cost (used += cost, reserved −= the hold). So however many requ
 on however many replicas, the sum of what they can spend never passes a limit.
 
 Two stores keep the counters, with the same semantics:
-- `SqlCounters`: the `budget_counters` table, one short transaction per step. Reserving is
-  one UPDATE … RETURNING of the chain's rows, which holds the amount and takes the row locks
-  (the write lock on SQLite) until the transaction ends; a refusal rolls it back.
+- `SqlCounters`: the `budget_counters` table, one short transaction per step. Reserving
+  (`acquire`) first locks the chain's rows (in one order on PostgreSQL, the write lock on
+  SQLite) and reads them with one UPDATE … RETURNING, so its check sees what every other
+  request holds until it commits.
 - `RedisCounters` (when `REDIS_URL` is set): one Lua script per step on one hash per account and
   window, atomic on the Redis server, shared by every replica. Settling pushes the call's
   ledger row onto a Redis list in the same script (`cockpit.budgets.ledger.RedisLedgerWriter`
@@ -147,8 +148,6 @@ class Release:
 
 
 class Counters(Protocol):
-    def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal: ...
-
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         """Charge `cost` and drop the hold; True when `ledger_row` was written with it."""
         ...
@@ -200,37 +199,6 @@ class SqlCounters:
         # threads of one process queue here instead (FIFO, no polling); other processes still
         # wait on the file lock. PostgreSQL locks rows, so requests of unrelated chains overlap.
         self._serial = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-
-    def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal:
-        scopes = sorted({limit.scope for limit in limits})
-        c = budget_counters.c
-        for _ in range(3):
-            with self._locked(account_id, window, scopes) as (connection, transaction):
-                # Hold the amount on every scope at once; the UPDATE also locks the rows (the
-                # write lock on SQLite) until the transaction ends, so the check below sees
-                # what every other request has taken, and a refusal rolls the hold back.
-                rows = connection.execute(
-                    self._rows(account_id, window, scopes).values(reserved=c.reserved + amount).returning(c.scope, c.used, c.reserved)
-                ).all()
-                found = {row.scope: (credits(row.used), credits(row.reserved) - amount) for row in rows}
-                missing = [scope for scope in scopes if scope not in found]
-                refusal = None if missing else first_refusal(limits, amount, found)
-                if missing or refusal is not None:
-                    transaction.rollback()
-                    if refusal is not None:
-                        return refusal
-                else:
-                    reservation = Reservation(uuid.uuid4(), account_id, window, tuple(scopes), amount)
-                    connection.execute(
-                        budget_reservations.insert().values(
-                            id=reservation.id, account_id=account_id, window_start=window.start,
-                            scopes=list(scopes), amount=amount, expires_at=dt.datetime.now(UTC) + self.hold,
-                        )
-                    )
-                    transaction.commit()
-                    return reservation
-            self._seed(account_id, window, missing, seed)
-        raise RuntimeError("budget counters could not be created")  # pragma: no cover - seeding inserts them
 
     def settle(self, reservation: Reservation, cost: Decimal, ledger_row: Mapping[str, Any] | None = None) -> bool:
         with self._serial, write_transaction(self.engine) as connection:
@@ -418,31 +386,6 @@ def _costs(settled: Iterable[Settled]) -> dict[tuple[uuid.UUID, dt.datetime, str
 
 # -- Redis ------------------------------------------------------------------------------------
 
-_RESERVE = """
-local amount = tonumber(ARGV[1])
-local n = (#ARGV - 4) / 2
-for i = 1, n do
-  if redis.call('HEXISTS', KEYS[1], 'u:' .. ARGV[3 + 2 * i]) == 0 then
-    return {'missing', ARGV[3 + 2 * i]}
-  end
-end
-for i = 1, n do
-  local scope = ARGV[3 + 2 * i]
-  local limit = tonumber(ARGV[4 + 2 * i])
-  local used = tonumber(redis.call('HGET', KEYS[1], 'u:' .. scope))
-  local reserved = tonumber(redis.call('HGET', KEYS[1], 'r:' .. scope) or '0')
-  if used + reserved >= limit or used + reserved + amount > limit then
-    return {'refused', scope, tostring(used), tostring(reserved)}
-  end
-end
-for i = 1, n do
-  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[3 + 2 * i], amount)
-end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {'ok'}
-"""
-
 _RELEASE = """
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score or tonumber(score) >= tonumber(ARGV[3]) then return 0 end
@@ -622,7 +565,6 @@ class RedisCounters:
         """Where the settling script pushes the ledger row (the database's own queue)."""
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
         self.hold = hold_seconds
-        self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
         self._release = self.client.register_script(_RELEASE)
         self._acquire = self.client.register_script(_ACQUIRE)
@@ -633,25 +575,6 @@ class RedisCounters:
 
     def _key(self, account_id: uuid.UUID, window: Window) -> str:
         return f"{self.PREFIX}:{account_id}:{int(window.start.timestamp())}"
-
-    def reserve(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Reservation | Refusal:
-        key = self._key(account_id, window)
-        scopes = tuple(sorted({limit.scope for limit in limits}))
-        reservation_id = uuid.uuid4()
-        member = json.dumps({"id": str(reservation_id), "key": key, "scopes": scopes, "amount": _units(amount)})
-        args: list[Any] = [_units(amount), member, _epoch() + self.hold, self._ttl(window)]
-        for limit in limits:
-            args += [limit.scope, _units(limit.limit)]
-        for _ in range(3):
-            answer = [part.decode() if isinstance(part, bytes) else part for part in self._reserve(keys=[key, self._open], args=args)]
-            if answer[0] == "ok":
-                return Reservation(reservation_id, account_id, window, scopes, amount, member)
-            if answer[0] == "refused":
-                scope = answer[1]
-                limit = next(limit.limit for limit in limits if limit.scope == scope)
-                return Refusal(scope, limit, _credits(answer[2]), _credits(answer[3]))
-            self._seed_scopes(key, scopes, seed)
-        raise RuntimeError("budget counters could not be created")  # pragma: no cover
 
     def _seed_scopes(self, key: str, scopes: Sequence[str], seed: Seed) -> None:
         """Seed every scope of the chain from the ledger: HSETNX leaves those that exist alone."""

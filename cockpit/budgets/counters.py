@@ -650,7 +650,7 @@ class RedisCounters:
             if self.engine is None:
                 raise RuntimeError("RedisCounters.absorb needs the engine its ledger rows go to")
             with write_transaction(self.engine) as connection:
-                connection.execute(insert_new(connection, usage_ledger, [dict(call.row) for call in settled], ("request_id",)))
+                _insert_new_rows(connection, settled)
         args: list[Any] = [APPLIED_SECONDS, len(settled)]
         for call in settled:
             account_id = call.account_id

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from cockpit.store.inserts import insert_new
+from cockpit.store.inserts import skipping_existing
 from cockpit.store.tables import usage_ledger
 from cockpit.store.engine import write_transaction
 
@@ -161,7 +161,7 @@ class RedisLedgerWriter:
                 return
             rows = [decode_row(item) for item in items]
             with write_transaction(self.engine) as connection:
-                connection.execute(insert_new(connection, usage_ledger, rows, ("request_id",)))
+                connection.execute(skipping_existing(connection, usage_ledger, ("request_id",)), rows)
             self.client.delete(self._claimed)
             with self._idle:
                 self._written += len(rows)

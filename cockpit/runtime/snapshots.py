@@ -19,7 +19,6 @@ replica may thus answer from the previous apply for up to `ttl` seconds.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 import uuid
@@ -32,7 +31,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
-from cockpit.memory import paused_gc
+from cockpit.memory import freeze_survivors, paused_gc
 from cockpit.observe.metrics import record_snapshot_checked
 from cockpit.runtime import scopes
 from cockpit.policy.graph import AccountGraph, build_graphs, with_catalog
@@ -182,7 +181,7 @@ class SnapshotCache:
                 self._snapshots.move_to_end(account_id)
                 while len(self._snapshots) > self.max_accounts:
                     self._snapshots.popitem(last=False)
-            settle()
+            freeze_survivors()
             return loaded
 
     def _matching(self, account_id: uuid.UUID, version: Version, checked: float) -> AccountSnapshot | None:
@@ -195,18 +194,6 @@ class SnapshotCache:
                 return None
         record_snapshot_checked(found.name, time.time())
         return found
-
-
-def settle() -> None:
-    """Take the long-lived snapshots out of the cyclic collector's sight.
-
-    A 20,000-person graph is some 200,000 objects; every full collection would walk them all
-    again (100 ms, in the middle of someone's request). Freezing moves what is alive now to
-    the permanent generation, after one collection so no garbage is frozen with it. Snapshots
-    hold no reference cycles, so a replaced one is still freed by reference counting.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 _creating = threading.Lock()

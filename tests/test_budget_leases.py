@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
+import re
 import signal
+import socket
 import time
 import uuid
 from decimal import Decimal
@@ -309,3 +312,39 @@ def test_a_killed_server_loses_no_leased_charge_and_its_leases_come_back(postgre
     assert ledger_credits_at(postgres_database_url) == Decimal("21.25")
     final = redis_counters("team:research/ml") if redis_url else counters(postgres_database_url)
     assert final["team:research/ml"] == (Decimal("21.25"), Decimal(0)), final
+
+
+def stream_and_kill_on_done(base: str, key: str, pid: int) -> str:
+    """One streamed call over a bare socket, and `kill -9` of the server the moment `[DONE]`
+    arrives (a few microseconds later: no HTTP client in between); the call's request id."""
+    host, port = base.removeprefix("http://").split(":")
+    body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "stream"}], "max_tokens": 2, "stream": True}).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(head.encode() + body)
+        while b"data: [DONE]" not in received:
+            chunk = connection.recv(65536)
+            assert chunk, f"the stream ended without [DONE]: {received!r}"
+            received += chunk
+        os.kill(pid, signal.SIGKILL)
+    found = re.search(rb"(?im)^x-request-id: *(\S+)\r$", received)
+    assert found, received
+    return found.group(1).decode()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("redis_url", ["", REDIS_URL], ids=["database", "redis"])
+def test_a_stream_whose_client_saw_it_complete_is_charged_though_the_server_is_killed_at_once(postgres_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> None:
+    """The relay spools a stream's charge before it sends the last events: `kill -9` the moment
+    a client reads `[DONE]`, and its call is in the ledger once another server has started."""
+    bob = applied_roomy(postgres_database_url, tmp_path, monkeypatch, upstream, redis_url)
+    environ = {**os.environ, "DATABASE_URL": postgres_database_url, "REDIS_URL": redis_url, "COCKPIT_BUDGET_HOLD_SECONDS": "3", "COCKPIT_SPOOL_DIR": str(tmp_path / "spool")}
+    with ServeProcess(environ, tmp_path) as first:
+        done = stream_and_kill_on_done(first.url, bob, first.process.pid)
+        first.process.wait(10)
+    with ServeProcess(environ, tmp_path):
+        deadline = time.monotonic() + 30
+        while done not in {row.request_id for row in ledger_rows(postgres_database_url)}:
+            assert time.monotonic() < deadline, f"the completed stream {done} was not charged"
+            time.sleep(0.2)

@@ -584,7 +584,12 @@ class Call:
         return Response(orjson.dumps(answer), media_type="application/json", headers=self.headers)
 
     async def relay(self, events: Any, want_usage: bool, screen: StreamScreen) -> AsyncIterator[bytes]:
+        """The upstream's events, screened and renamed. The answer's last events (from the one
+        that carries the usage on, and the closing `[DONE]`) are held back until the call's
+        charge is spooled: a client that saw its answer complete was charged for it, even if the
+        server is killed the next moment."""
         usage, chunks, failure, seen = None, 0, None, []
+        held: list[bytes] = []
         delta_texts = self.endpoint.delta_texts or (lambda data: [])
         try:
             async for name, data in events:
@@ -598,7 +603,7 @@ class Call:
                     if self.endpoint.asks_usage and not data.get("choices"):  # the usage-only last chunk
                         if want_usage:
                             data["model"] = self.name
-                            yield _event(name, data)
+                            held.append(_event(name, data))
                         continue
                 if self.endpoint.asks_usage and not want_usage:
                     data.pop("usage", None)  # asked of the upstream for the charge, not by the client
@@ -615,12 +620,19 @@ class Call:
                 _rename(data, self.name)
                 if chunks == 1:
                     metrics.record_first_chunk(self.name, time.perf_counter() - self.clock)
-                yield _event(name, data)
+                if held or found is not None and self.endpoint.named_events:  # the closing events (message_delta, response.completed, …)
+                    held.append(_event(name, data))
+                else:
+                    yield _event(name, data)
             last = await _finish_screen(screen, seen)
             if last is not None:
                 self.hits += (last,)
                 yield self.error_event(_blocked((last,), "response"))
                 return
+            with anyio.CancelScope(shield=True):  # a client going away now must not cut the charge short
+                await self.charge_stream(events, usage, chunks, seen, screen, None)
+            for event in held:
+                yield event
             if not self.endpoint.named_events:
                 yield DONE
         except Exception as exc:
@@ -631,17 +643,25 @@ class Call:
             yield self.error_event(error)
         finally:
             with anyio.CancelScope(shield=True):
-                if usage is None and failure is None:
-                    # The client went away: the provider goes on to bill the whole answer
-                    # (hidden reasoning tokens too), so read on, briefly, for its usage.
-                    drained = await _drain_usage(events, self.endpoint)
-                    usage = self.with_opening(drained) if drained is not None else None
-                await _close(events)
-                self.hits += tuple(h for h in screen.hits() if h not in self.hits)
-                if usage is not None:
-                    await self.finish(self.cost(usage), _usage_metadata(usage, stream=True))
-                else:
-                    await self.finish_abandoned(chunks, "".join(seen), failure)
+                await self.charge_stream(events, usage, chunks, seen, screen, failure)
+
+    async def charge_stream(self, events: Any, usage: Usage | None, chunks: int, seen: list[str], screen: StreamScreen, failure: BaseException | None) -> None:
+        """Close the upstream and charge the stream, once: by its usage, else (broken, cut, or
+        the client went away) by what came back."""
+        if self.finished:
+            await _close(events)
+            return
+        if usage is None and failure is None:
+            # The client went away: the provider goes on to bill the whole answer
+            # (hidden reasoning tokens too), so read on, briefly, for its usage.
+            drained = await _drain_usage(events, self.endpoint)
+            usage = self.with_opening(drained) if drained is not None else None
+        await _close(events)
+        self.hits += tuple(h for h in screen.hits() if h not in self.hits)
+        if usage is not None:
+            await self.finish(self.cost(usage), _usage_metadata(usage, stream=True))
+        else:
+            await self.finish_abandoned(chunks, "".join(seen), failure)
 
 
 DRAIN_SECONDS = 10.0

@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 from cockpit.budgets.ledger import encode_row, ledger_namespace, ledger_queue
 from cockpit.budgets.usage import UTC, Window
 from cockpit.store.engine import write_transaction
-from cockpit.store.inserts import insert_new
+from cockpit.store.inserts import copy_rows, insert_new
 from cockpit.store.tables import budget_counters, budget_reservations, usage_ledger
 
 LEASE_SHARE = 16
@@ -362,14 +362,15 @@ def _insert_new_rows(connection: Connection, settled: Sequence[Settled]) -> set[
     """Write the calls' ledger rows that are not there yet; the request ids written. The
     spool's writer (or, once it died, the one server that holds its file) is the only one
     absorbing its calls, so rows not found first are inserted without conflict: one SELECT
-    and one executemany, far cheaper per row than an INSERT … ON CONFLICT … RETURNING."""
+    and one COPY (an executemany on SQLite), far cheaper per row than an INSERT … ON CONFLICT
+    … RETURNING."""
     if not settled:
         return set()
     ids = [str(call.row["request_id"]) for call in settled]
     existing = set(connection.execute(sa.select(usage_ledger.c.request_id).where(usage_ledger.c.request_id.in_(ids))).scalars())
-    fresh = [dict(call.row) for call in settled if call.row["request_id"] not in existing]
+    fresh = [call.row for call in settled if call.row["request_id"] not in existing]
     if fresh:
-        connection.execute(usage_ledger.insert(), fresh)
+        copy_rows(connection, usage_ledger, fresh)
     return {row["request_id"] for row in fresh}
 
 
@@ -478,27 +479,48 @@ each share covers the request), else reserve the request alone, else refuse."""
 
 _ABSORB = _NEGATE + """
 local i = 2
-local calls = tonumber(ARGV[i])
+local groups = tonumber(ARGV[i])
 i = i + 1
-for c = 1, calls do
-  local k = tonumber(ARGV[i + 1])
-  local fresh = k > 0 and redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[1])
+local entries, totals = {}, {}
+for g = 1, groups do
+  local hash, k = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
+  local list = {}
   for e = 1, k do
-    local hash, scope, id, cost = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    i = i + 4
-    if fresh then
-      if redis.call('HEXISTS', hash, 'l:' .. id) == 1 then
-        redis.call('HINCRBY', hash, 'l:' .. id, negate(cost))
-        redis.call('HINCRBY', hash, 'r:' .. scope, negate(cost))
-      end
-      -- a counter Redis lost is seeded again from the ledger, which holds this row already
-      if redis.call('HEXISTS', hash, 'u:' .. scope) == 1 then
-        redis.call('HINCRBY', hash, 'u:' .. scope, cost)
-      end
+    list[e] = {hash, ARGV[i], ARGV[i + 1]}
+    i = i + 2
+  end
+  entries[g] = list
+  totals[g] = 0
+end
+local function fold(g)
+  local total = totals[g]
+  if total == 0 then return end
+  totals[g] = 0
+  local add, sub = string.format('%d', total), string.format('%d', -total)
+  for _, e in ipairs(entries[g]) do
+    local hash, scope, id = e[1], e[2], e[3]
+    if redis.call('HEXISTS', hash, 'l:' .. id) == 1 then
+      redis.call('HINCRBY', hash, 'l:' .. id, sub)
+      redis.call('HINCRBY', hash, 'r:' .. scope, sub)
+    end
+    -- a counter Redis lost is seeded again from the ledger, which holds this row already
+    if redis.call('HEXISTS', hash, 'u:' .. scope) == 1 then
+      redis.call('HINCRBY', hash, 'u:' .. scope, add)
     end
   end
 end
+local calls = tonumber(ARGV[i])
+i = i + 1
+for c = 1, calls do
+  local guard, g, cost = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
+  if redis.call('SET', guard, '1', 'NX', 'EX', ARGV[1]) then
+    if totals[g] + cost > 9007199254740991 then fold(g) end  -- sums stay exact in Lua's doubles
+    totals[g] = totals[g] + cost
+  end
+end
+for g = 1, groups do fold(g) end
 local r = tonumber(ARGV[i])
 i = i + 1
 for j = 1, r do
@@ -519,7 +541,9 @@ end
 return 1
 """
 """Fold settled calls into the counters, each once (a guard key per request id), and give back
-what the server returns of its leases."""
+what the server returns of its leases. Calls come as (guard, group, cost); a group is one
+counter hash and the leases its calls were held on, so the counters move once per group and
+batch, not once per call."""
 
 _RELEASE_LEASE = _NEGATE + """
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
@@ -651,13 +675,20 @@ class RedisCounters:
                 raise RuntimeError("RedisCounters.absorb needs the engine its ledger rows go to")
             with write_transaction(self.engine) as connection:
                 _insert_new_rows(connection, settled)
-        args: list[Any] = [APPLIED_SECONDS, len(settled)]
+        groups: dict[tuple[Any, ...], int] = {}
+        group_args: list[Any] = []
+        call_args: list[Any] = []
         for call in settled:
-            account_id = call.account_id
-            hash_key = f"{self.PREFIX}:{account_id}:{int(call.window_start.timestamp())}"
-            args += [self._applied + str(call.row["request_id"]), len(call.leases)]
-            for scope, lease_id, _token in call.leases:
-                args += [hash_key, scope, str(lease_id), _units(call.credits)]
+            if not call.leases:  # nothing held: nothing to fold
+                continue
+            hash_key = f"{self.PREFIX}:{call.account_id}:{int(call.window_start.timestamp())}"
+            entries = tuple((scope, str(lease_id)) for scope, lease_id, _token in call.leases)
+            group = groups.get((hash_key, entries))
+            if group is None:
+                group = groups[(hash_key, entries)] = len(groups) + 1
+                group_args += [hash_key, len(entries), *(part for entry in entries for part in entry)]
+            call_args += [self._applied + str(call.row["request_id"]), group, _units(call.credits)]
+        args: list[Any] = [APPLIED_SECONDS, len(groups), *group_args, len(call_args) // 3, *call_args]
         args.append(len(releases))
         for release in releases:
             lease = release.lease

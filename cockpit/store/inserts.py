@@ -1,9 +1,10 @@
-"""INSERT … ON CONFLICT DO NOTHING on both databases."""
+"""Batch inserts on both databases: INSERT … ON CONFLICT DO NOTHING, and COPY for rows known to be new."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -25,3 +26,30 @@ def insert_new(connection: Connection, table: sa.Table, rows: list[dict[str, Any
     """`skipping_existing` with its rows in the statement: for a few rows, or where the
     statement's own rowcount is wanted."""
     return skipping_existing(connection, table, unique).values(rows)
+
+
+def copy_rows(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write `rows` into `table` in the connection's transaction: COPY on PostgreSQL, where an
+    executemany costs some 50 µs of Python per 17-column row and COPY under 10 (psycopg adapts
+    the values in C); an executemany elsewhere. Values go through their column types' bind
+    processing, JSON documents through orjson. No conflict handling: for rows known to be new."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), list(rows))
+        return
+    dialect = connection.dialect
+    columns = [column for column in table.columns if any(column.name in row for row in rows)]
+    encoders = [_copy_encoder(column, dialect) for column in columns]
+    names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([
+                value if value is None or encode is None else encode(value)
+                for value, encode in zip((row.get(column.name) for column in columns), encoders)
+            ])
+
+
+def _copy_encoder(column: sa.Column[Any], dialect: Any) -> Callable[[Any], Any] | None:
+    if isinstance(column.type, sa.JSON):
+        return lambda document: orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
+    return column.type.dialect_impl(dialect).bind_processor(dialect)

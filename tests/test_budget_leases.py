@@ -24,7 +24,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from cockpit.budgets.counters import Grant, Limit, RedisCounters, Refusal, Reservation, SqlCounters, counters_from_environment, share_of
+from cockpit.budgets.counters import Grant, Limit, RedisCounters, Refusal, Reservation, Settled, SqlCounters, counters_from_environment, share_of
 from cockpit.budgets.leases import Hold, Leases
 from cockpit.budgets.spool import Spool, read_calls
 from cockpit.budgets.usage import UTC, Window
@@ -32,7 +32,7 @@ from cockpit.store.engine import create_engine_for
 from cockpit.store.tables import usage_ledger
 from fakes.openai import FakeOpenAI
 from harness.cockpit import Cockpit
-from harness.proxy import ServeProcess, chat_many, counters, issue_key, ledger_rows, tenant
+from harness.proxy import InProcessServer, ServeProcess, chat_many, counters, issue_key, ledger_rows, tenant
 
 REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WINDOW = Window(dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 1, tzinfo=UTC))
@@ -348,3 +348,37 @@ def test_a_stream_whose_client_saw_it_complete_is_charged_though_the_server_is_k
         while done not in {row.request_id for row in ledger_rows(postgres_database_url)}:
             assert time.monotonic() < deadline, f"the completed stream {done} was not charged"
             time.sleep(0.2)
+
+
+def test_a_row_the_database_refuses_is_set_aside_and_absorbing_goes_on(cockpit: Cockpit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI) -> None:
+    """One call whose ledger row the database cannot take (here: a domain its CHECK refuses)
+    must not block every call after it: found by halving the batch, set aside in
+    `refused.jsonl`, and the rest absorbed — from a dead server's spool and from the live one."""
+    from cockpit.budgets.spool import REFUSED, encode
+
+    monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
+    cockpit.write(tenant(upstream.url))
+    assert cockpit.apply().exit_code == 0
+    bob = issue_key(cockpit.url, "bob@acme.com")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    account = uuid.uuid4()
+    good, poisoned, later = row(account, Decimal(1)), {**row(account, Decimal(2)), "domain": "nowhere"}, row(account, Decimal(3))
+    (spool / "4242-deadbeef.spool").write_bytes(b"".join(encode(Settled(found, WINDOW.start, ())) for found in (good, poisoned, later)))
+    with InProcessServer(cockpit.url, {"COCKPIT_SPOOL_DIR": str(spool)}) as server:
+        proxy = server.app.state.proxy
+        live_poison = {**row(account, Decimal(4)), "domain": "nowhere"}
+
+        async def record() -> None:
+            proxy.leases.record(live_poison)
+
+        asyncio.run_coroutine_threadsafe(record(), proxy._loop).result(10)
+        answer = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"}, json={"model": "chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        server.flush()
+    in_ledger = {found.request_id for found in ledger_rows(cockpit.url)}
+    assert {good["request_id"], later["request_id"], answer.headers["x-request-id"]} <= in_ledger
+    assert not {poisoned["request_id"], live_poison["request_id"]} & in_ledger
+    set_aside = (spool / REFUSED).read_text()
+    assert poisoned["request_id"] in set_aside and live_poison["request_id"] in set_aside and good["request_id"] not in set_aside
+    assert not (spool / "4242-deadbeef.spool").exists(), "the dead server's spool was absorbed"

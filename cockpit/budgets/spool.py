@@ -26,7 +26,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 from sqlalchemy.engine import Engine
@@ -40,6 +40,8 @@ ROTATE_BYTES = 4 << 20
 ROTATE_SECONDS = 86400.0
 """A spool file whose calls are all absorbed is replaced by a new one past this size or age."""
 SUFFIX = ".spool"
+REFUSED = "refused.jsonl"
+"""Where the calls go whose ledger rows the database refused (never a spool: not replayed)."""
 
 
 def spool_dir(engine: Engine, environ: Mapping[str, str]) -> Path:
@@ -97,10 +99,9 @@ class Spool:
 
     def append(self, call: Settled) -> None:
         """Write one settled call where a killed process cannot lose it."""
-        line = memoryview(encode(call))
+        line = encode(call)
         self._size += len(line)
-        while line:  # a regular file takes it whole; a short write must not merge two lines
-            line = line[os.write(self._fd, line):]
+        _write(self._fd, line)
 
     def rotate(self) -> None:
         """Start a new file once everything in the current one is absorbed and it is large or
@@ -123,6 +124,18 @@ class Spool:
         os.close(self._fd)
         self._fd = -1
 
+    def set_aside(self, calls: Sequence[Settled]) -> Path:
+        """Append calls the database refused to `refused.jsonl` here (spool lines: an operator
+        can read, fix and replay them); its path."""
+        path = self.directory / REFUSED
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for call in calls:
+                _write(fd, encode(call))
+        finally:
+            os.close(fd)
+        return path
+
     def orphans(self) -> Iterator[tuple[Path, int]]:
         """Spool files whose writer is gone, each locked for the caller (close the descriptor)."""
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
@@ -138,6 +151,13 @@ class Spool:
                 os.close(fd)
                 continue
             yield path, fd
+
+
+def _write(fd: int, line: bytes) -> None:
+    """All of `line`: a regular file takes it whole, but a short write must not merge two lines."""
+    view = memoryview(line)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def read_calls(fd: int) -> list[Settled]:

@@ -19,9 +19,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from cockpit.budgets.counters import (
@@ -29,6 +30,7 @@ from cockpit.budgets.counters import (
     Limit,
     RedisCounters,
     Refusal,
+    Release,
     Reservation,
     Settled,
     ceiling_credits,
@@ -216,7 +218,7 @@ class Proxy:
             try:
                 for start in range(0, max(len(calls), 1), ABSORB_BATCH):
                     batch = calls[start:start + ABSORB_BATCH]
-                    await self._in_absorber(self.counters.absorb, batch, releases if start == 0 else ())
+                    self._set_aside(await self._absorb_batch(batch, releases if start == 0 else ()))
                     self.leases.absorbed(batch)
             except Exception as exc:  # the calls stay in the spool; unreturned credit expires
                 log.error("usage ledger: could not absorb %d settled call(s), will retry: %s", len(calls), type(exc).__name__)
@@ -225,6 +227,36 @@ class Proxy:
             finally:
                 metrics.set_spool_depth(len(self.leases.pending()))
             return True
+
+    async def _absorb_batch(self, batch: Sequence[Settled], releases: Sequence[Release] = ()) -> list[Settled]:
+        """Absorb a batch; the calls whose rows the database refuses (a value it cannot store,
+        a constraint), found by halving the batch, are returned instead of blocking every call
+        after them forever. A lost connection raises: the whole batch is tried again later."""
+        try:
+            await self._in_absorber(self.counters.absorb, batch, releases)
+            return []
+        except (DataError, IntegrityError):
+            if not batch:
+                raise
+        if len(batch) == 1:
+            if releases:
+                await self._in_absorber(self.counters.absorb, (), releases)
+            return list(batch)
+        half = len(batch) // 2
+        return await self._absorb_batch(batch[:half], releases) + await self._absorb_batch(batch[half:])
+
+    def _set_aside(self, refused: Sequence[Settled]) -> None:
+        """Calls the database refused leave the ledger's way: written to the spool directory's
+        refused file for an operator, counted, and logged (the error's kind, not the row)."""
+        if not refused:
+            return
+        path = self.leases.spool.set_aside(refused)
+        for _call in refused:
+            metrics.record_ledger_write_failure()
+        log.error(
+            "usage ledger: the database refused %d call(s) (request ids %s); they are set aside in %s and are not charged",
+            len(refused), ", ".join(str(call.row.get("request_id")) for call in refused[:10]), path,
+        )
 
     async def _in_absorber(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._absorber, function, *args)
@@ -240,7 +272,7 @@ class Proxy:
             try:
                 calls = await self._in_absorber(read_calls, fd)
                 for start in range(0, len(calls), ABSORB_BATCH):
-                    await self._in_absorber(self.counters.absorb, calls[start:start + ABSORB_BATCH])
+                    self._set_aside(await self._absorb_batch(calls[start:start + ABSORB_BATCH]))
                 path.unlink(missing_ok=True)
                 if calls:
                     log.warning("usage ledger: absorbed %d call(s) a stopped server had spooled in %s", len(calls), path.name)

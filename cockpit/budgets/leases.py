@@ -92,7 +92,8 @@ class Leases:
         self._by_id: dict[uuid.UUID, Lease] = {}
         self._pending: list[Settled] = []
         """Settled calls appended to the spool and not yet absorbed."""
-        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._asking: dict[uuid.UUID, asyncio.Future] = {}
+        """Per account, the request for leases the counters are answering."""
 
     # -- the hot path: no I/O but the spool's append --------------------------------------
 
@@ -136,41 +137,50 @@ class Leases:
     # -- when the leases run short ----------------------------------------------------------
 
     async def acquire(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit], amount: Decimal, seed: Seed) -> Hold | Reservation | Refusal:
-        """A hold on fresh leases, a reservation of this call alone, or the refusal."""
-        lock = self._locks.setdefault(account_id, asyncio.Lock())
-        async with lock:  # one request per account asks the counters; the others then find leases
+        """A hold on fresh leases, a reservation of this call alone, or the refusal.
+
+        One request per account asks the counters at a time; the others wait for its answer,
+        all together, and then take from the leases it brought (or one of them asks next when
+        those do not cover them). A queue would wake them one by one instead, each after the
+        one before had run on to its next await: a burst of 20 streams after an idle pause
+        waited up to 60 ms that way for leases that covered all of them."""
+        while True:
             hold = self.take(account_id, window, limits, amount)
             if hold is not None:
                 return hold
+            asking = self._asking.get(account_id)
+            if asking is not None:
+                await asyncio.wait((asking,))  # shared: this request going away does not cancel it
+                continue
             returned = self._return_chain(account_id, window, limits)
-            asked = asyncio.ensure_future(asyncio.to_thread(self.counters.acquire, account_id, window, limits, amount, returned, seed))
+            asked = self._asking[account_id] = asyncio.ensure_future(asyncio.to_thread(self.counters.acquire, account_id, window, limits, amount, returned, seed))
+            asked.add_done_callback(lambda done: self._answered(done, account_id, window, limits))
             try:
                 found = await asyncio.shield(asked)
-            except asyncio.CancelledError:  # the caller went away: what the counters grant is kept
-                asked.add_done_callback(lambda done: self._keep(done, account_id, window, limits))
+            except asyncio.CancelledError:  # the caller went away: a reservation for it alone goes back
+                asked.add_done_callback(self._give_back)
                 raise
-            if isinstance(found, Grant):
-                self._install(found, account_id, window, limits)
-                hold = self.take(account_id, window, limits, amount)
-                assert hold is not None, "fresh leases cover the request"
-                return hold
-            return found
+            if not isinstance(found, Grant):
+                return found
+            # Fresh leases: take from them (requests that waited may have taken first).
+
+    def _answered(self, done: asyncio.Future, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> None:
+        """The counters answered, before any request that waited runs: a grant becomes this
+        server's leases, whether or not the request that asked is still there."""
+        if self._asking.get(account_id) is done:
+            del self._asking[account_id]
+        if not done.cancelled() and done.exception() is None and isinstance(done.result(), Grant):
+            self._install(done.result(), account_id, window, limits)
 
     def _install(self, grant: Grant, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> None:
         limit_of = {limit.scope: limit.limit for limit in limits}
         for scope, (reservation, granted) in grant.leases.items():
             self._add(Lease(reservation, granted, granted, limit_of[scope]), (account_id, window.start, scope))
 
-    def _keep(self, done: asyncio.Future, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> None:
-        """A grant whose request was cancelled becomes this server's leases (given back when
-        idle); a reservation of the cancelled call alone is given back at once."""
-        if done.cancelled() or done.exception() is not None:
-            return
-        found = done.result()
-        if isinstance(found, Grant):
-            self._install(found, account_id, window, limits)
-        elif isinstance(found, Reservation):
-            asyncio.ensure_future(asyncio.to_thread(self.counters.settle, found, Decimal(0)))
+    def _give_back(self, done: asyncio.Future) -> None:
+        """A reservation the counters made for a call whose request was cancelled."""
+        if not done.cancelled() and done.exception() is None and isinstance(done.result(), Reservation):
+            asyncio.ensure_future(asyncio.to_thread(self.counters.settle, done.result(), Decimal(0)))
 
     def _return_chain(self, account_id: uuid.UUID, window: Window, limits: Sequence[Limit]) -> list[Release]:
         """The chain's leases end: their free credit goes back with the request for more (so

@@ -295,3 +295,22 @@ def test_a_user_sees_their_own_spend_and_whats_left(server: InProcessServer, app
     team = limits["team:research/ml"]  # alice and bob are both in research/ml
     assert team["used"] > own["used"]
     assert httpx.get(f"{server.url}/v1/me/usage").status_code == 401
+
+
+@pytest.mark.parametrize("reported, expected", [
+    (-5000, 0),  # a negative count would be a refund: a tenant's own upstream could raise its budget
+    (float("-inf"), 0),
+    (float("nan"), 0),
+    (True, 0),
+    ("12", 0),
+    (12.9, 12),
+    (float("inf"), 1 << 40),
+    (10**30, 1 << 40),  # past what JSON, the spool and the ledger can carry
+])
+def test_usage_an_upstream_reports_is_a_whole_number_from_zero_to_a_ceiling(reported: Any, expected: int) -> None:
+    from cockpit.proxy.endpoints import anthropic_usage, openai_usage, responses_usage
+
+    assert openai_usage({"usage": {"prompt_tokens": reported, "completion_tokens": reported}}) == openai_usage({"usage": {"prompt_tokens": expected, "completion_tokens": expected}})
+    assert openai_usage({"usage": {"prompt_tokens": reported}}).input_tokens == expected
+    assert responses_usage({"response": {"usage": {"input_tokens": 1, "output_tokens": reported}}}).output_tokens == expected
+    assert anthropic_usage({"type": "message_delta", "usage": {"output_tokens": reported}}).output_tokens == expected

@@ -134,8 +134,17 @@ class Endpoint:
         return sorted(key for key in body if key not in known)
 
 
+USAGE_CEILING = 1 << 40
+"""The most tokens one figure of an answer's usage is taken to say (no call comes near a
+trillion): what an upstream reports is the input of a charge, and a broken or hostile one
+must not make it negative (a refund) or too large to store."""
+
+
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    """A token count from an answer's usage: a whole number from 0 to `USAGE_CEILING`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+        return 0
+    return int(min(max(value, 0), USAGE_CEILING))
 
 
 def openai_usage(data: Mapping[str, Any]) -> Usage | None:

@@ -82,6 +82,12 @@ class Hold:
     window: Window
 
 
+ACQUIRE_ROUNDS = 16
+"""How often one request asks the counters for fresh leases (others taking them first) before
+it gives up (a 503: the budget could not be checked), rather than loop for ever on grants that
+never cover it. Waiting for other requests' answers does not count."""
+
+
 class Leases:
     """The leases of one server process, and the spool of what it settled against them."""
 
@@ -126,12 +132,13 @@ class Leases:
 
     def spool_call(self, call: Settled) -> None:
         """Spool a settled call and queue it for absorbing. A spool the disk refuses (full,
-        failing) is logged and the call still absorbed from memory: only its durability against
-        a kill is lost, never its charge."""
+        failing), or a row it cannot encode, is logged and the call still absorbed from memory:
+        only its durability against a kill is lost, never its charge."""
         try:
             self.spool.append(call)
-        except OSError as exc:
-            log.error("spool: call %s not written to %s (%s): it is absorbed from memory only", call.row.get("request_id"), self.spool.directory, exc.strerror or type(exc).__name__)
+        except (OSError, TypeError, ValueError) as exc:  # the disk, or a row JSON cannot carry
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            log.error("spool: call %s not written to %s (%s): it is absorbed from memory only", call.row.get("request_id"), self.spool.directory, why)
         self._pending.append(call)
 
     # -- when the leases run short ----------------------------------------------------------
@@ -144,6 +151,7 @@ class Leases:
         those do not cover them). A queue would wake them one by one instead, each after the
         one before had run on to its next await: a burst of 20 streams after an idle pause
         waited up to 60 ms that way for leases that covered all of them."""
+        asked_for = 0
         while True:
             hold = self.take(account_id, window, limits, amount)
             if hold is not None:
@@ -152,6 +160,9 @@ class Leases:
             if asking is not None:
                 await asyncio.wait((asking,))  # shared: this request going away does not cancel it
                 continue
+            if asked_for == ACQUIRE_ROUNDS:
+                raise RuntimeError(f"leases of account {account_id} fell short {ACQUIRE_ROUNDS} times in a row")
+            asked_for += 1
             returned = self._return_chain(account_id, window, limits)
             asked = self._asking[account_id] = asyncio.ensure_future(asyncio.to_thread(self.counters.acquire, account_id, window, limits, amount, returned, seed))
             asked.add_done_callback(lambda done: self._answered(done, account_id, window, limits))

@@ -351,9 +351,10 @@ def test_a_stream_whose_client_saw_it_complete_is_charged_though_the_server_is_k
 
 
 def test_a_row_the_database_refuses_is_set_aside_and_absorbing_goes_on(cockpit: Cockpit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI) -> None:
-    """One call whose ledger row the database cannot take (here: a domain its CHECK refuses)
-    must not block every call after it: found by halving the batch, set aside in
-    `refused.jsonl`, and the rest absorbed — from a dead server's spool and from the live one."""
+    """One call whose ledger row the database cannot take must not block every call after it:
+    found by halving the batch and charged with a plain row (a name too long for its column),
+    or, when even that is refused (a domain the CHECK refuses), set aside in `refused.jsonl`;
+    the rest absorbed — from a dead server's spool and from the live one."""
     from cockpit.budgets.spool import REFUSED, encode
 
     monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)
@@ -364,7 +365,8 @@ def test_a_row_the_database_refuses_is_set_aside_and_absorbing_goes_on(cockpit: 
     spool.mkdir()
     account = uuid.uuid4()
     good, poisoned, later = row(account, Decimal(1)), {**row(account, Decimal(2)), "domain": "nowhere"}, row(account, Decimal(3))
-    (spool / "4242-deadbeef.spool").write_bytes(b"".join(encode(Settled(found, WINDOW.start, ())) for found in (good, poisoned, later)))
+    too_long = {**row(account, Decimal(5)), "agent_name": "a" * 300}  # PostgreSQL refuses it; its plain row fits
+    (spool / "4242-deadbeef.spool").write_bytes(b"".join(encode(Settled(found, WINDOW.start, ())) for found in (good, poisoned, too_long, later)))
     with InProcessServer(cockpit.url, {"COCKPIT_SPOOL_DIR": str(spool)}) as server:
         proxy = server.app.state.proxy
         live_poison = {**row(account, Decimal(4)), "domain": "nowhere"}
@@ -376,8 +378,10 @@ def test_a_row_the_database_refuses_is_set_aside_and_absorbing_goes_on(cockpit: 
         answer = httpx.post(f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"}, json={"model": "chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2}, timeout=30)
         assert answer.status_code == 200, answer.text
         server.flush()
-    in_ledger = {found.request_id for found in ledger_rows(cockpit.url)}
-    assert {good["request_id"], later["request_id"], answer.headers["x-request-id"]} <= in_ledger
+    rows = {found.request_id: found for found in ledger_rows(cockpit.url)}
+    in_ledger = set(rows)
+    assert {good["request_id"], later["request_id"], too_long["request_id"], answer.headers["x-request-id"]} <= in_ledger
+    assert Decimal(str(rows[too_long["request_id"]].credits)) == Decimal(5), "charged in full, as a plain row where refused"
     assert not {poisoned["request_id"], live_poison["request_id"]} & in_ledger
     set_aside = (spool / REFUSED).read_text()
     assert poisoned["request_id"] in set_aside and live_poison["request_id"] in set_aside and good["request_id"] not in set_aside

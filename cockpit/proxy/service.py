@@ -13,12 +13,11 @@ import concurrent.futures
 import datetime as dt
 import logging
 import os
-import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy.engine import Engine
@@ -53,7 +52,7 @@ from cockpit.proxy.routing import Router
 from cockpit.runtime.context import RequestContext
 from cockpit.runtime.snapshots import AccountSnapshot
 from cockpit.store.secrets import SecretBox
-from cockpit.store.tables import DOMAINS
+from cockpit.store.tables import DOMAINS, usage_ledger
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,6 @@ by the calls of its batch; the charges are durable in the spool meanwhile, and t
 the limits exact, so only the ledger's readers (usage reports) see the delay."""
 ABSORB_BATCH = 1000
 """Calls per absorbing transaction."""
-ABSORB_NICENESS = 10
-"""How much lower the absorbing thread's CPU priority is than the server's (Linux)."""
 
 
 @dataclass(frozen=True)
@@ -139,21 +136,6 @@ def refusal_error(refusal: Refusal, window_start: dt.datetime, amount: Decimal) 
     )
 
 
-def _yield_cpu() -> None:
-    """Initializer of the absorbing thread: lower its CPU priority (Linux schedules threads
-    one by one). Absorbing is bookkeeping that may wait; requests may not. What it shares with
-    the event loop is the CPU while it runs database code without the GIL: at the default
-    priority those milliseconds, twice a second, landed on whichever requests were in flight
-    (the slowest percent of them at concurrency 1). At +10 it still gets about a tenth of a
-    saturated CPU, several times what absorbing needs at full load."""
-    if sys.platform.startswith("linux"):
-        thread = threading.get_native_id()
-        try:
-            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + ABSORB_NICENESS))
-        except OSError:  # not allowed here: absorb at the server's priority
-            pass
-
-
 class Proxy:
     def __init__(self, engine: Engine, box: SecretBox, environ: Mapping[str, str]) -> None:
         from cockpit.proxy.catalog import CatalogCache
@@ -178,8 +160,9 @@ class Proxy:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._absorbing = asyncio.Lock()
-        self._absorber = concurrent.futures.ThreadPoolExecutor(1, "cockpit-absorb", initializer=_yield_cpu)
-        """The one thread that absorbs (see `_yield_cpu`)."""
+        self._absorber = concurrent.futures.ThreadPoolExecutor(1, "cockpit-absorb")
+        """The one thread that absorbs: absorbs never overlap, and never wait for request work
+        in the shared thread pool."""
 
     async def start(self) -> None:
         from cockpit.proxy.llm import warm_up
@@ -228,22 +211,54 @@ class Proxy:
                 metrics.set_spool_depth(len(self.leases.pending()))
             return True
 
-    async def _absorb_batch(self, batch: Sequence[Settled], releases: Sequence[Release] = ()) -> list[Settled]:
-        """Absorb a batch; the calls whose rows the database refuses (a value it cannot store,
-        a constraint), found by halving the batch, are returned instead of blocking every call
-        after them forever. A lost connection raises: the whole batch is tried again later."""
+    async def _absorb_batch(self, batch: Sequence[Settled], releases: Sequence[Release] = (), top: bool = True) -> list[Settled]:
+        """Absorb a batch. When the database refuses it (a value it cannot store, a constraint),
+        the batch is halved down to the calls it refuses, so that one bad row cannot block every
+        call after it forever; each of those is charged with a plain row instead (`plain_row`),
+        and returned only when even that is refused. When the batch's first and last calls are
+        both refused even as plain rows, the fault is the schema's or this server's (a migration
+        not run yet), not the rows': the batch raises and stays spooled, like a lost connection."""
         try:
             await self._in_absorber(self.counters.absorb, batch, releases)
             return []
-        except (DataError, IntegrityError):
+        except (DataError, IntegrityError) as exc:
             if not batch:
                 raise
+            refusal = exc
         if len(batch) == 1:
-            if releases:
-                await self._in_absorber(self.counters.absorb, (), releases)
-            return list(batch)
+            if await self._refused_plain(batch[0], releases):
+                if releases:
+                    await self._in_absorber(self.counters.absorb, (), releases)
+                return list(batch)
+            return []
+        if top:  # first and last alone: both refused even as plain rows is no row's fault
+            first = await self._refused_alone(batch[0])
+            last = await self._refused_alone(batch[-1])
+            if first and last:
+                raise refusal
+            refused = [call for call, bad in ((batch[0], first), (batch[-1], last)) if bad]
+            return refused + (await self._absorb_batch(batch[1:-1], releases, False) if len(batch) > 2 or releases else [])
         half = len(batch) // 2
-        return await self._absorb_batch(batch[:half], releases) + await self._absorb_batch(batch[half:])
+        return await self._absorb_batch(batch[:half], releases, False) + await self._absorb_batch(batch[half:], (), False)
+
+    async def _refused_alone(self, call: Settled) -> bool:
+        """Absorb `call` on its own, else with a plain row; True when both are refused."""
+        try:
+            await self._in_absorber(self.counters.absorb, [call], ())
+            return False
+        except (DataError, IntegrityError):
+            return await self._refused_plain(call)
+
+    async def _refused_plain(self, call: Settled, releases: Sequence[Release] = ()) -> bool:
+        """Absorb `call` with a plain row; True when the database refuses that too."""
+        plain = Settled(plain_row(call.row), call.window_start, call.leases)
+        try:
+            await self._in_absorber(self.counters.absorb, [plain], releases)
+        except (DataError, IntegrityError):
+            return True
+        log.error("usage ledger: the database refused the row of call %s; it was charged with a plain row (names cut to their columns, no metadata)", call.row.get("request_id"))
+        metrics.record_ledger_write_failure()
+        return False
 
     def _set_aside(self, refused: Sequence[Settled]) -> None:
         """Calls the database refused leave the ledger's way: written to the spool directory's
@@ -254,7 +269,7 @@ class Proxy:
         for _call in refused:
             metrics.record_ledger_write_failure()
         log.error(
-            "usage ledger: the database refused %d call(s) (request ids %s); they are set aside in %s and are not charged",
+            "usage ledger: the database refused %d call(s) even as plain rows (request ids %s); they are set aside in %s and are not charged",
             len(refused), ", ".join(str(call.row.get("request_id")) for call in refused[:10]), path,
         )
 
@@ -267,19 +282,24 @@ class Proxy:
             await self.absorb()
 
     async def _absorb_orphans(self) -> None:
-        """Absorb the spools of servers that died (killed before they absorbed their calls)."""
+        """Absorb the spools of servers that died (killed before they absorbed their calls).
+        Each file is absorbed to its end even when the sweep is cancelled (the server stops):
+        its lock must outlive the thread reading it, or another server would absorb it too."""
         for path, fd in self.leases.spool.orphans():
-            try:
-                calls = await self._in_absorber(read_calls, fd)
-                for start in range(0, len(calls), ABSORB_BATCH):
-                    self._set_aside(await self._absorb_batch(calls[start:start + ABSORB_BATCH]))
-                path.unlink(missing_ok=True)
-                if calls:
-                    log.warning("usage ledger: absorbed %d call(s) a stopped server had spooled in %s", len(calls), path.name)
-            except Exception as exc:  # left for the next sweep
-                log.error("usage ledger: could not absorb the spool %s: %s", path.name, type(exc).__name__)
-            finally:
-                os.close(fd)
+            await asyncio.shield(self._absorb_orphan(path, fd))
+
+    async def _absorb_orphan(self, path: Path, fd: int) -> None:
+        try:
+            calls = await self._in_absorber(read_calls, fd)
+            for start in range(0, len(calls), ABSORB_BATCH):
+                self._set_aside(await self._absorb_batch(calls[start:start + ABSORB_BATCH]))
+            path.unlink(missing_ok=True)
+            if calls:
+                log.warning("usage ledger: absorbed %d call(s) a stopped server had spooled in %s", len(calls), path.name)
+        except Exception as exc:  # left for the next sweep
+            log.error("usage ledger: could not absorb the spool %s: %s", path.name, type(exc).__name__)
+        finally:
+            os.close(fd)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """From another thread: absorb now and give every lease back (the counters then show
@@ -437,6 +457,19 @@ def ledger_row(
         "metadata": metadata,
         "created_at": started,
     }
+
+
+def plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger row the database refused, as plain as it can be and still charge the call:
+    its ids, amounts and time as they were, every name cut to its column, the metadata only
+    saying so."""
+    plain = dict(row)
+    for column in usage_ledger.columns:
+        length = getattr(column.type, "length", None)
+        if length and isinstance(plain.get(column.name), str):
+            plain[column.name] = plain[column.name][:length]
+    plain["metadata"] = {"plain_row": "the database refused this call's ledger row; amounts and ids are as charged"}
+    return plain
 
 
 def now() -> dt.datetime:

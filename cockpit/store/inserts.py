@@ -42,9 +42,8 @@ def copy_rows(connection: Connection, table: sa.Table, rows: Sequence[Mapping[st
     encoders = [_copy_encoder(column, dialect) for column in columns]
     names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
     statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
-    cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor.copy(statement) as copy:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row([
                     value if value is None or encode is None else encode(value)
@@ -52,6 +51,8 @@ def copy_rows(connection: Connection, table: sa.Table, rows: Sequence[Mapping[st
                 ])
     except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it for its own statements
         raise sa.exc.DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error) from exc
+    except (TypeError, ValueError, OverflowError) as exc:  # a value no column type could encode
+        raise sa.exc.DataError(statement, None, exc) from exc
 
 
 def _copy_encoder(column: sa.Column[Any], dialect: Any) -> Callable[[Any], Any] | None:

@@ -512,10 +512,12 @@ local function fold(g)
 end
 local calls = tonumber(ARGV[i])
 i = i + 1
+local fresh = {}
 for c = 1, calls do
   local guard, g, cost = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   i = i + 3
-  if redis.call('SET', guard, '1', 'NX', 'EX', ARGV[1]) then
+  if not fresh[guard] and redis.call('EXISTS', guard) == 0 then
+    fresh[guard] = true
     if totals[g] + cost > 9007199254740991 then fold(g) end  -- sums stay exact in Lua's doubles
     totals[g] = totals[g] + cost
   end
@@ -538,6 +540,9 @@ for j = 1, r do
     redis.call('HINCRBY', hash, 'r:' .. scope, negate(amt))
   end
 end
+-- last: a script Redis stops half-way has folded a call without its guard (counted again on
+-- the retry: never under), rather than a guard without its fold
+for guard in pairs(fresh) do redis.call('SET', guard, '1', 'EX', ARGV[1]) end
 return 1
 """
 """Fold settled calls into the counters, each once (a guard key per request id), and give back

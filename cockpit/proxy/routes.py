@@ -436,6 +436,10 @@ def _event(name: str | None, data: Mapping[str, Any]) -> bytes:
 
 
 DONE = b"data: [DONE]\n\n"
+HELD_EVENTS = 16
+"""The most closing events a stream holds back until its charge is spooled (Anthropic sends
+two, the Responses API one, chat completions its usage chunk): an upstream that reports usage
+early does not get its whole answer held."""
 
 
 def _rename(data: dict[str, Any], name: str) -> None:
@@ -622,6 +626,10 @@ class Call:
                     metrics.record_first_chunk(self.name, time.perf_counter() - self.clock)
                 if held or found is not None and self.endpoint.named_events:  # the closing events (message_delta, response.completed, …)
                     held.append(_event(name, data))
+                    if len(held) > HELD_EVENTS:  # usage early in a long answer: these are not its closing events
+                        for event in held:
+                            yield event
+                        held.clear()
                 else:
                     yield _event(name, data)
             last = await _finish_screen(screen, seen)

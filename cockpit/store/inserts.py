@@ -1,7 +1,9 @@
-"""Batch inserts on both databases: INSERT … ON CONFLICT DO NOTHING, and COPY for rows known to be new."""
+"""Batch inserts on both databases: INSERT … ON CONFLICT DO NOTHING, and the driver's bulk path
+(COPY, executemany) for rows known to be new."""
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any, Callable, Mapping, Sequence
 
 import orjson
@@ -29,26 +31,45 @@ def insert_new(connection: Connection, table: sa.Table, rows: list[dict[str, Any
 
 
 def copy_rows(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write `rows` into `table` in the connection's transaction: COPY on PostgreSQL, where an
-    executemany costs some 50 µs of Python per 17-column row and COPY under 10 (psycopg adapts
-    the values in C); an executemany elsewhere. Values go through their column types' bind
-    processing, JSON documents through orjson. No conflict handling: for rows known to be new.
-    A refused row raises SQLAlchemy's error for it (`DataError`, `IntegrityError`, …)."""
-    if connection.dialect.name != "postgresql":
+    """Write `rows` into `table` in the connection's transaction, through the driver's bulk
+    path: COPY on PostgreSQL (psycopg adapts the values in C), the driver's own executemany on
+    SQLite (sqlite3 binds in C). SQLAlchemy's executemany costs some 50 µs of Python per
+    17-column row, these 10 to 20, and absorbing the spool holds the GIL that long while
+    requests wait. Values go through their column types' bind processing, JSON documents
+    through orjson. No conflict handling: for rows known to be new. A refused row raises
+    SQLAlchemy's error for it (`DataError`, `IntegrityError`, …)."""
+    dialect = connection.dialect
+    if dialect.name not in ("postgresql", "sqlite"):
         connection.execute(table.insert(), list(rows))
         return
-    dialect = connection.dialect
     columns = [column for column in table.columns if any(column.name in row for row in rows)]
-    encoders = [_copy_encoder(column, dialect) for column in columns]
-    names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
-    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
+    keys = [column.name for column in columns]
+    encoders = [(at, encode) for at, encode in enumerate(map(_copy_encoder, columns, repeat(dialect))) if encode is not None]
+    names = ", ".join(dialect.identifier_preparer.quote(key) for key in keys)
+    target = dialect.identifier_preparer.format_table(table)
+
+    def encoded(row: Mapping[str, Any]) -> list[Any]:
+        values = [row.get(key) for key in keys]
+        for at, encode in encoders:
+            if values[at] is not None:
+                values[at] = encode(values[at])
+        return values
+
+    values = map(encoded, rows)
+    driver = connection.connection.driver_connection
     try:
-        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([
-                    value if value is None or encode is None else encode(value)
-                    for value, encode in zip((row.get(column.name) for column in columns), encoders)
-                ])
+        if dialect.name == "postgresql":
+            statement = f"COPY {target} ({names}) FROM STDIN"
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for encoded in values:
+                    copy.write_row(encoded)
+        else:
+            statement = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' * len(columns))})"
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(statement, values)
+            finally:
+                cursor.close()
     except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it for its own statements
         raise sa.exc.DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error) from exc
     except (TypeError, ValueError, OverflowError) as exc:  # a value no column type could encode

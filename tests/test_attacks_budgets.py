@@ -28,8 +28,8 @@ from cockpit.store.engine import create_engine_for
 from fakes.openai import FakeOpenAI
 from harness.cockpit import Cockpit
 from harness.proxy import InProcessServer, ServeProcess, issue_key
+from harness.redis_db import REDIS_URL
 
-REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # Credit factor 1: model `chat` costs 1 credit per completion token and nothing per prompt
 # token; `dear` adds 0.001 credit per prompt token. alice has 1 credit (inside org research's

@@ -33,8 +33,8 @@ from cockpit.store.tables import usage_ledger
 from fakes.openai import FakeOpenAI
 from harness.cockpit import Cockpit
 from harness.proxy import InProcessServer, ServeProcess, chat_many, counters, issue_key, ledger_rows, tenant
+from harness.redis_db import REDIS_URL
 
-REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WINDOW = Window(dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 1, tzinfo=UTC))
 
 

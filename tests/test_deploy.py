@@ -27,11 +27,11 @@ from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.proxy import free_port
+from harness.redis_db import REDIS_URL
 
 DEPLOY = Path(__file__).resolve().parents[1] / "examples" / "deploy"
 BIN = str(Path(sys.executable).parent)
 """First on PATH, as /opt/cockpit/bin is in the image: the files' commands say just `cockpit`."""
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def compose() -> dict[str, Any]:

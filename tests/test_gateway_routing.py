@@ -39,8 +39,8 @@ from conftest import TEST_SERVER_VARIABLE, in_ci
 from fakes.openai import serve_openai
 from harness.cockpit import Cockpit
 from harness.proxy import InProcessServer, ServeProcess, chat, issue_key, ledger_rows
+from harness.redis_db import REDIS_URL
 
-REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RPM = 5
 EXTRA = 3
 WRONG_KEY = "sk-wrong-deployment-key-0000"

@@ -4,7 +4,6 @@ server never write each other's ledger rows."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +14,8 @@ import sqlalchemy as sa
 from cockpit.budgets.ledger import RedisLedgerWriter, ledger_namespace
 from cockpit.store.engine import create_engine_for
 from cockpit.store.migrate import upgrade
+from harness.redis_db import REDIS_URL
 
-REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def row(account_id: uuid.UUID) -> dict[str, object]:

@@ -39,11 +39,11 @@ from fakes.openai import FakeOpenAI
 from fakes.otlp import FakeCollector
 from harness.cockpit import Cockpit
 from harness.proxy import InProcessServer, chat, free_port, issue_key, ledger_rows, tenant
+from harness.redis_db import REDIS_URL
 
 MASTER_KEY = "observability-master-key"
 METRICS_TOKEN = "observability-metrics-token"
 SECRET_KEY = "observability-secret-key-0123456789abcdef"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -20,8 +20,8 @@ from cockpit.store.engine import create_engine_for
 from fakes.openai import FakeOpenAI
 from harness.cockpit import Cockpit
 from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, counters, issue_key, tenant
+from harness.redis_db import REDIS_URL
 
-REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

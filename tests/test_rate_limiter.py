@@ -7,7 +7,6 @@ limiter (a fixed instant mid-minute), so a test never straddles a window by bad 
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,8 +28,8 @@ from cockpit.budgets.rates import (
 )
 from cockpit.store.engine import create_engine_for
 from cockpit.store.migrate import upgrade
+from harness.redis_db import REDIS_URL
 
-REDIS_URL = os.environ.get("COCKPIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MINUTE = 29_000_000  # a Unix minute; the clock sits 30 s into it unless a test moves it
 
 

@@ -10,6 +10,8 @@
   `globex`), their rows, and `route_requests` (every GET route of the OpenAPI document).
 - `harness.lists_api`, `harness.budgets_api`: the applied two-account worlds the read API's
   tests query (lists and effective answers; budgets, costs and audit), each with its `Api`.
+- `harness.redis_db`: `REDIS_URL`, this run's own Redis database (runs on one machine do not
+  flush each other's counters).
 - `harness.crash`: crash-safety trials (`cockpit apply` SIGKILLed on PostgreSQL), shared by
   `test_crash_safety.py` and `bench/bench_crash.py`.
 

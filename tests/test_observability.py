@@ -17,7 +17,11 @@ json`, the probes) run in `tests/test_deploy.py`.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -316,3 +320,31 @@ def test_a_gateway_call_is_traced_through_its_governance_steps(served: tuple[InP
     assert upstream.attributes[GEN_AI_USAGE_OUTPUT_TOKENS] == 2 and upstream.attributes["gen_ai.provider.name"] == "openai"
     text = repr(found)
     assert bob not in text and "@" not in text
+
+
+
+def test_a_killed_workers_live_gauges_leave_the_scrape(tmp_path: Path) -> None:
+    """A worker of `cockpit serve --workers N` killed with holds in flight (kill -9, out of
+    memory) leaves its live gauges' files behind; the next scrape must stop counting its holds
+    and its spool, and keep every living worker's, the scraping one's included."""
+    environ = {**os.environ, recorded.MULTIPROC_VARIABLE: str(tmp_path)}
+    record = "from cockpit.observe import metrics; metrics.reservation_opened(); metrics.reservation_opened(); metrics.set_spool_depth({depth}); "
+    killed = subprocess.Popen([sys.executable, "-c", record.format(depth=7) + "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], env=environ)
+    assert killed.wait(60) == -signal.SIGKILL
+    assert any(name.endswith(f"_{killed.pid}.db") for name in os.listdir(tmp_path))
+    living = subprocess.Popen(
+        [sys.executable, "-c", record.format(depth=3) + "import sys; print('ready', flush=True); sys.stdin.read()"],
+        env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert living.stdout is not None and living.stdout.readline().strip() == "ready"
+        scrape = subprocess.run(
+            [sys.executable, "-c", record.format(depth=2) + "import sys; sys.stdout.write(metrics.exposition().decode())"],
+            env=environ, capture_output=True, text=True, check=True, timeout=60,
+        )
+    finally:
+        living.communicate("", timeout=60)
+    found = samples(scrape.stdout)
+    assert value(found, "cockpit_budget_reservations_in_flight") == 4.0  # the two living processes' holds
+    assert value(found, "cockpit_ledger_spool_depth") == 5.0
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("gauge_live") and name.endswith(f"_{killed.pid}.db")]

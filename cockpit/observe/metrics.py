@@ -10,6 +10,10 @@ Several worker processes (`cockpit serve --workers N`) share one scrape through
 prometheus-client's multiprocess mode: `cockpit serve` makes a fresh directory and names it in
 `PROMETHEUS_MULTIPROC_DIR` before any worker imports this module, each worker writes its
 values there, and `exposition` merges them. Gauges say how they merge (`multiprocess_mode`).
+A worker that died without stopping (killed, out of memory; uvicorn starts another) leaves its
+live gauges' files behind, and its holds in flight would count for ever: each scrape removes
+the live files of processes that no longer exist first (prometheus-client's
+`mark_process_dead`, which it leaves to the server to call).
 
 Families computed when scraped (budgets, from the database) are not here: they are collectors
 the server adds to each scrape (`cockpit.server.metrics`).
@@ -18,10 +22,11 @@ the server adds to each scrape (`cockpit.server.metrics`).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -152,6 +157,7 @@ def exposition(extra: Iterable[Any] = ()) -> bytes:
     """The text a scrape gets: every worker's values (merged in multiprocess mode, this
     process's otherwise) and the `extra` collectors, computed now."""
     if multiprocess():
+        forget_dead_workers(os.environ[MULTIPROC_VARIABLE])
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         text = generate_latest(registry)
@@ -161,3 +167,28 @@ def exposition(extra: Iterable[Any] = ()) -> bytes:
     for collector in extra:
         scraped.register(collector)
     return text + generate_latest(scraped)
+
+
+_LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Remove the live gauges' files of processes that are gone. A pid the system gave to
+    another process since keeps its files (counted until that one ends): never the other way."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for pid in {int(found.group(1)) for found in map(_LIVE_FILE.fullmatch, names) if found}:
+        if pid != os.getpid() and not _alive(pid):
+            mark_process_dead(pid, directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

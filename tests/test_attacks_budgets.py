@@ -30,7 +30,6 @@ from harness.cockpit import Cockpit
 from harness.proxy import InProcessServer, ServeProcess, issue_key
 from harness.redis_db import REDIS_URL
 
-
 # Credit factor 1: model `chat` costs 1 credit per completion token and nothing per prompt
 # token; `dear` adds 0.001 credit per prompt token. alice has 1 credit (inside org research's
 # 50), bob only the org's 50; the account caps everything at 100.

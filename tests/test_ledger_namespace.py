@@ -17,7 +17,6 @@ from cockpit.store.migrate import upgrade
 from harness.redis_db import REDIS_URL
 
 
-
 def row(account_id: uuid.UUID) -> dict[str, object]:
     return {
         "id": uuid.uuid4(), "account_id": account_id, "domain": "copilot", "org_key": None, "team_key": None,

@@ -322,7 +322,6 @@ def test_a_gateway_call_is_traced_through_its_governance_steps(served: tuple[InP
     assert bob not in text and "@" not in text
 
 
-
 def test_a_killed_workers_live_gauges_leave_the_scrape(tmp_path: Path) -> None:
     """A worker of `cockpit serve --workers N` killed with holds in flight (kill -9, out of
     memory) leaves its live gauges' files behind; the next scrape must stop counting its holds

@@ -23,7 +23,6 @@ from harness.proxy import InProcessServer, ServeProcess, chat, chat_many, counte
 from harness.redis_db import REDIS_URL
 
 
-
 @pytest.fixture
 def applied(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI) -> Cockpit:
     monkeypatch.setenv("FAKE_OPENAI_KEY", upstream.api_key)

@@ -28,6 +28,8 @@ from typing import Any, Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from cockpit import processes
+
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -180,15 +182,5 @@ def forget_dead_workers(directory: str) -> None:
     except OSError:
         return
     for pid in {int(found.group(1)) for found in map(_LIVE_FILE.fullmatch, names) if found}:
-        if pid != os.getpid() and not _alive(pid):
+        if processes.is_gone(pid):
             mark_process_dead(pid, directory)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True

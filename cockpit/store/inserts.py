@@ -61,8 +61,8 @@ def copy_rows(connection: Connection, table: sa.Table, rows: Sequence[Mapping[st
         if dialect.name == "postgresql":
             statement = f"COPY {target} ({names}) FROM STDIN"
             with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                for encoded in values:
-                    copy.write_row(encoded)
+                for row_values in values:
+                    copy.write_row(row_values)
         else:
             statement = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' * len(columns))})"
             cursor = driver.cursor()

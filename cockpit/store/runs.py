@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from cockpit import processes
 from cockpit.store.tables import apply_runs
 
 FINISHED_STATUSES = ("succeeded", "failed")
@@ -49,13 +50,7 @@ class RunInfo:
         """
         if os.name != "posix" or self.pid is None or self.host != socket.gethostname():
             return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return processes.is_gone(self.pid)
 
 
 def record_run_start(

@@ -386,3 +386,54 @@ def test_a_row_the_database_refuses_is_set_aside_and_absorbing_goes_on(cockpit: 
     set_aside = (spool / REFUSED).read_text()
     assert poisoned["request_id"] in set_aside and live_poison["request_id"] in set_aside and good["request_id"] not in set_aside
     assert not (spool / "4242-deadbeef.spool").exists(), "the dead server's spool was absorbed"
+
+
+def running(pid: int) -> bool:
+    """`pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def absorbers_of(pid: int) -> list[int]:
+    """The absorbing processes `pid` started (`cockpit.budgets.absorber`), alive or not reaped."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == pid and state != "Z" and b"cockpit.budgets.absorber" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("redis_url", ["", REDIS_URL], ids=["database", "redis"])
+def test_the_absorbing_process_comes_back_when_killed_and_dies_with_its_server(postgres_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeOpenAI, redis_url: str) -> None:
+    """Absorbing runs in a process of its own: killed alone, the server starts another and no
+    charge is lost; the server killed, it goes too (a half-done absorb is rolled back rather
+    than finished beside the server that replays the dead one's spool)."""
+    bob = applied_roomy(postgres_database_url, tmp_path, monkeypatch, upstream, redis_url)
+    environ = {**os.environ, "DATABASE_URL": postgres_database_url, "REDIS_URL": redis_url, "COCKPIT_SPOOL_DIR": str(tmp_path / "spool")}
+    with ServeProcess(environ, tmp_path) as server:
+        [absorber] = absorbers_of(server.process.pid)
+        os.kill(absorber, signal.SIGKILL)
+        assert asyncio.run(chat_many([server.url], bob, 4, max_tokens=2)) == [200] * 4
+        deadline = time.monotonic() + 30
+        while ledger_credits_at(postgres_database_url) != Decimal(10):
+            assert time.monotonic() < deadline, "calls settled after the absorber was killed were never absorbed"
+            time.sleep(0.2)
+        [again] = absorbers_of(server.process.pid)
+        assert again != absorber
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        deadline = time.monotonic() + 10
+        while running(again):
+            assert time.monotonic() < deadline, "the absorbing process outlived its server"
+            time.sleep(0.05)

@@ -96,8 +96,9 @@ class Leases:
         self.spool = spool
         self._leases: dict[LeaseKey, Lease] = {}
         self._by_id: dict[uuid.UUID, Lease] = {}
-        self._pending: list[Settled] = []
-        """Settled calls appended to the spool and not yet absorbed."""
+        self._pending: list[tuple[Settled, bytes | None]] = []
+        """Settled calls appended to the spool and not yet absorbed, with their spool lines
+        (None for a call the spool could not take)."""
         self._asking: dict[uuid.UUID, asyncio.Future] = {}
         """Per account, the request for leases the counters are answering."""
 
@@ -134,12 +135,13 @@ class Leases:
         """Spool a settled call and queue it for absorbing. A spool the disk refuses (full,
         failing), or a row it cannot encode, is logged and the call still absorbed from memory:
         only its durability against a kill is lost, never its charge."""
+        line: bytes | None = None
         try:
-            self.spool.append(call)
+            line = self.spool.append(call)
         except (OSError, TypeError, ValueError) as exc:  # the disk, or a row JSON cannot carry
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             log.error("spool: call %s not written to %s (%s): it is absorbed from memory only", call.row.get("request_id"), self.spool.directory, why)
-        self._pending.append(call)
+        self._pending.append((call, line))
 
     # -- when the leases run short ----------------------------------------------------------
 
@@ -242,12 +244,17 @@ class Leases:
         return releases + self.drained()
 
     def pending(self) -> list[Settled]:
-        return list(self._pending)
+        return [call for call, _line in self._pending]
+
+    def spooled(self) -> list[tuple[Settled, bytes | Settled]]:
+        """The pending calls, each with what the absorber takes of it: its spool line (already
+        encoded), or the call itself where the spool could not take it."""
+        return [(call, call if line is None else line) for call, line in self._pending]
 
     def absorbed(self, calls: Sequence[Settled]) -> None:
         """`calls` are in the ledger and the counters: their cost leaves the leases' holds."""
         done = {id(call) for call in calls}
-        self._pending = [call for call in self._pending if id(call) not in done]
+        self._pending = [pending for pending in self._pending if id(pending[0]) not in done]
         for call in calls:
             for _scope, lease_id, _token in call.leases:
                 lease = self._by_id.get(lease_id)

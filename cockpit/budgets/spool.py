@@ -5,9 +5,10 @@ and the leases it was held on are appended here, one line of JSON, before its an
 `os.write` to a file opened with O_APPEND puts the line in the operating system's page cache
 at once, so the charge survives the server being killed (`kill -9`, a crash, an OOM kill) even
 though the counters and the ledger learn of it a fraction of a second later, when the server
-absorbs its spool in a batch. Each server process writes its own file and holds an exclusive
-`flock` on it while it lives; any server that finds a spool file nobody holds (its writer died)
-absorbs it and deletes it. Absorbing is idempotent (`Counters.absorb`), so a file replayed after
+hands its spool's new lines to its absorbing process (`cockpit.budgets.absorber`) in a batch.
+Each server process writes its own file and holds an exclusive `flock` on it while it lives; any
+server's absorber that finds a spool file nobody holds (its writer died) absorbs it and deletes
+it. Absorbing is idempotent (`Counters.absorb`), so a file replayed after
 a partial absorb counts each call once.
 
 The spool lives in `COCKPIT_SPOOL_DIR`, else beside an SQLite database file (`<db>.spool/`),
@@ -97,11 +98,12 @@ class Spool:
         os.rename(opening, path)
         self.path, self._fd, self._size, self._opened = path, fd, 0, time.monotonic()
 
-    def append(self, call: Settled) -> None:
-        """Write one settled call where a killed process cannot lose it."""
+    def append(self, call: Settled) -> bytes:
+        """Write one settled call where a killed process cannot lose it; its line."""
         line = encode(call)
         self._size += len(line)
         _write(self._fd, line)
+        return line
 
     def rotate(self) -> None:
         """Start a new file once everything in the current one is absorbed and it is large or
@@ -124,33 +126,34 @@ class Spool:
         os.close(self._fd)
         self._fd = -1
 
-    def set_aside(self, calls: Sequence[Settled]) -> Path:
-        """Append calls the database refused to `refused.jsonl` here (spool lines: an operator
-        can read, fix and replay them); its path."""
-        path = self.directory / REFUSED
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            for call in calls:
-                _write(fd, encode(call))
-        finally:
-            os.close(fd)
-        return path
 
-    def orphans(self) -> Iterator[tuple[Path, int]]:
-        """Spool files whose writer is gone, each locked for the caller (close the descriptor)."""
-        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            if path == self.path:
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # its writer lives
-                os.close(fd)
-                continue
-            yield path, fd
+def set_aside(directory: Path, lines: Sequence[bytes]) -> Path:
+    """Append the spool lines of calls the database refused to `refused.jsonl` in `directory`
+    (an operator can read, fix and replay them); its path."""
+    path = directory / REFUSED
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for line in lines:
+            _write(fd, line)
+    finally:
+        os.close(fd)
+    return path
+
+
+def orphans(directory: Path) -> Iterator[tuple[Path, int]]:
+    """Spool files whose writer is gone, each locked for the caller (close the descriptor):
+    a living server holds its own file's lock, so it is never one of them."""
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its writer lives
+            os.close(fd)
+            continue
+        yield path, fd
 
 
 def _write(fd: int, line: bytes) -> None:

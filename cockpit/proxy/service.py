@@ -12,24 +12,21 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import logging
-import os
 import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from cockpit.budgets.absorber import ABSORB_BATCH, Absorber, AbsorberFailed, Outcome
 from cockpit.budgets.counters import (
     Counters,
     Limit,
     RedisCounters,
     Refusal,
-    Release,
     Reservation,
     Settled,
     ceiling_credits,
@@ -40,7 +37,7 @@ from cockpit.budgets.counters import (
 from cockpit.budgets.leases import Hold, Leases
 from cockpit.budgets.ledger import RedisLedgerWriter, ledger_namespace
 from cockpit.budgets.rates import Admission, RateCounter, RateLimiter, rates_from_environment
-from cockpit.budgets.spool import Spool, read_calls, spool_dir
+from cockpit.budgets.spool import Spool, decode, set_aside, spool_dir
 from cockpit.budgets.usage import UTC, iso
 from cockpit.memory import freeze_survivors
 from cockpit.observe import metrics
@@ -52,7 +49,7 @@ from cockpit.proxy.routing import Router
 from cockpit.runtime.context import RequestContext
 from cockpit.runtime.snapshots import AccountSnapshot
 from cockpit.store.secrets import SecretBox
-from cockpit.store.tables import DOMAINS, usage_ledger
+from cockpit.store.tables import DOMAINS
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +60,6 @@ ABSORB_SECONDS = 0.5
 Each absorb is one transaction whose fixed cost (a few milliseconds of CPU on SQLite) is shared
 by the calls of its batch; the charges are durable in the spool meanwhile, and the leases keep
 the limits exact, so only the ledger's readers (usage reports) see the delay."""
-ABSORB_BATCH = 1000
-"""Calls per absorbing transaction."""
 
 
 @dataclass(frozen=True)
@@ -160,9 +155,11 @@ class Proxy:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._absorbing = asyncio.Lock()
+        self.absorber = Absorber(engine.url.render_as_string(hide_password=False), environ, self.leases.spool.directory)
+        """The process that absorbs (`cockpit.budgets.absorber`): its CPU is not this one's."""
         self._absorber = concurrent.futures.ThreadPoolExecutor(1, "cockpit-absorb")
-        """The one thread that absorbs: absorbs never overlap, and never wait for request work
-        in the shared thread pool."""
+        """The one thread that talks to the absorber: absorbs never overlap, and never wait for
+        request work in the shared thread pool."""
 
     async def start(self) -> None:
         from cockpit.proxy.llm import warm_up
@@ -173,6 +170,10 @@ class Proxy:
             await run_in_threadpool(self.catalog.refresh)
         except Exception as exc:  # requests retry the load; the read API must come up regardless
             log.error("model catalog not loaded at start-up: %s", type(exc).__name__)
+        try:
+            await self._in_absorber(self.absorber.start)
+        except AbsorberFailed as exc:  # absorbing retries it; calls are spooled meanwhile
+            log.error("the absorbing process did not start: %s", exc)
         await self._absorb_orphans()
         freeze_survivors()  # litellm, the catalog: a full collection never walks them while serving
         self._tasks = [asyncio.create_task(task) for task in (self._sweep(), self._renew(), self._absorb_loop())]
@@ -181,6 +182,7 @@ class Proxy:
         for task in self._tasks:
             task.cancel()
         absorbed = await self.absorb(ending=True)
+        await self._in_absorber(self.absorber.close)
         self._absorber.shutdown(wait=False)
         self.leases.spool.close(absorbed and not self.leases.pending())
         if self.ledger is not None:
@@ -194,83 +196,43 @@ class Proxy:
         the credit of idle leases (of all of them when `ending`); False when it failed (the
         calls stay spooled and are tried again)."""
         async with self._absorbing:
-            calls = self.leases.pending()
+            spooled = self.leases.spooled()
             releases = self.leases.ending() if ending else self.leases.idle() + self.leases.drained()
-            if not calls and not releases:
+            if not spooled and not releases:
                 return True
             try:
-                for start in range(0, max(len(calls), 1), ABSORB_BATCH):
-                    batch = calls[start:start + ABSORB_BATCH]
-                    self._set_aside(await self._absorb_batch(batch, releases if start == 0 else ()))
-                    self.leases.absorbed(batch)
-            except Exception as exc:  # the calls stay in the spool; unreturned credit expires
-                log.error("usage ledger: could not absorb %d settled call(s), will retry: %s", len(calls), type(exc).__name__)
+                for start in range(0, max(len(spooled), 1), ABSORB_BATCH):
+                    batch = spooled[start:start + ABSORB_BATCH]
+                    self._report(await self._in_absorber(self.absorber.absorb, [line for _call, line in batch], releases if start == 0 else ()))
+                    self.leases.absorbed([call for call, _line in batch])
+            except AbsorberFailed as exc:  # the calls stay in the spool; unreturned credit expires
+                log.error("usage ledger: could not absorb %d settled call(s), will retry: %s", len(spooled), exc)
                 metrics.record_ledger_write_failure()
                 return False
             finally:
                 metrics.set_spool_depth(len(self.leases.pending()))
             return True
 
-    async def _absorb_batch(self, batch: Sequence[Settled], releases: Sequence[Release] = (), top: bool = True) -> list[Settled]:
-        """Absorb a batch. When the database refuses it (a value it cannot store, a constraint),
-        the batch is halved down to the calls it refuses, so that one bad row cannot block every
-        call after it forever; each of those is charged with a plain row instead (`plain_row`),
-        and returned only when even that is refused. When the batch's first and last calls are
-        both refused even as plain rows, the fault is the schema's or this server's (a migration
-        not run yet), not the rows': the batch raises and stays spooled, like a lost connection."""
-        try:
-            await self._in_absorber(self.counters.absorb, batch, releases)
-            return []
-        except (DataError, IntegrityError) as exc:
-            if not batch:
-                raise
-            refusal = exc
-        if len(batch) == 1:
-            if await self._refused_plain(batch[0], releases):
-                if releases:
-                    await self._in_absorber(self.counters.absorb, (), releases)
-                return list(batch)
-            return []
-        if top:  # first and last alone: both refused even as plain rows is no row's fault
-            first = await self._refused_alone(batch[0])
-            last = await self._refused_alone(batch[-1])
-            if first and last:
-                raise refusal
-            refused = [call for call, bad in ((batch[0], first), (batch[-1], last)) if bad]
-            return refused + (await self._absorb_batch(batch[1:-1], releases, False) if len(batch) > 2 or releases else [])
-        half = len(batch) // 2
-        return await self._absorb_batch(batch[:half], releases, False) + await self._absorb_batch(batch[half:], (), False)
-
-    async def _refused_alone(self, call: Settled) -> bool:
-        """Absorb `call` on its own, else with a plain row; True when both are refused."""
-        try:
-            await self._in_absorber(self.counters.absorb, [call], ())
-            return False
-        except (DataError, IntegrityError):
-            return await self._refused_plain(call)
-
-    async def _refused_plain(self, call: Settled, releases: Sequence[Release] = ()) -> bool:
-        """Absorb `call` with a plain row; True when the database refuses that too."""
-        plain = Settled(plain_row(call.row), call.window_start, call.leases)
-        try:
-            await self._in_absorber(self.counters.absorb, [plain], releases)
-        except (DataError, IntegrityError):
-            return True
-        log.error("usage ledger: the database refused the row of call %s; it was charged with a plain row (names cut to their columns, no metadata)", call.row.get("request_id"))
-        metrics.record_ledger_write_failure()
-        return False
-
-    def _set_aside(self, refused: Sequence[Settled]) -> None:
-        """Calls the database refused leave the ledger's way: written to the spool directory's
-        refused file for an operator, counted, and logged (the error's kind, not the row)."""
-        if not refused:
-            return
-        path = self.leases.spool.set_aside(refused)
-        for _call in refused:
+    def _report(self, outcome: Outcome) -> None:
+        """Log what the absorber did and count its failures; calls the database refused even as
+        plain rows leave the ledger's way, written to the spool directory's refused file for an
+        operator (the error's kind is logged, not the row)."""
+        for logger, level, message in outcome.logs:
+            logging.getLogger(logger).log(level, "%s", message)
+        for _plain in range(outcome.plain):
             metrics.record_ledger_write_failure()
+        for name, count in outcome.files:
+            if count:
+                log.warning("usage ledger: absorbed %d call(s) a stopped server had spooled in %s", count, name)
+        if not outcome.refused:
+            return
+        path = set_aside(self.leases.spool.directory, outcome.refused)
+        for _line in outcome.refused:
+            metrics.record_ledger_write_failure()
+        ids = [str(decode(line).row.get("request_id")) for line in outcome.refused[:10]]
         log.error(
             "usage ledger: the database refused %d call(s) even as plain rows (request ids %s); they are set aside in %s and are not charged",
-            len(refused), ", ".join(str(call.row.get("request_id")) for call in refused[:10]), path,
+            len(outcome.refused), ", ".join(ids), path,
         )
 
     async def _in_absorber(self, function: Any, *args: Any) -> Any:
@@ -283,23 +245,12 @@ class Proxy:
 
     async def _absorb_orphans(self) -> None:
         """Absorb the spools of servers that died (killed before they absorbed their calls).
-        Each file is absorbed to its end even when the sweep is cancelled (the server stops):
-        its lock must outlive the thread reading it, or another server would absorb it too."""
-        for path, fd in self.leases.spool.orphans():
-            await asyncio.shield(self._absorb_orphan(path, fd))
-
-    async def _absorb_orphan(self, path: Path, fd: int) -> None:
+        The absorber goes on to the end of each file even when the sweep is cancelled (the
+        server stops): it holds the file's lock until then."""
         try:
-            calls = await self._in_absorber(read_calls, fd)
-            for start in range(0, len(calls), ABSORB_BATCH):
-                self._set_aside(await self._absorb_batch(calls[start:start + ABSORB_BATCH]))
-            path.unlink(missing_ok=True)
-            if calls:
-                log.warning("usage ledger: absorbed %d call(s) a stopped server had spooled in %s", len(calls), path.name)
-        except Exception as exc:  # left for the next sweep
-            log.error("usage ledger: could not absorb the spool %s: %s", path.name, type(exc).__name__)
-        finally:
-            os.close(fd)
+            self._report(await asyncio.shield(self._in_absorber(self.absorber.orphans)))
+        except AbsorberFailed as exc:  # left for the next sweep
+            log.error("usage ledger: could not absorb the spools of stopped servers: %s", exc)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """From another thread: absorb now and give every lease back (the counters then show
@@ -457,19 +408,6 @@ def ledger_row(
         "metadata": metadata,
         "created_at": started,
     }
-
-
-def plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A ledger row the database refused, as plain as it can be and still charge the call:
-    its ids, amounts and time as they were, every name cut to its column, the metadata only
-    saying so."""
-    plain = dict(row)
-    for column in usage_ledger.columns:
-        length = getattr(column.type, "length", None)
-        if length and isinstance(plain.get(column.name), str):
-            plain[column.name] = plain[column.name][:length]
-    plain["metadata"] = {"plain_row": "the database refused this call's ledger row; amounts and ids are as charged"}
-    return plain
 
 
 def now() -> dt.datetime:

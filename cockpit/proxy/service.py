@@ -165,13 +165,14 @@ class Proxy:
         from cockpit.proxy.llm import warm_up
 
         self._loop = asyncio.get_running_loop()
+        absorber = self._in_absorber(self.absorber.start)  # its imports meanwhile, in its own process
         await warm_up()
         try:
             await run_in_threadpool(self.catalog.refresh)
         except Exception as exc:  # requests retry the load; the read API must come up regardless
             log.error("model catalog not loaded at start-up: %s", type(exc).__name__)
         try:
-            await self._in_absorber(self.absorber.start)
+            await absorber
         except AbsorberFailed as exc:  # absorbing retries it; calls are spooled meanwhile
             log.error("the absorbing process did not start: %s", exc)
         await self._absorb_orphans()
@@ -235,8 +236,9 @@ class Proxy:
             len(outcome.refused), ", ".join(ids), path,
         )
 
-    async def _in_absorber(self, function: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._absorber, function, *args)
+    def _in_absorber(self, function: Any, *args: Any) -> asyncio.Future[Any]:
+        """`function` run in the absorbing thread, started now."""
+        return asyncio.get_running_loop().run_in_executor(self._absorber, function, *args)
 
     async def _absorb_loop(self) -> None:
         while True:

@@ -6,7 +6,7 @@ Run on demand (needs the dev venv: litellm, aiohttp; node and npm for Portkey):
         [--concurrency 1,10,50] [--stream-concurrency 1,20]
         [--only direct,cockpit,litellm,portkey] [--endpoints chat,embeddings,responses,messages]
         [--postgres] [--redis] [--json PATH] [--profile DIR]
-        [--rounds 3] [--wait-idle S] [--nice -5]
+        [--rounds 3] [--interleave] [--wait-idle S] [--nice -5]
 
 Every contender talks to the SAME fake OpenAI upstream (`tests/fakes/openai.py`, started here;
 for `--endpoints messages` also the fake Anthropic upstream, `tests/fakes/anthropic.py`):
@@ -81,6 +81,10 @@ benchmark databases are cleaned up at exit, Ctrl-C included.
 The machine may be shared: each load row records how much CPU OTHER processes used meanwhile
 (`others%`; a warning is printed above 10%). Before each load the script waits up to
 `--wait-idle` seconds for a quiet machine; `--rounds N` keeps the best of N runs of each load;
+`--interleave` starts every contender first and runs each load's rounds contender by contender
+in turn (round 1 on each, then round 2 on each, ...), so a host whose speed wanders within the
+hour slows every contender alike instead of whichever ran then; the idle contenders stay up
+meanwhile (a few tenths of a percent of a CPU each, counted in `others%`).
 `--nice -5` (root) gives the benchmark's processes priority. Server CPU time per request
 (`cpu/req`, from /proc) is the figure least disturbed by neighbours; `cpu_ratio` is LiteLLM's
 over Cockpit's, `cpu_ratio_portkey` Portkey's over Cockpit's.
@@ -1117,65 +1121,117 @@ def _component(name: str) -> str:
 # -- the run ------------------------------------------------------------------------------------
 
 
-def measure_target(target: Target, args, profile_dir: Path | None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    pgid = target.process.pid if target.process else None
-    for api in (APIS[name] for name in args.endpoints):
-        streams = (False, True) if api.stream else (False,)
-        # Smoke: one of each kind, so a broken contender fails loudly before the timed loads; an
-        # endpoint other than chat that fails is skipped for this contender, with a note.
-        failed = None
-        for stream in streams:
-            smoke = run_load(target, stream, 1, 1, api)
-            if smoke.errors:
-                print_errors(f"{target.name} ({api.name})", smoke.errors)
-                failed = f"the first {api.name} {'stream' if stream else 'non-stream'} request failed: {smoke.errors[0][:200]}"
-                break
-        if failed:
+def prepare(target: Target, api: Api, args) -> bool:
+    """Smoke and warm-up: one of each kind, so a broken contender fails loudly before the timed
+    loads; an endpoint other than chat that fails is skipped for this contender (False), with a
+    note."""
+    streams = (False, True) if api.stream else (False,)
+    for stream in streams:
+        smoke = run_load(target, stream, 1, 1, api)
+        if smoke.errors:
+            print_errors(f"{target.name} ({api.name})", smoke.errors)
+            failed = f"the first {api.name} {'stream' if stream else 'non-stream'} request failed: {smoke.errors[0][:200]}"
             if api is CHAT:
                 raise RuntimeError(f"{target.name}: {failed}")
             target.skipped[api.name] = failed
             print(f"  note: {target.name} {api.name}: SKIPPED ({failed})", flush=True)
-            continue
-        warm = run_load(target, False, 10, args.warmup, api)
-        warm_stream = run_load(target, True, 5, max(10, args.warmup // 4), api) if api.stream else None
-        print_errors(f"{target.name} {api.name} (warm-up)", warm.errors + (warm_stream.errors if warm_stream else []))
-        plan = [(False, c, args.requests) for c in args.concurrency]
-        if api.stream:
-            plan += [(True, c, args.stream_requests) for c in args.stream_concurrency]
-        for stream, concurrency, requests in plan:
-            rounds = []
-            for _ in range(args.rounds):
-                if args.wait_idle:
-                    wait_for_quiet(args.wait_idle)
-                meter = ForeignCpu()
-                cpu_before = group_cpu_seconds(pgid) if pgid else None
-                result = run_load(target, stream, concurrency, requests, api)
-                cpu_after = group_cpu_seconds(pgid) if pgid else None
-                rounds.append((result, meter.percent(), cpu_before, cpu_after))
-            # Best of the rounds (noise only ever slows a run down): the highest throughput.
-            result, foreign, cpu_before, cpu_after = max(rounds, key=lambda r: len(r[0].latencies) / r[0].elapsed if r[0].elapsed else 0)
-            row = {"contender": target.name, "endpoint": api.name, "mode": "stream" if stream else "non-stream", "concurrency": concurrency,
-                   "load": api.label(stream, concurrency), **result.figures()}
-            row["foreign_cpu_pct"] = foreign
-            row["errors"] = sum(len(r[0].errors) for r in rounds)
-            if len(rounds) > 1:
-                row["rounds_rps"] = [round(len(r[0].latencies) / r[0].elapsed, 1) for r in rounds]
-            if cpu_before is not None and result.latencies:
-                row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1000 / len(result.latencies), 3)
-            rows.append(row)
-            extra = f"   ttfc p50 {row['ttfc_p50_ms']:7.2f} ms" if row["ttfc_p50_ms"] is not None else ""
-            cpu = f"   cpu {row['server_cpu_ms_per_request']:5.2f} ms/req" if "server_cpu_ms_per_request" in row else ""
-            print(
-                f"  {target.name:<17} {row['load']:<22} {row['rps']:>9,.1f} rps   p50 {_ms(row['p50_ms'])}   "
-                f"p99 {_ms(row['p99_ms'])}{extra}{cpu}   others {foreign:4.1f}% cpu" + (f"   ERRORS {row['errors']}" if row["errors"] else ""),
-                flush=True,
-            )
-            print_errors(target.name, [e for r in rounds for e in r[0].errors])
-    if pgid:
-        target.info["rss_mib_after"] = round(group_rss_mib(pgid), 1)
+            return False
+    warm = run_load(target, False, 10, args.warmup, api)
+    warm_stream = run_load(target, True, 5, max(10, args.warmup // 4), api) if api.stream else None
+    print_errors(f"{target.name} {api.name} (warm-up)", warm.errors + (warm_stream.errors if warm_stream else []))
+    return True
+
+
+def load_plan(api: Api, args) -> list[tuple[bool, int, int]]:
+    """(streamed, concurrency, requests) of every timed load of `api`."""
+    plan = [(False, c, args.requests) for c in args.concurrency]
+    if api.stream:
+        plan += [(True, c, args.stream_requests) for c in args.stream_concurrency]
+    return plan
+
+
+Round = tuple["Result", float, "float | None", "float | None"]
+"""One run of a load: its result, other processes' CPU %, server CPU seconds before and after."""
+
+
+def measure_round(target: Target, api: Api, stream: bool, concurrency: int, requests: int, args) -> Round:
+    pgid = target.process.pid if target.process else None
+    if args.wait_idle:
+        wait_for_quiet(args.wait_idle)
+    meter = ForeignCpu()
+    cpu_before = group_cpu_seconds(pgid) if pgid else None
+    result = run_load(target, stream, concurrency, requests, api)
+    cpu_after = group_cpu_seconds(pgid) if pgid else None
+    return result, meter.percent(), cpu_before, cpu_after
+
+
+def load_row(target: Target, api: Api, stream: bool, concurrency: int, rounds: list[Round]) -> dict[str, Any]:
+    """The row of a load: the best of its rounds (noise only ever slows a run down: the highest
+    throughput), printed."""
+    result, foreign, cpu_before, cpu_after = max(rounds, key=lambda r: len(r[0].latencies) / r[0].elapsed if r[0].elapsed else 0)
+    row = {"contender": target.name, "endpoint": api.name, "mode": "stream" if stream else "non-stream", "concurrency": concurrency,
+           "load": api.label(stream, concurrency), **result.figures()}
+    row["foreign_cpu_pct"] = foreign
+    row["errors"] = sum(len(r[0].errors) for r in rounds)
+    if len(rounds) > 1:
+        row["rounds_rps"] = [round(len(r[0].latencies) / r[0].elapsed, 1) for r in rounds]
+    if cpu_before is not None and result.latencies:
+        row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1000 / len(result.latencies), 3)
+    extra = f"   ttfc p50 {row['ttfc_p50_ms']:7.2f} ms" if row["ttfc_p50_ms"] is not None else ""
+    cpu = f"   cpu {row['server_cpu_ms_per_request']:5.2f} ms/req" if "server_cpu_ms_per_request" in row else ""
+    print(
+        f"  {target.name:<17} {row['load']:<22} {row['rps']:>9,.1f} rps   p50 {_ms(row['p50_ms'])}   "
+        f"p99 {_ms(row['p99_ms'])}{extra}{cpu}   others {foreign:4.1f}% cpu" + (f"   ERRORS {row['errors']}" if row["errors"] else ""),
+        flush=True,
+    )
+    print_errors(target.name, [e for r in rounds for e in r[0].errors])
+    return row
+
+
+def finish_target(target: Target, args, profile_dir: Path | None) -> None:
+    if target.process:
+        target.info["rss_mib_after"] = round(group_rss_mib(target.process.pid), 1)
     if profile_dir and target.name.startswith("cockpit") and target.process:
         profile_target(target, args, profile_dir)
+
+
+def measure_target(target: Target, args, profile_dir: Path | None) -> list[dict[str, Any]]:
+    """Every load of one contender, each load's rounds one after another."""
+    rows: list[dict[str, Any]] = []
+    for api in (APIS[name] for name in args.endpoints):
+        if not prepare(target, api, args):
+            continue
+        for stream, concurrency, requests in load_plan(api, args):
+            rounds = [measure_round(target, api, stream, concurrency, requests, args) for _ in range(args.rounds)]
+            rows.append(load_row(target, api, stream, concurrency, rounds))
+    finish_target(target, args, profile_dir)
+    return rows
+
+
+def _prepared(target: Target, api: Api, args) -> bool:
+    try:
+        return prepare(target, api, args)
+    except RuntimeError as exc:  # one broken contender costs its rows, not the others'
+        print(f"{target.name}: NOT MEASURED: {exc}", file=sys.stderr, flush=True)
+        return False
+
+
+def measure_interleaved(targets: list[Target], args, profile_dir: Path | None) -> list[dict[str, Any]]:
+    """Every load of every contender, round by round: round 1 of a load on each contender in
+    turn, then round 2, ... So a machine whose speed wanders (a shared host) slows every
+    contender's rounds alike, and the best of each contender's rounds come from the same
+    stretches of time. All contenders are up meanwhile (the idle ones count in `others%`)."""
+    rows: list[dict[str, Any]] = []
+    for api in (APIS[name] for name in args.endpoints):
+        ready = [target for target in targets if _prepared(target, api, args)]
+        for stream, concurrency, requests in load_plan(api, args):
+            rounds: dict[str, list[Round]] = {target.name: [] for target in ready}
+            for _ in range(args.rounds):
+                for target in ready:
+                    rounds[target.name].append(measure_round(target, api, stream, concurrency, requests, args))
+            rows += [load_row(target, api, stream, concurrency, rounds[target.name]) for target in ready]
+    for target in targets:
+        finish_target(target, args, profile_dir)
     return rows
 
 
@@ -1433,6 +1489,9 @@ def main() -> int:
     parser.add_argument("--postgres", action="store_true", help="Add cockpit-pg (fresh PostgreSQL database).")
     parser.add_argument("--redis", action="store_true", help="Add cockpit-redis (budget counters in Redis); with --postgres also cockpit-pg-redis.")
     parser.add_argument("--rounds", type=int, default=1, help="Run each load N times and keep the best (default 1).")
+    parser.add_argument("--interleave", action="store_true",
+                        help="Start every contender first, then run each load's rounds contender by contender in turn "
+                             "(round 1 on each, round 2 on each, ...), so a machine whose speed wanders slows all alike.")
     parser.add_argument("--wait-idle", type=float, default=30, metavar="S",
                         help="Before each load, wait up to S seconds for other processes to go below 10%% CPU (default 30; 0: never).")
     parser.add_argument("--no-guardrails", dest="guardrails", action="store_false", help="No guardrail preset in Cockpit's tenant.")
@@ -1516,14 +1575,21 @@ def main() -> int:
                                            anthropic_port=anthropic_port)
                 if target.startup_s is not None:
                     print(f"{name}: up in {target.startup_s:.1f} s on {target.base_url} ({', '.join(f'{k} {v}' for k, v in target.info.items())})", flush=True)
+                if args.interleave:
+                    targets[name] = target  # measured below, with the others
+                    continue
                 rows.extend(measure_target(target, args, args.profile))
                 targets[name] = target
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 # One broken contender costs its rows, not the others' (use --only to leave it out).
                 unavailable[name] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
                 print(f"{name}: NOT MEASURED: {exc}", file=sys.stderr, flush=True)
-            finally:
-                if target is not None and target.process is not None:
+            if not args.interleave and target is not None and target.process is not None:
+                CLEANUP.stop(target.process)
+        if args.interleave:
+            rows.extend(measure_interleaved(list(targets.values()), args, args.profile))
+            for target in targets.values():
+                if target.process is not None:
                     CLEANUP.stop(target.process)
         summary = summarise(rows, targets, args)
         summary["unavailable"] = unavailable

@@ -23,7 +23,7 @@ too, so a hold always fits the counters' integer arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from cockpit.proxy.errors import ProxyError
 
@@ -93,20 +93,20 @@ def _images(messages: list[Any]) -> int:
     file of any type)."""
     count = 0
     for message in messages:
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for part in content:
-            if not isinstance(part, Mapping):
+            if not isinstance(part, dict):
                 continue
             kind = part.get("type")
             if kind in FETCHED_PARTS:
-                inner = part.get(kind) if isinstance(part.get(kind), Mapping) else part
+                inner = part.get(kind) if isinstance(part.get(kind), dict) else part
                 if not inner.get("file_data"):
                     raise ProxyError(400, f"`{kind}` parts must carry their content inline (`file_data`); files by id or URL are not accepted, since their cost cannot be bounded before the call.", "unsupported_content", param="messages")
             if kind in ("image_url", "input_image", "image"):
                 image = part.get("image_url")
-                url = image.get("url") if isinstance(image, Mapping) else image
+                url = image.get("url") if isinstance(image, dict) else image
                 if isinstance(url, str) and not url.startswith(("http://", "https://", "data:")):
                     raise ProxyError(400, "`image_url` must be an http(s) URL or inline `data:`.", "unsupported_content", param="messages")
                 count += 1
@@ -115,13 +115,13 @@ def _images(messages: list[Any]) -> int:
 
 def _predicted(prediction: Any) -> int:
     """Bytes of the predicted output: each may come back billed as a completion token."""
-    if not isinstance(prediction, Mapping):
+    if not isinstance(prediction, dict):
         return 0
     content = prediction.get("content")
     if isinstance(content, str):
         return len(content.encode("utf-8"))
     if isinstance(content, list):
-        return sum(len(str(part.get("text", "")).encode("utf-8")) for part in content if isinstance(part, Mapping))
+        return sum(len(str(part.get("text", "")).encode("utf-8")) for part in content if isinstance(part, dict))
     return 0
 
 
@@ -169,17 +169,17 @@ def responses_bound(body: dict[str, Any], raw_length: int, model_max_output: int
         if body.get(name) not in (None, False, ""):
             raise ProxyError(400, f"`{name}` is not accepted by the gateway: {why}, which no budget hold known before the call can cover. Send the whole input instead.", "unsupported_parameter", param=name)
     tools = body.get("tools") if isinstance(body.get("tools"), list) else []
-    hosted = sorted({str(tool.get("type")) for tool in tools if isinstance(tool, Mapping) and tool.get("type") not in BOUNDED_TOOL_TYPES})
+    hosted = sorted({str(tool.get("type")) for tool in tools if isinstance(tool, dict) and tool.get("type") not in BOUNDED_TOOL_TYPES})
     if hosted:
         raise ProxyError(400, f"Hosted tools are not accepted by the gateway ({', '.join(hosted)}): their cost cannot be bounded before the call. Use function tools.", "unsupported_parameter", param="tools")
     per_response = _integer(body, "max_output_tokens", MAX_OUTPUT_TOKENS)
     if per_response is None:
         per_response = body["max_output_tokens"] = model_max_output
     given = body.get("input")
-    items = [item for item in given if isinstance(item, Mapping)] if isinstance(given, list) else []
+    items = [item for item in given if isinstance(item, dict)] if isinstance(given, list) else []
     for item in items:
         for part in item.get("content") if isinstance(item.get("content"), list) else ():
-            if isinstance(part, Mapping) and part.get("type") == "input_image" and not part.get("image_url"):
+            if isinstance(part, dict) and part.get("type") == "input_image" and not part.get("image_url"):
                 raise ProxyError(400, "`input_image` parts must carry an http(s) or `data:` `image_url`; images by file id are not accepted, since their cost cannot be bounded before the call.", "unsupported_content", param="input")
     overhead = REQUEST_OVERHEAD_TOKENS + (TOOLS_OVERHEAD_TOKENS if tools else 0)
     prompt = raw_length + overhead + MESSAGE_OVERHEAD_TOKENS * len(items) + IMAGE_TOKENS * _images(items)
@@ -203,7 +203,7 @@ def messages_bound(body: dict[str, Any], raw_length: int, model_max_output: int)
         if body.get(name):
             raise ProxyError(400, f"`{name}` is not accepted by the gateway: {why}, which no budget hold known before the call can cover.", "unsupported_parameter", param=name)
     tools = body.get("tools") if isinstance(body.get("tools"), list) else []
-    hosted = sorted({str(tool["type"]) for tool in tools if isinstance(tool, Mapping) and str(tool.get("type") or "").startswith(ANTHROPIC_SERVER_TOOLS)})
+    hosted = sorted({str(tool["type"]) for tool in tools if isinstance(tool, dict) and str(tool.get("type") or "").startswith(ANTHROPIC_SERVER_TOOLS)})
     if hosted:
         raise ProxyError(400, f"Server tools are not accepted by the gateway ({', '.join(hosted)}): their cost cannot be bounded before the call. Use client tools.", "unsupported_parameter", param="tools")
     per_response = _integer(body, "max_tokens", MAX_OUTPUT_TOKENS)
@@ -212,11 +212,11 @@ def messages_bound(body: dict[str, Any], raw_length: int, model_max_output: int)
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     images = 0
     for message in messages:
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         for part in content if isinstance(content, list) else ():
-            if not isinstance(part, Mapping):
+            if not isinstance(part, dict):
                 continue
-            source = part.get("source") if isinstance(part.get("source"), Mapping) else {}
+            source = part.get("source") if isinstance(part.get("source"), dict) else {}
             if part.get("type") == "document" and source.get("type") not in ("base64", "text", "content"):
                 raise ProxyError(400, "`document` blocks must carry their content (`base64`, `text` or `content` sources); documents by URL or file id are not accepted, since their cost cannot be bounded before the call.", "unsupported_content", param="messages")
             if part.get("type") == "image":

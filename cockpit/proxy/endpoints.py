@@ -150,21 +150,21 @@ def _int(value: Any) -> int:
 def openai_usage(data: Mapping[str, Any]) -> Usage | None:
     """`usage` of a Chat Completions, Completions or Embeddings answer (or a stream's last chunk)."""
     usage = data.get("usage")
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
     details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), cached)
 
 
 def responses_usage(data: Mapping[str, Any]) -> Usage | None:
     """`usage` of a Responses API answer, or of the `response` a stream's last event carries."""
     inner = data.get("response")
-    usage = (inner if isinstance(inner, Mapping) else data).get("usage")
-    if not isinstance(usage, Mapping):
+    usage = (inner if isinstance(inner, dict) else data).get("usage")
+    if not isinstance(usage, dict):
         return None
     details = usage.get("input_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")), cached)
 
 
@@ -174,14 +174,14 @@ def responses_answer_texts(answer: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     output = answer.get("output")
     for item in output if isinstance(output, list) else ():
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         for name in ("name", "arguments", "input"):
             if isinstance(item.get(name), str):
                 found.append(item[name])
         for key in ("content", "summary"):
             for part in item.get(key) if isinstance(item.get(key), list) else ():
-                if isinstance(part, Mapping):
+                if isinstance(part, dict):
                     found += [part[name] for name in ("text", "refusal") if isinstance(part.get(name), str)]
     return found
 
@@ -209,7 +209,7 @@ ANTHROPIC_ERROR_TYPES = {
 def _anthropic_usage_of(usage: Any) -> Usage | None:
     """Anthropic reports input read from and written to the prompt cache apart from
     `input_tokens`; all three are billed as input."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
     read = _int(usage.get("cache_read_input_tokens"))
     total = _int(usage.get("input_tokens")) + _int(usage.get("cache_creation_input_tokens")) + read
@@ -226,7 +226,7 @@ def anthropic_usage(data: Mapping[str, Any]) -> Usage | None:
 def anthropic_opening_usage(data: Mapping[str, Any]) -> Usage | None:
     """The input usage a stream's `message_start` states."""
     message = data.get("message") if data.get("type") == "message_start" else None
-    return _anthropic_usage_of(message.get("usage")) if isinstance(message, Mapping) else None
+    return _anthropic_usage_of(message.get("usage")) if isinstance(message, dict) else None
 
 
 def anthropic_answer_texts(answer: Mapping[str, Any]) -> list[str]:
@@ -234,7 +234,7 @@ def anthropic_answer_texts(answer: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     content = answer.get("content")
     for block in content if isinstance(content, list) else ():
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         found += [block[name] for name in ("text", "thinking", "name") if isinstance(block.get(name), str)]
         if "input" in block:
@@ -245,10 +245,10 @@ def anthropic_answer_texts(answer: Mapping[str, Any]) -> list[str]:
 def anthropic_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]]:
     """The text a Messages stream event adds, per content block."""
     index = _int(event.get("index"))
-    if event.get("type") == "content_block_delta" and isinstance(event.get("delta"), Mapping):
+    if event.get("type") == "content_block_delta" and isinstance(event.get("delta"), dict):
         delta = event["delta"]
         return [(index, name, delta[name]) for name in ("text", "partial_json", "thinking") if isinstance(delta.get(name), str) and delta[name]]
-    if event.get("type") == "content_block_start" and isinstance(event.get("content_block"), Mapping):
+    if event.get("type") == "content_block_start" and isinstance(event.get("content_block"), dict):
         block = event["content_block"]
         return [(index, name, block[name]) for name in ("text", "name") if isinstance(block.get(name), str) and block[name]]
     return []
@@ -257,8 +257,8 @@ def anthropic_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]
 def chat_answer_texts(answer: Mapping[str, Any]) -> list[str]:
     """Every string of the answer's messages (content, refusal, reasoning, tool calls, audio)."""
     choices = answer.get("choices")
-    messages = [choice.get("message") for choice in choices if isinstance(choice, Mapping)] if isinstance(choices, list) else []
-    return message_texts([message for message in messages if isinstance(message, Mapping)])
+    messages = [choice.get("message") for choice in choices if isinstance(choice, dict)] if isinstance(choices, list) else []
+    return message_texts([message for message in messages if isinstance(message, dict)])
 
 
 CHAT_DELTA_FIELDS = ("content", "refusal", "reasoning_content")
@@ -270,7 +270,7 @@ def chat_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]]:
     found = []
     for choice in _choices(event):
         delta = choice.get("delta")
-        if not isinstance(delta, Mapping):
+        if not isinstance(delta, dict):
             continue
         index = _int(choice.get("index"))
         for name in CHAT_DELTA_FIELDS:
@@ -278,18 +278,18 @@ def chat_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str]]:
             if isinstance(value, str) and value:
                 found.append((index, name, value))
         audio = delta.get("audio")
-        transcript = audio.get("transcript") if isinstance(audio, Mapping) else None
+        transcript = audio.get("transcript") if isinstance(audio, dict) else None
         if isinstance(transcript, str) and transcript:
             found.append((index, "audio", transcript))
         legacy = delta.get("function_call")
         for name in ("name", "arguments"):
-            value = legacy.get(name) if isinstance(legacy, Mapping) else None
+            value = legacy.get(name) if isinstance(legacy, dict) else None
             if isinstance(value, str) and value:
                 found.append((index, f"function_call:{name}", value))
         for call in delta.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, Mapping) else None
+            function = call.get("function") if isinstance(call, dict) else None
             for name in ("name", "arguments"):
-                value = function.get(name) if isinstance(function, Mapping) else None
+                value = function.get(name) if isinstance(function, dict) else None
                 if isinstance(value, str) and value:
                     found.append((index, f"tool_call:{_int(call.get('index'))}:{name}", value))
     return found
@@ -305,7 +305,7 @@ def completion_delta_texts(event: Mapping[str, Any]) -> list[tuple[int, str, str
 
 def _choices(data: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
     choices = data.get("choices")
-    return [choice for choice in choices if isinstance(choice, Mapping)] if isinstance(choices, list) else []
+    return [choice for choice in choices if isinstance(choice, dict)] if isinstance(choices, list) else []
 
 
 def no_texts(answer: Mapping[str, Any]) -> list[str]:

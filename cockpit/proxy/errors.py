@@ -59,7 +59,7 @@ def deployment_secrets(deployment: Mapping[str, Any]) -> tuple[str, ...]:
     extra header whose name says it is one (AWS keys, tokens, `x-api-key`)."""
     found = [str(v) for k, v in deployment.items() if isinstance(v, str) and any(word in k.lower() for word in SECRET_PARAMETERS)]
     headers = deployment.get("extra_headers")
-    if isinstance(headers, Mapping):
+    if isinstance(headers, dict):
         found += [str(v) for v in headers.values() if isinstance(v, str)]
     return tuple(secret for secret in found if len(secret) >= 8)
 

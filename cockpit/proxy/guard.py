@@ -458,8 +458,8 @@ def message_texts(messages: Any) -> list[str]:
 def response_texts(response: Mapping[str, Any]) -> list[str]:
     """The texts of a Chat Completions answer (`choices[].message`, as a dict)."""
     choices = response.get("choices")
-    messages = [choice.get("message") for choice in choices if isinstance(choice, Mapping)] if isinstance(choices, list) else []
-    return message_texts([message for message in messages if isinstance(message, Mapping)])
+    messages = [choice.get("message") for choice in choices if isinstance(choice, dict)] if isinstance(choices, list) else []
+    return message_texts([message for message in messages if isinstance(message, dict)])
 
 
 def _strings(value: Any, *, keys: bool) -> Iterator[str]:
@@ -471,7 +471,7 @@ def _strings(value: Any, *, keys: bool) -> Iterator[str]:
             if key in _ENUM_KEYS or key in _BINARY_KEYS or (item.startswith("data:") and ";base64," in item[:200]):
                 continue
             yield item
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict):
             children = list(item.items())
             if keys:
                 yield from (k for k, _ in children if isinstance(k, str))

@@ -133,15 +133,21 @@ class Response:
         self._wake()
 
     async def _wait(self) -> None:
+        """Until the connection brings more (or fails), at most the timeout. A timer on the
+        waiter itself, not `asyncio.wait_for`: that wraps the wait in a second future and
+        callbacks, paid on every wait of every call (each chunk of a stream)."""
         if self._error is not None:
             raise self._error
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(self._waiter, self._timeout)
-        except asyncio.TimeoutError:
+            await waiter
+        except ReadTimeout:
             self._connection._fail(ReadTimeout("the upstream stopped answering"))
             raise ReadTimeout("the upstream did not answer in time") from None
         finally:
+            timer.cancel()
             self._waiter = None
         if self._error is not None and not self._chunks and not self.complete:
             raise self._error
@@ -183,6 +189,11 @@ class Response:
 
     async def aclose(self) -> None:
         self.release()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(ReadTimeout("the upstream did not answer in time"))
 
 
 class Client:

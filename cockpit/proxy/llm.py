@@ -81,7 +81,7 @@ class CatalogModel:
 
 def catalog_model(name: str, litellm_params: Mapping[str, Any], input_per_million: Any, output_per_million: Any, cached_input_per_million: Any = None) -> CatalogModel:
     extra = litellm_params.get("extra_body") or {}
-    max_tokens = extra.get("max_tokens") if isinstance(extra, Mapping) else None
+    max_tokens = extra.get("max_tokens") if isinstance(extra, dict) else None
     return CatalogModel(
         name,
         str(litellm_params.get("model") or name),

@@ -206,7 +206,7 @@ async def sse_events(chunks: AsyncIterator[bytes | str], final_events: frozenset
             except orjson.JSONDecodeError:
                 raise UpstreamStreamBroken("an event of the upstream's stream is not JSON") from None
             if isinstance(parsed, dict):
-                if parsed.get("type") == "error" and isinstance(parsed.get("error"), Mapping):
+                if parsed.get("type") == "error" and isinstance(parsed.get("error"), dict):
                     raise UpstreamStreamBroken(f"the upstream sent an error event: {parsed['error'].get('type')}")
                 yield event, parsed
                 if (event or parsed.get("type")) in final_events:
@@ -219,7 +219,7 @@ def _error_text(content: bytes) -> str:
     """The message of an error answer in OpenAI's shape, else its first bytes."""
     try:
         error = orjson.loads(content).get("error")
-        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
             return error["message"]
         if isinstance(error, str):
             return error

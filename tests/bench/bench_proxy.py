@@ -4,7 +4,7 @@ Run on demand (needs the dev venv: litellm, aiohttp; node and npm for Portkey):
 
     python tests/bench/bench_proxy.py [--requests N] [--stream-requests N]
         [--concurrency 1,10,50] [--stream-concurrency 1,20]
-        [--only direct,cockpit,litellm,portkey] [--endpoints chat,embeddings,responses,messages]
+        [--only direct,cockpit,litellm,portkey] [--endpoints chat,embeddings,responses,messages,translated]
         [--postgres] [--redis] [--json PATH] [--profile DIR]
         [--rounds 3] [--interleave] [--wait-idle S] [--nice -5]
 
@@ -12,6 +12,9 @@ Every contender talks to the SAME fake OpenAI upstream (`tests/fakes/openai.py`,
 for `--endpoints messages` also the fake Anthropic upstream, `tests/fakes/anthropic.py`):
 
 - `direct`: the client calls the fake upstream itself (the floor);
+- `relay`: `relay.py`, a byte relay on uvloop that parses nothing, pinned like a gateway: its
+  added latency is what the machine charges any process between client and upstream (a hop
+  to CPU 0 and back, twice), the floor of every gateway's added figures;
 - `cockpit`: `cockpit serve --workers 1` over its own fresh database (a SQLite file in a temp
   dir), with a small tenant applied: one catalog model pointing at the fake upstream (and, with
   `messages`, a second one, `bench-claude`, an `anthropic/` model at the fake Anthropic), a
@@ -47,9 +50,12 @@ stream: `data:` chunks, a usage chunk, `[DONE]`), `embeddings` (`/v1/embeddings`
 {model, input, max_output_tokens}: `output` with text and usage; stream: named events from
 `response.created` to `response.completed` with usage), `messages` (`/v1/messages` {model,
 max_tokens, messages} with `anthropic-version` and `x-api-key`: `content` text and usage;
-stream: `message_start` ... `message_stop`, with usage). `direct` calls the fake upstream at the
-same path (the fake Anthropic for `messages`); Cockpit, LiteLLM and Portkey ask for the
-OpenAI model on the first three and the Anthropic one on `messages`. An endpoint whose first
+stream: `message_start` ... `message_stop`, with usage), `translated` (`/v1/chat/completions`
+for the Anthropic model: each gateway translates the call to Anthropic's Messages API and the
+answer back, and is checked as `chat`). `direct` calls the fake upstream at the same path (the
+fake Anthropic's `/v1/messages` for `messages` and `translated`: the floor of a translated call
+is the upstream's own API); Cockpit, LiteLLM and Portkey ask for the OpenAI model on the first
+three and the Anthropic one on `messages` and `translated`. An endpoint whose first
 request fails on a contender is skipped for it with a printed note (`skipped` in the JSON).
 
 Each server under test is one worker pinned to CPU 0 (`taskset -c 0`); the fake upstreams and
@@ -120,6 +126,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_UPSTREAM = ROOT / "tests" / "fakes" / "openai.py"
 FAKE_ANTHROPIC = ROOT / "tests" / "fakes" / "anthropic.py"
+RELAY = ROOT / "tests" / "bench" / "relay.py"
 CACHE = Path(os.environ.get("COCKPIT_BENCH_CACHE", Path.home() / ".cache" / "cockpit-bench"))
 LITELLM_PROXY_VERSION = "1.106.12"
 LITELLM_VENV = CACHE / f"litellm-proxy-{LITELLM_PROXY_VERSION}"
@@ -152,7 +159,7 @@ CLIENT_CPU = "1"
 OFFLINE_ENV = {"LITELLM_OFFLINE_MODE": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 PROMPT = "Say hello to the benchmark in a few words, please."
 MAX_TOKENS = 32
-ALL_CONTENDERS = ("direct", "cockpit", "cockpit-pg", "cockpit-redis", "cockpit-pg-redis", "litellm", "portkey")
+ALL_CONTENDERS = ("direct", "relay", "cockpit", "cockpit-pg", "cockpit-redis", "cockpit-pg-redis", "litellm", "portkey")
 RIVALS = ("litellm", "portkey")
 """The other gateways Cockpit's figures are compared with."""
 
@@ -378,6 +385,9 @@ class Route:
     api_key: str | None = None
     model: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    api: Api | None = None
+    """The endpoint called instead (direct: a translated chat call's floor is Anthropic's own
+    Messages API)."""
 
 
 @dataclass
@@ -396,14 +406,15 @@ class Target:
     skipped: dict[str, str] = field(default_factory=dict)
     """Endpoints not measured on this contender, and why (their first request failed)."""
 
-    def request(self, api: Api) -> tuple[str, dict[str, str], str]:
-        """The URL, headers and model of a request to `api`."""
+    def request(self, api: Api) -> tuple[str, dict[str, str], str, Api]:
+        """The URL, headers, model and endpoint of a request to `api`."""
         route = self.routes.get(api.name, Route())
+        api = route.api or api
         key = route.api_key or self.api_key
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", **self.headers, **route.headers}
         if api.name == "messages":
             headers.update({"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION})
-        return f"{route.base_url or self.base_url}{api.path}", headers, route.model or self.model
+        return f"{route.base_url or self.base_url}{api.path}", headers, route.model or self.model, api
 
 
 def start_upstream(log_dir: Path, pin: bool) -> tuple[subprocess.Popen, int]:
@@ -413,6 +424,25 @@ def start_upstream(log_dir: Path, pin: bool) -> tuple[subprocess.Popen, int]:
     process = start_logged(command, env, log_dir, "fake-upstream", cwd=ROOT)
     wait_http(f"http://127.0.0.1:{port}/v1/models", process, "the fake upstream", 30, {"Authorization": f"Bearer {UPSTREAM_KEY}"})
     return process, port
+
+
+def start_relay(upstream_port: int, log_dir: Path, pin: bool, anthropic_port: int | None = None) -> Target:
+    """The byte relay (`relay.py`) pinned like a gateway: the machine's own cost of a hop."""
+    port = free_port()
+    listen = ["--listen", f"{port}=127.0.0.1:{upstream_port}"]
+    routes = {}
+    if anthropic_port:
+        relayed = free_port()
+        listen += ["--listen", f"{relayed}=127.0.0.1:{anthropic_port}"]
+        routes = {"messages": Route(f"http://127.0.0.1:{relayed}", ANTHROPIC_KEY, ANTHROPIC_MODEL),
+                  "translated": Route(f"http://127.0.0.1:{relayed}", ANTHROPIC_KEY, ANTHROPIC_MODEL, api=APIS["messages"])}
+    started = time.monotonic()
+    process = start_logged(pinned(SERVER_CPU, [sys.executable, str(RELAY), *listen], pin), base_env(), log_dir, "relay")
+    wait_http(f"http://127.0.0.1:{port}/v1/models", process, "the relay", 30, {"Authorization": f"Bearer {UPSTREAM_KEY}"})
+    target = Target("relay", f"http://127.0.0.1:{port}", UPSTREAM_KEY, UPSTREAM_MODEL, process, routes=routes)
+    target.startup_s = time.monotonic() - started
+    target.info = {"relay": "bytes both ways, nothing parsed"}
+    return target
 
 
 def start_anthropic(log_dir: Path, pin: bool) -> tuple[subprocess.Popen, int]:
@@ -577,7 +607,7 @@ def start_cockpit(name: str, upstream_port: int, log_dir: Path, pin: bool, postg
     started = time.monotonic()
     process = start_logged(command, env, log_dir, name, cwd=work)
     wait_http(f"http://127.0.0.1:{port}/health", process, f"cockpit serve ({name})", 60)
-    target = Target(name, f"http://127.0.0.1:{port}", key, PUBLIC_MODEL, process, routes={"messages": Route(model=PUBLIC_CLAUDE)})
+    target = Target(name, f"http://127.0.0.1:{port}", key, PUBLIC_MODEL, process, routes={"messages": Route(model=PUBLIC_CLAUDE), "translated": Route(model=PUBLIC_CLAUDE)})
     # Ready = the proxy answers a model list for the key (the route exists and the key works).
     deadline = time.monotonic() + 30
     while True:
@@ -645,7 +675,7 @@ def start_litellm(upstream_port: int, log_dir: Path, pin: bool, anthropic_port: 
     started = time.monotonic()
     process = start_logged(command, env, log_dir, "litellm", cwd=work)
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", process, "litellm proxy", 120)
-    target = Target("litellm", f"http://127.0.0.1:{port}", LITELLM_MASTER_KEY, PUBLIC_MODEL, process, routes={"messages": Route(model=PUBLIC_CLAUDE)})
+    target = Target("litellm", f"http://127.0.0.1:{port}", LITELLM_MASTER_KEY, PUBLIC_MODEL, process, routes={"messages": Route(model=PUBLIC_CLAUDE), "translated": Route(model=PUBLIC_CLAUDE)})
     status, body = http_get(f"{target.base_url}/v1/models", LITELLM_MASTER_KEY)
     if status != 200:
         raise RuntimeError(f"litellm proxy GET /v1/models answered {status}: {body[:300]!r}")
@@ -695,7 +725,7 @@ def start_portkey(upstream_port: int, log_dir: Path, pin: bool, anthropic_port: 
     routing = {"x-portkey-provider": "openai", "x-portkey-custom-host": f"http://127.0.0.1:{upstream_port}/v1"}
     routes = {}
     if anthropic_port:
-        routes["messages"] = Route(api_key=ANTHROPIC_KEY, model=ANTHROPIC_MODEL, headers={
+        routes["messages"] = routes["translated"] = Route(api_key=ANTHROPIC_KEY, model=ANTHROPIC_MODEL, headers={
             "x-portkey-provider": "anthropic", "x-portkey-custom-host": f"http://127.0.0.1:{anthropic_port}/v1"})
     target = Target("portkey", f"http://127.0.0.1:{port}", UPSTREAM_KEY, UPSTREAM_MODEL, process, headers=routing, routes=routes)
     target.startup_s = time.monotonic() - started
@@ -942,7 +972,10 @@ APIS = {
     "embeddings": Api("embeddings", "/v1/embeddings", embeddings_body, check_embeddings, None),
     "responses": Api("responses", "/v1/responses", responses_body, check_responses, ResponsesStream),
     "messages": Api("messages", "/v1/messages", messages_body, check_messages, MessagesStream),
+    "translated": Api("translated", "/v1/chat/completions", chat_body, check_chat, ChatStream),
 }
+ANTHROPIC_APIS = ("messages", "translated")
+"""The endpoints that need the fake Anthropic upstream."""
 
 
 async def _one(session, url: str, headers: dict, payload: bytes, stream: bool, api: Api = CHAT) -> tuple[float, float | None]:
@@ -988,7 +1021,7 @@ async def _one(session, url: str, headers: dict, payload: bytes, stream: bool, a
 async def _load(target: Target, stream: bool, concurrency: int, requests: int, api: Api = CHAT) -> Result:
     import aiohttp
 
-    url, headers, model = target.request(api)
+    url, headers, model, api = target.request(api)
     payload = json.dumps(api.body(model, stream)).encode()
     latencies: list[float] = []
     ttfc: list[float] = []
@@ -1510,7 +1543,7 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown contender(s) {unknown}; choose from {', '.join(ALL_CONTENDERS)}")
     else:
-        contenders = ["direct", "cockpit"]
+        contenders = ["direct", "relay", "cockpit"]
         if args.postgres:
             contenders.append("cockpit-pg")
         if args.redis:
@@ -1554,7 +1587,7 @@ def main() -> int:
             ensure_litellm_proxy()
         print(f"command: {command}\nmachine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in load_start)} (1/5/15 min)", flush=True)
         _upstream, upstream_port = start_upstream(log_dir, args.pin)
-        anthropic_port = start_anthropic(log_dir, args.pin)[1] if "messages" in args.endpoints else None
+        anthropic_port = start_anthropic(log_dir, args.pin)[1] if set(ANTHROPIC_APIS) & set(args.endpoints) else None
         print(f"fake upstream on 127.0.0.1:{upstream_port}" + (f", fake Anthropic on 127.0.0.1:{anthropic_port}" if anthropic_port else "")
               + f" (CPU {CLIENT_CPU}); contenders: {', '.join(contenders)}; endpoints: {', '.join(args.endpoints)}; "
               f"{args.requests} non-stream requests per load at c={args.concurrency}, {args.stream_requests} streamed at "
@@ -1564,8 +1597,11 @@ def main() -> int:
             target = None
             try:
                 if name == "direct":
-                    routes = {"messages": Route(f"http://127.0.0.1:{anthropic_port}", ANTHROPIC_KEY, ANTHROPIC_MODEL)} if anthropic_port else {}
+                    routes = {"messages": Route(f"http://127.0.0.1:{anthropic_port}", ANTHROPIC_KEY, ANTHROPIC_MODEL),
+                              "translated": Route(f"http://127.0.0.1:{anthropic_port}", ANTHROPIC_KEY, ANTHROPIC_MODEL, api=APIS["messages"])} if anthropic_port else {}
                     target = Target("direct", f"http://127.0.0.1:{upstream_port}", UPSTREAM_KEY, UPSTREAM_MODEL, routes=routes)
+                elif name == "relay":
+                    target = start_relay(upstream_port, log_dir, args.pin, anthropic_port)
                 elif name == "litellm":
                     target = start_litellm(upstream_port, log_dir, args.pin, anthropic_port)
                 elif name == "portkey":

@@ -4,6 +4,7 @@ server never write each other's ledger rows."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -51,3 +52,49 @@ def test_two_databases_sharing_redis_keep_their_own_rows(tmp_path: Path) -> None
             found = connection.execute(sa.text("SELECT account_id FROM usage_ledger")).scalars().all()
         assert len(found) == 3 and {uuid.UUID(str(value)) for value in found} == {account}
         engine.dispose()
+
+
+def scans(client) -> int:
+    """SCAN commands the Redis server has run so far."""
+    return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+
+def test_the_claims_of_a_writer_that_died_are_written_by_another_without_scanning_the_keys(tmp_path: Path) -> None:
+    """A writer killed between claiming rows and writing them leaves them on its claimed list;
+    another writer gives them back to the queue and writes them. It finds that list in the
+    registry of claims: with a hundred thousand other keys in the database (one guard key per
+    absorbed call lives two days), its periodic work runs no SCAN (one, at start, looks for
+    claims made before the registry)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    url = f"sqlite:///{tmp_path / 'ledger'}.db"
+    upgrade(url)
+    engine = create_engine_for(url)
+    client.mset({f"cockpit:budget:applied:test:{n}": 1 for n in range(100_000)})
+    account = uuid.uuid4()
+    dead = RedisLedgerWriter(engine, client, interval=3600)  # its thread claims and writes nothing more
+    dead._stop.set()
+    dead._thread.join()
+    for _ in range(3):
+        dead.record(row(account))
+    assert len(dead._claim(keys=[dead.queue, dead._claimed, dead._claims], args=[10])) == 3  # claimed, then killed
+    writer = RedisLedgerWriter(engine, client, interval=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while len(found := ledger_accounts(engine)) < 3:
+            assert time.monotonic() < deadline, "the dead writer's claimed rows were never written"
+            time.sleep(0.05)
+        assert len(found) == 3 and set(found) == {account}
+        before = scans(client)  # after the writer's start-up and the rounds that wrote them
+        time.sleep(0.5)  # ten more rounds of its periodic work
+        assert scans(client) == before, "the writer scans Redis's keys while it runs"
+    finally:
+        writer.close()
+        client.delete(*[f"cockpit:budget:applied:test:{n}" for n in range(100_000)])
+        engine.dispose()
+
+
+def ledger_accounts(engine: sa.Engine) -> list[uuid.UUID]:
+    with engine.connect() as connection:
+        return [uuid.UUID(str(value)) for value in connection.execute(sa.text("SELECT account_id FROM usage_ledger")).scalars()]

@@ -90,7 +90,8 @@ The machine may be shared: each load row records how much CPU OTHER processes us
 `--interleave` starts every contender first and runs each load's rounds contender by contender
 in turn (round 1 on each, then round 2 on each, ...), so a host whose speed wanders within the
 hour slows every contender alike instead of whichever ran then; the idle contenders stay up
-meanwhile (a few tenths of a percent of a CPU each, counted in `others%`).
+meanwhile, stopped with SIGSTOP while another one runs (left running, the idle ones raised
+`others%` from under 1% to 4-9% of the machine: LiteLLM's background jobs, Cockpit's absorbs).
 `--nice -5` (root) gives the benchmark's processes priority. Server CPU time per request
 (`cpu/req`, from /proc) is the figure least disturbed by neighbours; `cpu_ratio` is LiteLLM's
 over Cockpit's, `cpu_ratio_portkey` Portkey's over Cockpit's.
@@ -101,6 +102,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import platform
@@ -1249,11 +1251,29 @@ def _prepared(target: Target, api: Api, args) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def paused(targets: Any) -> Any:
+    """The servers of `targets` stopped (SIGSTOP to each process group) while the block runs:
+    an idle gateway's timers (LiteLLM's background jobs, Cockpit's absorbs) take no CPU from
+    the one measured. Their connections stay open; they go on where they were after SIGCONT."""
+    groups = [target.process.pid for target in targets if target.process is not None and target.process.poll() is None]
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
 def measure_interleaved(targets: list[Target], args, profile_dir: Path | None) -> list[dict[str, Any]]:
     """Every load of every contender, round by round: round 1 of a load on each contender in
     turn, then round 2, ... So a machine whose speed wanders (a shared host) slows every
     contender's rounds alike, and the best of each contender's rounds come from the same
-    stretches of time. All contenders are up meanwhile (the idle ones count in `others%`)."""
+    stretches of time. All contenders are up meanwhile, the idle ones stopped (`paused`)."""
     rows: list[dict[str, Any]] = []
     for api in (APIS[name] for name in args.endpoints):
         ready = [target for target in targets if _prepared(target, api, args)]
@@ -1261,7 +1281,8 @@ def measure_interleaved(targets: list[Target], args, profile_dir: Path | None) -
             rounds: dict[str, list[Round]] = {target.name: [] for target in ready}
             for _ in range(args.rounds):
                 for target in ready:
-                    rounds[target.name].append(measure_round(target, api, stream, concurrency, requests, args))
+                    with paused(other for other in targets if other is not target):
+                        rounds[target.name].append(measure_round(target, api, stream, concurrency, requests, args))
             rows += [load_row(target, api, stream, concurrency, rounds[target.name]) for target in ready]
     for target in targets:
         finish_target(target, args, profile_dir)

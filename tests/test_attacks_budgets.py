@@ -304,6 +304,39 @@ def test_an_abandoned_or_broken_stream_is_charged_its_prompt(server: InProcessSe
     assert spent(server)["org:research"][1] == 0
 
 
+def test_a_client_that_leaves_mid_stream_is_charged_the_whole_answer_and_the_server_goes_on(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI) -> None:
+    """The client reads the first chunk of a slow stream and goes away: the server stops
+    sending, reads the upstream on for the usage the provider bills (the whole answer), charges
+    that, and logs no error (the disconnect ends the stream's task without leaking out of it)."""
+    import logging
+
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        bob = issue_key(applied.url, "bob@acme.com")
+        upstream.reply = " ".join(["word"] * 20)
+        upstream.chunk_delay = 0.05  # 20 words: a second and more
+        with httpx.stream("POST", f"{server.url}/v1/chat/completions", headers={"Authorization": f"Bearer {bob}"},
+                          json=ask(stream=True, max_tokens=20), timeout=30) as answer:
+            assert answer.status_code == 200
+            first = next(answer.iter_lines())
+            assert first.startswith("data:"), first
+        deadline = time.monotonic() + 15
+        while not (rows := ledger(applied.url)):
+            assert time.monotonic() < deadline, "the abandoned stream was never charged"
+            time.sleep(0.1)
+            server.flush()
+        [row] = rows
+        assert Decimal(str(row.credits)) == Decimal(20), row  # the provider bills all 20 tokens
+        upstream.chunk_delay = 0
+        assert post(server.url, bob, ask(max_tokens=1)).status_code == 200
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert not errors, [record.getMessage() for record in errors]
+
+
 @pytest.mark.parametrize("status", [422, 400, 500, 503])
 def test_upstream_errors_are_never_500_and_release_the_hold_at_once(server: InProcessServer, applied: Cockpit, upstream: FakeOpenAI, status: int) -> None:
     bob = issue_key(applied.url, "bob@acme.com")

@@ -37,6 +37,7 @@ and it answers deterministically, so tests can compute the tokens and the cost t
         fake.fail_next(429, count=2)       # the next 2 chat calls answer 429 (Retry-After: 1)
         fake.cut_stream_after(3)           # the next streamed answer dies after 3 events
         fake.delay = 0.5                   # answer every request half a second late
+        fake.chunk_delay = 0.1             # and stream its events a tenth of a second apart
         fake.honour_max_tokens = False     # answer (and bill) the whole reply regardless
         fake.requests; fake.reset()        # what it received (body + Authorization); forget it
 
@@ -196,6 +197,8 @@ class FakeOpenAI:
         self.reply = reply
         self.models = list(models)
         self.delay = delay
+        self.chunk_delay = 0.0
+        """Seconds between the events of a streamed chat answer (a slow model)."""
         self.record = record  # benchmarks turn it off: the list would grow without bound
         self.honour_max_tokens = True
         self._lock = threading.Lock()
@@ -279,6 +282,7 @@ class FakeOpenAI:
             self._failures.clear()
             self._cuts.clear()
             self.delay = 0.0
+            self.chunk_delay = 0.0
             self.honour_max_tokens = True
 
     def answer(self, body: dict[str, Any]) -> Answer:
@@ -415,6 +419,8 @@ class FakeOpenAI:
                 events = _stream_events(completion_id, created, model, answer, include_usage)
                 await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 for event in events[:cut]:
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay)
                     await send({"type": "http.response.body", "body": event, "more_body": True})
                 if cut is not None and cut <= len(events):
                     raise StreamCut

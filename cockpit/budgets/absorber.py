@@ -83,10 +83,13 @@ class Absorber:
         )
         try:
             _send(self._process.stdin, self._setup)
-            self._receive()  # ready: connected to the database
-        except AbsorberFailed:
+        except OSError:
             self.close()
-            raise
+            raise AbsorberFailed("the absorbing process ended as it started") from None
+        ready = self._receive()  # connected to the database, or why not
+        if ready.error is not None:
+            self.close()
+            raise AbsorberFailed(ready.error)
 
     def absorb(self, lines: Sequence[bytes | Settled], releases: Sequence[Release]) -> Outcome:
         """Absorb calls (their spool lines, or the call itself when it could not be encoded)
